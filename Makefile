@@ -1,0 +1,43 @@
+# Two commands for a newcomer: `make run` and `make test`. Each builds its own .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: run test lint unit test-faults fuzz bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	touch $@
+
+## Set up, migrate, load demo data, start the PBX simulator when no AMI host is set, serve.
+run: $(STAMP)
+	$(BIN)/switchboard db upgrade
+	$(BIN)/switchboard serve --demo
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check gateway channels adapters crm_sync tests bench
+	$(BIN)/mypy
+
+## Set up, make sure PostgreSQL and Redis run (starting or installing them), lint, run every test.
+test: $(TEST_STAMP) lint
+	eval "$$(scripts/ensure-services.sh)" && $(BIN)/python -m pytest -q
+
+test-faults: $(TEST_STAMP)
+	eval "$$(scripts/ensure-services.sh)" && SWITCHBOARD_FAULT_SCALE=full $(BIN)/python -m pytest -q tests/faults
+
+fuzz: $(TEST_STAMP)
+	eval "$$(scripts/ensure-services.sh)" && SWITCHBOARD_FUZZ_SCALE=full $(BIN)/python -m pytest -q -m "not slow" tests -k fuzz
+
+bench: $(TEST_STAMP)
+	eval "$$(scripts/ensure-services.sh)" && for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) switchboard.db*

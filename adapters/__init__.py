@@ -1,0 +1,1 @@
+"""External-protocol adapters; import nothing from the rest of the project."""

@@ -1,0 +1,1 @@
+"""Business view of the ways to reach a customer: sms, email, voice."""

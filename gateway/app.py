@@ -1,0 +1,99 @@
+"""`create_app(settings)`: wires every resource through aiohttp's cleanup_ctx."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.appkeys import BUS, CLOCK, DATABASE, HEALTH_CHECKS, METRICS, SETTINGS
+from gateway.bus import BusError, make_bus
+from gateway.clock import Clock, SystemClock
+from gateway.db.engine import Database
+from gateway.features import FEATURES
+from gateway.http.auth import TOKENS, TokenRegistry, auth_middleware
+from gateway.http.endpoints import ENDPOINTS, add_endpoints
+from gateway.http.health import health, metrics
+from gateway.http.openapi import openapi_handler
+from gateway.http.problems import Handler, problem_middleware
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    tokens: TokenRegistry | None = None,
+    workers: bool = True,
+) -> web.Application:
+    """The gateway as an aiohttp application; `workers=False` serves HTTP only."""
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[problem_middleware, metrics_middleware, auth_middleware],
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[METRICS] = Metrics()
+    app[HEALTH_CHECKS] = {}
+    app[ENDPOINTS] = []
+    if tokens is None:
+        tokens, generated = TokenRegistry.from_spec(settings.secret("api_tokens"))
+        if generated:
+            # Printed once, on stdout, so the operator who started the gateway can use it.
+            print(f"No SWITCHBOARD_API_TOKENS set; generated admin token: {generated}")
+    app[TOKENS] = tokens
+    app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_bus_ctx)
+    add_endpoints(app, health, metrics, openapi_handler)
+    for feature in FEATURES:
+        feature(app, workers)
+    app.router.add_get("/", _console)
+    if STATIC_DIR.exists():
+        app.router.add_static("/static/", STATIC_DIR)
+    return app
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    database = Database(app[SETTINGS].database_url)
+    app[DATABASE] = database
+    yield
+    await database.dispose()
+
+
+async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
+    bus = make_bus(app[SETTINGS].redis_url)
+    try:
+        await bus.start()
+    except BusError as exc:
+        # Redis down at start: keep serving single-instance features; /health says degraded.
+        log.error("bus unavailable at start (%s); pub/sub and locks will fail until it returns", exc)
+    app[BUS] = bus
+    yield
+    await bus.close()
+
+
+async def _console(request: web.Request) -> web.StreamResponse:
+    index = STATIC_DIR / "index.html"
+    if index.exists():
+        return web.FileResponse(index)
+    return web.Response(text="Switchboard console", content_type="text/html")
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count requests per route template (not per raw path: ids would explode the labels)."""
+    started = time.perf_counter()
+    route = request.match_info.route.resource
+    name = route.canonical if route is not None else "unmatched"
+    response = await handler(request)
+    m = request.app[METRICS]
+    m.http_requests.labels(request.method, name, str(response.status)).inc()
+    m.http_seconds.labels(name).observe(time.perf_counter() - started)
+    return response

@@ -1,0 +1,105 @@
+"""The small interface both bus implementations share."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Protocol
+
+QUEUE_LIMIT = 1000
+
+
+class BusError(RuntimeError):
+    """The bus backend (Redis) could not be reached or refused an operation."""
+
+
+class Lock(Protocol):
+    """A named lock with an expiry, so a crashed holder's lock comes back by itself."""
+
+    async def acquire(self) -> bool:
+        """Take it if free; never waits."""
+        ...
+
+    async def extend(self, ttl: float) -> bool:
+        """Push the expiry out; False when we no longer hold it."""
+        ...
+
+    async def release(self) -> None:
+        """Give it back if we still hold it."""
+        ...
+
+
+class Subscription:
+    """Messages of one channel for one local consumer; iterate with `async for`."""
+
+    def __init__(self, channel: str, on_close: Any) -> None:
+        self.channel = channel
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
+        self._on_close = on_close
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        """Hand a message to this consumer; a consumer that stopped reading loses the oldest."""
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(message)
+
+    async def get(self, timeout: float | None = None) -> dict[str, Any]:
+        """Next message (raises TimeoutError after `timeout` seconds)."""
+        return await asyncio.wait_for(self.queue.get(), timeout)
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            yield await self.queue.get()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._on_close(self)
+
+
+class Bus(Protocol):
+    """Pub/sub fan-out, expiring locks and single-use keys."""
+
+    kind: str
+
+    async def start(self) -> None:
+        """Open connections."""
+        ...
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        """Send `message` to every subscriber of `channel`, on every instance."""
+        ...
+
+    async def subscribe(self, channel: str) -> Subscription:
+        """Start receiving `channel`; use the result as an async context manager."""
+        ...
+
+    def lock(self, name: str, ttl: float) -> Lock:
+        """A lock object for `name` expiring `ttl` seconds after it is taken."""
+        ...
+
+    async def put_once(self, key: str, value: str, ttl: float) -> None:
+        """Store a value that can be taken once, within `ttl` seconds."""
+        ...
+
+    async def take(self, key: str) -> str | None:
+        """Take (get and delete, atomically) a value stored with put_once."""
+        ...
+
+    async def ping(self) -> bool:
+        """Whether the backend answers."""
+        ...
+
+    async def close(self) -> None:
+        """Close connections and stop background readers."""
+        ...

@@ -1,0 +1,1 @@
+"""Customers: search, card, timeline, lifecycle."""

@@ -1,0 +1,1 @@
+"""The shared kernel's data layer: models, engine, migrations, repositories."""

@@ -1,0 +1,19 @@
+"""The feature list: each entry adds its routes, workers and health checks to the app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+import crm_sync.outbox_http
+import crm_sync.webhooks_http
+import gateway.customers.http
+
+Feature = Callable[[web.Application, bool], None]
+
+FEATURES: tuple[Feature, ...] = (
+    gateway.customers.http.setup,
+    crm_sync.webhooks_http.setup,
+    crm_sync.outbox_http.setup,
+)

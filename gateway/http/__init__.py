@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every feature: endpoints, auth, problems, OpenAPI, health."""

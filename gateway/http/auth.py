@@ -1,0 +1,125 @@
+"""Bearer tokens with roles: admin, operator (bound to an agent), crm."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.http.endpoints import spec_of
+from gateway.http.problems import Handler
+from gateway.http.problems import Forbidden, Unauthorized
+
+log = logging.getLogger(__name__)
+
+ROLES = frozenset({"admin", "operator", "crm"})
+
+
+class TokenConfigError(ValueError):
+    """SWITCHBOARD_API_TOKENS is malformed."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a role, and for operators the agent they act as."""
+
+    role: str
+    agent_id: str | None = None
+    token_id: str = ""
+
+    def may(self, roles: frozenset[str]) -> bool:
+        """Admin may do everything; others only what the endpoint lists."""
+        return self.role == "admin" or self.role in roles
+
+
+def token_digest(token: str) -> str:
+    """SHA-256 of a token: what we keep and compare, never the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenRegistry:
+    """Known tokens by digest. Looking up a digest leaks nothing useful about the token."""
+
+    def __init__(self) -> None:
+        self._by_digest: dict[str, Principal] = {}
+
+    def add(self, token: str, role: str, agent_id: str | None = None) -> Principal:
+        """Register a token."""
+        if role not in ROLES:
+            raise TokenConfigError(f"unknown role {role!r} (expected one of {sorted(ROLES)})")
+        if role == "operator" and not agent_id:
+            raise TokenConfigError("an operator token must name its agent: token:operator:AGENT")
+        if len(token) < 16:
+            raise TokenConfigError("tokens must be at least 16 characters long")
+        digest = token_digest(token)
+        principal = Principal(role, agent_id or None, digest[:12])
+        self._by_digest[digest] = principal
+        return principal
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The principal for `token`, compared in constant time on the digest."""
+        digest = token_digest(token)
+        for known, principal in self._by_digest.items():
+            if hmac.compare_digest(known, digest):
+                return principal
+        return None
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    @classmethod
+    def from_spec(cls, spec: str | None) -> tuple[TokenRegistry, str | None]:
+        """Parse `token:role[:agent_id],…`; with none, generate one admin token.
+
+        Returns the registry and the generated token (to print once), if any.
+        """
+        registry = cls()
+        generated = None
+        for item in filter(None, (part.strip() for part in (spec or "").split(","))):
+            pieces = item.split(":")
+            if len(pieces) not in (2, 3):
+                raise TokenConfigError("each API token must look like token:role[:agent_id]")
+            registry.add(pieces[0], pieces[1], pieces[2] if len(pieces) == 3 else None)
+        if not len(registry):
+            generated = secrets.token_urlsafe(24)
+            registry.add(generated, "admin")
+        return registry, generated
+
+
+TOKENS = web.AppKey("tokens", TokenRegistry)
+PRINCIPAL = "principal"
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token from `Authorization: Bearer …`."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Enforce the roles an endpoint declares; other auth schemes check in their handler."""
+    spec = spec_of(request.match_info.handler)
+    if spec is not None and spec.auth == "bearer":
+        token = bearer_token(request)
+        if token is None:
+            raise Unauthorized("missing bearer token")
+        principal = request.app[TOKENS].authenticate(token)
+        if principal is None:
+            log.warning("refused an unknown token on %s %s", request.method, request.path)
+            raise Unauthorized("unknown or revoked token")
+        if not principal.may(spec.roles):
+            raise Forbidden(f"role {principal.role} may not call {spec.method} {spec.path}")
+        request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+def principal_of(request: web.Request) -> Principal:
+    """The authenticated caller (set by auth_middleware)."""
+    principal: Principal = request[PRINCIPAL]
+    return principal

@@ -1,0 +1,86 @@
+"""Structured logging that never writes a full phone number or e-mail address."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+# A phone number in any common written form: 7+ digits with optional +, spaces, dashes,
+# dots and parentheses between them. Masked keeping the last two digits, enough for an
+# engineer to tell two calls apart in a log without the log becoming a contact list.
+_PHONE = re.compile(r"(?<![\w/])\+?\d[\d\s\-().]{5,}\d(?![\w])")
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+
+
+def mask_phone(raw: str) -> str:
+    """`+380671234567` → `+38*********67`."""
+    digits = [c for c in raw if c.isdigit()]
+    if len(digits) < 7:
+        return raw
+    keep_head = 3 if raw.startswith("+") else 0
+    prefix = "+" + "".join(digits[: keep_head - 1]) if keep_head else ""
+    hidden = len(digits) - (keep_head - 1 if keep_head else 0) - 2
+    return f"{prefix}{'*' * hidden}{''.join(digits[-2:])}"
+
+
+# Digit runs that look like phones but are not: ISO dates and Asterisk Uniqueids.
+_NOT_A_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}.*|\d+\.\d+")
+
+
+def _mask_phone_match(match: re.Match[str]) -> str:
+    text = match.group(0)
+    return text if _NOT_A_PHONE.fullmatch(text) else mask_phone(text)
+
+
+def mask_pii(text: str) -> str:
+    """Mask every phone number and e-mail address found in `text`."""
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    return _PHONE.sub(_mask_phone_match, text)
+
+
+class MaskingFormatter(logging.Formatter):
+    """Plain-text formatter that masks PII in the final line (message, args and extras)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format, then mask."""
+        return mask_pii(super().format(record))
+
+
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; extra fields passed with `extra=` are kept."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Serialise the record, masking PII in every string value."""
+        payload: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                payload[key] = value
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        return mask_pii(json.dumps(payload, default=str, ensure_ascii=False))
+
+
+def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
+    """Install one stderr handler on the root logger with the masking formatter."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter()
+        if json_lines
+        else MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

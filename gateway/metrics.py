@@ -1,0 +1,41 @@
+"""Prometheus metrics, one registry per app (no process-wide globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    """Every metric the gateway exports; features add theirs here."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "switchboard_http_requests", "HTTP requests", ["method", "route", "status"], registry=r
+        )
+        self.http_seconds = Histogram(
+            "switchboard_http_request_seconds", "HTTP request time", ["route"], registry=r
+        )
+        self.webhooks = Counter(
+            "switchboard_crm_webhooks", "CRM webhooks by outcome", ["outcome"], registry=r
+        )
+        self.outbox_backlog = Gauge(
+            "switchboard_outbox_backlog", "CRM outbox items not yet delivered", registry=r
+        )
+        self.outbox_dead = Gauge(
+            "switchboard_outbox_dead_letters", "CRM outbox dead letters", registry=r
+        )
+        self.outbox_deliveries = Counter(
+            "switchboard_outbox_deliveries", "CRM push attempts by outcome", ["outcome"], registry=r
+        )
+        self.ami_connected = Gauge(
+            "switchboard_ami_connected", "1 while the AMI connection is up", registry=r
+        )
+        self.ami_events = Counter("switchboard_ami_events", "AMI events received", registry=r)
+        self.ami_reconnects = Counter(
+            "switchboard_ami_reconnects", "AMI reconnects", registry=r
+        )
+        self.ami_event_lag = Gauge(
+            "switchboard_ami_event_lag_seconds", "Seconds since the last AMI event", registry=r
+        )

@@ -1,0 +1,120 @@
+"""Fixtures shared by every test: both databases, Redis, settings, the running app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import create_app
+from gateway.clock import FixedClock
+from gateway.db.engine import Database
+from gateway.http.auth import TokenRegistry
+from gateway.settings import Settings
+from tests.support.databases import (
+    copy_sqlite,
+    create_postgres_database,
+    create_sqlite_template,
+    drop_postgres_database,
+    redis_test_url,
+    truncate_all,
+)
+
+ADMIN_TOKEN = "admin-token-0123456789"
+CRM_TOKEN = "crm-token-0123456789ab"
+OPERATOR_TOKEN = "operator-token-0123456"
+OPERATOR_AGENT = "agent-201"
+WEBHOOK_SECRET = "webhook-secret-for-tests"
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A migrated PostgreSQL database of this test run's own."""
+    url = create_postgres_database()
+    yield url
+    drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test."""
+    return create_sqlite_template(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> str:
+    """Each database test runs on both SQLite and PostgreSQL."""
+    if request.param == "sqlite":
+        return copy_sqlite(sqlite_template, tmp_path)
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """An empty, migrated database."""
+    db = Database(database_url)
+    if not db.is_sqlite:
+        await truncate_all(db)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """A clock the test moves by hand."""
+    return FixedClock(START)
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """The real Redis, on a database index emptied before each test."""
+    url = redis_test_url()
+    client = aioredis.from_url(url)
+    await client.flushdb()
+    await client.aclose()
+    yield url
+
+
+@pytest.fixture
+def tokens() -> TokenRegistry:
+    """One token per role."""
+    registry = TokenRegistry()
+    registry.add(ADMIN_TOKEN, "admin")
+    registry.add(CRM_TOKEN, "crm")
+    registry.add(OPERATOR_TOKEN, "operator", OPERATOR_AGENT)
+    return registry
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Settings for an app on the test database, nothing outside configured."""
+    return Settings(
+        database_url=database_url,
+        crm_webhook_secret=WEBHOOK_SECRET,
+        default_region="UA",
+        max_body_bytes=65_536,
+    )
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, database: Database, clock: FixedClock, tokens: TokenRegistry
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """The real app over real HTTP on loopback (HTTP only, no background workers)."""
+    app = create_app(settings, clock=clock, tokens=tokens, workers=False)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        yield test_client
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Authorization header for `token`."""
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,1 @@
+"""Test support: real servers for outside protocols, database and app fixtures."""
