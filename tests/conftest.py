@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
+import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -75,13 +75,12 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-async def redis_url() -> AsyncIterator[str]:
+def redis_url() -> str:
     """The real Redis, on a database index emptied before each test."""
     url = redis_test_url()
-    client = aioredis.from_url(url)
-    await client.flushdb()
-    await client.aclose()
-    yield url
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    return url
 
 
 @pytest.fixture
