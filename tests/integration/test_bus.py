@@ -24,13 +24,15 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
 
 
 async def test_publish_reaches_every_subscriber_of_the_channel(bus: Bus) -> None:
-    async with await bus.subscribe("agent:201") as first, await bus.subscribe("agent:201") as second:
-        async with await bus.subscribe("agent:202") as other:
-            await bus.publish("agent:201", {"type": "screen_pop", "call_id": "c1"})
-            assert (await first.get(2))["call_id"] == "c1"
-            assert (await second.get(2))["call_id"] == "c1"
-            with pytest.raises(TimeoutError):
-                await other.get(0.2)
+    first = await bus.subscribe("agent:201")
+    second = await bus.subscribe("agent:201")
+    other = await bus.subscribe("agent:202")
+    async with first, second, other:
+        await bus.publish("agent:201", {"type": "screen_pop", "call_id": "c1"})
+        assert (await first.get(2))["call_id"] == "c1"
+        assert (await second.get(2))["call_id"] == "c1"
+        with pytest.raises(TimeoutError):
+            await other.get(0.2)
 
 
 async def test_lock_is_exclusive_until_released(bus: Bus) -> None:
