@@ -73,7 +73,9 @@ async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
         await bus.start()
     except BusError as exc:
         # Redis down at start: keep serving single-instance features; /health says degraded.
-        log.error("bus unavailable at start (%s); pub/sub and locks will fail until it returns", exc)
+        log.error(
+            "bus unavailable at start (%s); pub/sub and locks will fail until it returns", exc
+        )
     app[BUS] = bus
     yield
     await bus.close()

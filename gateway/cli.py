@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from gateway.settings import Settings, SettingsError, load_settings
 
@@ -58,10 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def run_async(coro: object) -> int:
+def run_async(coro: Coroutine[Any, Any, int | None]) -> int:
     """Run a command's coroutine to completion and return its exit status."""
-    result = asyncio.run(coro)  # type: ignore[arg-type]
-    return int(result or 0)
+    return int(asyncio.run(coro) or 0)
 
 
 if __name__ == "__main__":

@@ -33,9 +33,7 @@ class Metrics:
             "switchboard_ami_connected", "1 while the AMI connection is up", registry=r
         )
         self.ami_events = Counter("switchboard_ami_events", "AMI events received", registry=r)
-        self.ami_reconnects = Counter(
-            "switchboard_ami_reconnects", "AMI reconnects", registry=r
-        )
+        self.ami_reconnects = Counter("switchboard_ami_reconnects", "AMI reconnects", registry=r)
         self.ami_event_lag = Gauge(
             "switchboard_ami_event_lag_seconds", "Seconds since the last AMI event", registry=r
         )

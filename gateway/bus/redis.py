@@ -166,5 +166,5 @@ class RedisBus:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         with contextlib.suppress(RedisError, OSError):
-            await self._pubsub.aclose()
-        await self._client.aclose()
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._client.aclose()  # type: ignore[no-untyped-call]

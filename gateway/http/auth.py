@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway.http.endpoints import spec_of
-from gateway.http.problems import Handler
-from gateway.http.problems import Forbidden, Unauthorized
+from gateway.http.problems import Forbidden, Handler, Unauthorized
 
 log = logging.getLogger(__name__)
 

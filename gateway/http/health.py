@@ -10,7 +10,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from gateway.appkeys import BUS, DATABASE, HEALTH_CHECKS, METRICS, SETTINGS
+from gateway.appkeys import BUS, DATABASE, HEALTH_CHECKS, METRICS, SETTINGS, HealthCheck
 from gateway.http.endpoints import endpoint, json_response
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,8 @@ async def _check(name: str, check: Any) -> tuple[str, Any, bool]:
 async def health(request: web.Request) -> web.Response:
     """`ok` when every component is healthy, else `degraded`; always 200 while serving."""
     app = request.app
-    checks = dict(app[HEALTH_CHECKS])
+    registered: dict[str, HealthCheck] = app[HEALTH_CHECKS]
+    checks = dict(registered)
     database = app[DATABASE]
 
     async def database_check() -> tuple[Any, bool]:

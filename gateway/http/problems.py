@@ -99,7 +99,7 @@ def invalid_from_validation(exc: ValidationError, prefix: str = "") -> InvalidIn
     """Turn pydantic's errors into one 422 naming every bad field."""
     errors = []
     for error in exc.errors(include_url=False, include_input=False):
-        location = (prefix,) + tuple(error["loc"]) if prefix else tuple(error["loc"])
+        location = (prefix, *error["loc"]) if prefix else tuple(error["loc"])
         errors.append({"field": field_path(location), "message": error["msg"]})
     first = errors[0] if errors else {"field": prefix, "message": "invalid"}
     return InvalidInput(f"{first['field']}: {first['message']}", errors=errors)
