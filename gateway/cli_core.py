@@ -5,16 +5,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from gateway.cli import run_async
+from gateway.cli import UsageError, run_async
 from gateway.db.engine import Database
 from gateway.db.migrate import upgrade
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# `make run` with no PBX configured: the built-in simulator on the standard AMI port, with
+# the simulator's documented demo password unless SWITCHBOARD_AMI_SECRET is set.
+DEMO_AMI_PORT = 5038
+DEMO_AMI_SECRET = "changeme"  # noqa: S105 - a loopback-only demo login, not a credential
 
 
 def register(subparsers: Any) -> None:
@@ -34,6 +40,17 @@ def register(subparsers: Any) -> None:
     db_sub.add_parser("upgrade", help="apply migrations").set_defaults(handler=_db_upgrade)
 
     subparsers.add_parser("demo", help="load demo data").set_defaults(handler=_demo)
+
+    simulator = subparsers.add_parser(
+        "simulate-pbx", help="built-in AMI-speaking PBX simulator for integrators"
+    )
+    simulator.add_argument("--host", default="127.0.0.1")
+    simulator.add_argument("--port", type=int, default=5038)
+    simulator.add_argument("--script", type=Path, help="YAML scenario script")
+    simulator.add_argument("--seed", type=int, default=0)
+    simulator.add_argument("--speed", type=float, default=1.0, help="time scale (10 = 10x faster)")
+    simulator.add_argument("--username", default=None, help="AMI login (default: settings)")
+    simulator.set_defaults(handler=_simulate_pbx)
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -65,6 +82,28 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_async(run())
 
 
+def _simulate_pbx(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.pbx_simulator import ScriptError, serve_simulator
+
+    if args.script is not None and not args.script.is_file():
+        raise UsageError(f"scenario script {args.script} does not exist")
+    username, secret = _simulator_login(settings, args.username)
+    print(f"PBX simulator: AMI on {args.host}:{args.port}, login {username}", flush=True)
+    try:
+        return run_async(
+            serve_simulator(
+                args.host, args.port, args.script, args.seed, username, secret, speed=args.speed
+            )
+        )
+    except ScriptError as exc:
+        raise UsageError(f"scenario script {args.script}: {exc}") from exc
+
+
+def _simulator_login(settings: Settings, username: str | None) -> tuple[str, str]:
+    """The simulator accepts the same login the gateway is configured to use."""
+    return username or settings.ami_username, settings.secret("ami_secret") or DEMO_AMI_SECRET
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.http_host
     port = args.port or settings.http_port
@@ -83,6 +122,15 @@ async def serve(settings: Settings, host: str, port: int, *, demo: bool = False)
             await load_demo(database, settings)
         finally:
             await database.dispose()
+    simulator = None
+    if demo and not settings.ami_host:
+        from gateway.pbx_simulator import SimulatorServer
+
+        username, secret = _simulator_login(settings, None)
+        simulator = SimulatorServer("127.0.0.1", DEMO_AMI_PORT, username=username, secret=secret)
+        await simulator.start()
+        settings = settings.model_copy(update={"ami_host": "127.0.0.1", "ami_port": simulator.port})
+        print(f"PBX simulator: AMI on 127.0.0.1:{simulator.port}", flush=True)
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -93,6 +141,8 @@ async def serve(settings: Settings, host: str, port: int, *, demo: bool = False)
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
+        if simulator is not None:
+            await simulator.stop()
     return 0
 
 
