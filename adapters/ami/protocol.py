@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import overload
 
 DEFAULT_MAX_FRAME = 64 * 1024
 BANNER_PREFIX = b"Asterisk Call Manager/"
@@ -40,6 +41,12 @@ class AmiMessage:
             index = {k.lower(): v for k, _, v in reversed(self._headers)}
             self._index = index
         return index
+
+    @overload
+    def get(self, key: str) -> str | None: ...
+
+    @overload
+    def get(self, key: str, default: str) -> str: ...
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """First value of ``key`` (any case), or ``default``."""
