@@ -9,6 +9,7 @@ from aiohttp import web
 import crm_sync.outbox_http
 import crm_sync.webhooks_http
 import gateway.customers.http
+import gateway.live.http
 
 Feature = Callable[[web.Application, bool], None]
 
@@ -16,4 +17,5 @@ FEATURES: tuple[Feature, ...] = (
     gateway.customers.http.setup,
     crm_sync.webhooks_http.setup,
     crm_sync.outbox_http.setup,
+    gateway.live.http.setup,
 )

@@ -90,7 +90,7 @@ class TokenRegistry:
 
 
 TOKENS = web.AppKey("tokens", TokenRegistry)
-PRINCIPAL = "principal"
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -120,5 +120,4 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 def principal_of(request: web.Request) -> Principal:
     """The authenticated caller (set by auth_middleware)."""
-    principal: Principal = request[PRINCIPAL]
-    return principal
+    return request[PRINCIPAL]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 from gateway.http.problems import ApiProblem, InvalidInput, invalid_from_validation
 
 Roles = Literal["admin", "operator", "crm"]
-AuthScheme = Literal["bearer", "none", "crm-signature", "twilio-signature"]
+AuthScheme = Literal["bearer", "none", "crm-signature", "twilio-signature", "bearer-or-ticket"]
 HandlerFn = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
 

@@ -1,0 +1,137 @@
+"""`POST /api/ws-tickets` and `WS /ws/agents/{extension}`, fed from the bus.
+
+Browsers cannot set an Authorization header on a WebSocket, and a long-lived token in a
+URL ends up in proxy logs; so the page asks for a ticket (valid 60 s, usable once,
+stored on the bus so any instance can redeem it) and opens `?ticket=…`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+
+from aiohttp import WSMsgType, web
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from gateway.appkeys import BUS, DATABASE
+from gateway.db.models import Agent, AgentExtension
+from gateway.http.auth import TOKENS, Principal, bearer_token, principal_of
+from gateway.http.endpoints import add_endpoints, endpoint, json_response
+from gateway.http.problems import ApiProblem, Forbidden, Unauthorized
+
+TICKET_TTL_SECONDS = 60
+HEARTBEAT_SECONDS = 25.0
+URL_TOKEN_PARAMS = ("token", "access_token", "api_token")
+
+
+class TicketOut(BaseModel):
+    """A single-use ticket for opening the WebSocket."""
+
+    ticket: str
+    expires_in: int
+
+
+def agent_channel(extension: str) -> str:
+    """The bus channel carrying one extension's live events."""
+    return f"agent:{extension}"
+
+
+@endpoint(
+    "POST",
+    "/api/ws-tickets",
+    summary="Single-use ticket (60 s) for opening the WebSocket from a browser",
+    roles=["operator"],
+    response=TicketOut,
+    status=201,
+    tags=["live"],
+)
+async def create_ticket(request: web.Request) -> web.Response:
+    """Issue a ticket bound to the caller's identity."""
+    principal = principal_of(request)
+    ticket = secrets.token_urlsafe(24)
+    identity = json.dumps({"role": principal.role, "agent_id": principal.agent_id})
+    await request.app[BUS].put_once(f"ws-ticket:{ticket}", identity, TICKET_TTL_SECONDS)
+    return json_response(TicketOut(ticket=ticket, expires_in=TICKET_TTL_SECONDS).model_dump(), 201)
+
+
+async def _principal_for_socket(request: web.Request) -> Principal:
+    if any(name in request.query for name in URL_TOKEN_PARAMS):
+        raise ApiProblem("API tokens are not accepted in the URL; use a ticket or a header")
+    token = bearer_token(request)
+    if token is not None:
+        principal = request.app[TOKENS].authenticate(token)
+        if principal is None:
+            raise Unauthorized("unknown or revoked token")
+        return principal
+    ticket = request.query.get("ticket")
+    if ticket:
+        identity = await request.app[BUS].take(f"ws-ticket:{ticket}")
+        if identity is None:
+            raise Unauthorized("ticket unknown, expired or already used")
+        data = json.loads(identity)
+        return Principal(data["role"], data.get("agent_id"))
+    raise Unauthorized("authenticate with an Authorization header or a ?ticket=")
+
+
+async def _owns_extension(request: web.Request, principal: Principal, extension: str) -> bool:
+    if principal.role == "admin":
+        return True
+    if principal.role != "operator" or not principal.agent_id:
+        return False
+    query = (
+        select(AgentExtension.extension)
+        .join(Agent, Agent.id == AgentExtension.agent_id)
+        .where(AgentExtension.extension == extension, Agent.agent_id == principal.agent_id)
+    )
+    async with request.app[DATABASE].sessions() as session:
+        return (await session.execute(query)).first() is not None
+
+
+@endpoint(
+    "GET",
+    "/ws/agents/{extension}",
+    summary="WebSocket: live screen-pops and call updates for one extension",
+    auth="bearer-or-ticket",
+    tags=["live"],
+)
+async def agent_socket(request: web.Request) -> web.StreamResponse:
+    """Forward the extension's bus channel to the socket until either side closes."""
+    extension = request.match_info["extension"]
+    principal = await _principal_for_socket(request)
+    if not await _owns_extension(request, principal, extension):
+        raise Forbidden(f"extension {extension} is not one of yours")
+    subscription = await request.app[BUS].subscribe(agent_channel(extension))
+    socket = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS)
+    async with subscription:
+        await socket.prepare(request)
+        await socket.send_json({"type": "hello", "extension": extension})
+        reader = asyncio.create_task(_drain(socket))
+        try:
+            while not reader.done():
+                getter = asyncio.ensure_future(subscription.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    await socket.send_json(getter.result())
+                else:
+                    getter.cancel()
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            await socket.close()
+    return socket
+
+
+async def _drain(socket: web.WebSocketResponse) -> None:
+    """Read (and ignore) what the browser sends, so close frames and pings are handled."""
+    async for message in socket:
+        if message.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+            break
+
+
+def setup(app: web.Application, workers: bool) -> None:
+    """Add the ticket and WebSocket routes."""
+    add_endpoints(app, create_ticket, agent_socket)
