@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased, joinedload
 
 from crm_sync.phones import last_digits
 from gateway.db.models import Customer, CustomerPhone
@@ -79,3 +80,63 @@ def set_phones(customer: Customer, phones: list[str]) -> None:
     ]
     for position, phone in enumerate(customer.phones):
         phone.position = position
+
+
+async def live_customer(session: AsyncSession, customer_id: str) -> Customer | None:
+    """The customer with this id unless it is unknown or deleted."""
+    customer = await session.get(Customer, customer_id)
+    return customer if customer is not None and customer.deleted_at is None else None
+
+
+async def customers_by_phone_key(
+    session: AsyncSession, *, e164: str | None = None, digits: str | None = None, limit: int
+) -> list[Customer]:
+    """Live customers holding the number (by E.164, else by its last digits), phones loaded.
+
+    One statement: the matching phone is an aliased join (served by the e164 or
+    last_digits index) and the customer's full phone list comes joined-eager.
+    """
+    matched = aliased(CustomerPhone)
+    key = matched.e164 == e164 if e164 is not None else matched.last_digits == digits
+    statement = (
+        select(Customer)
+        .join(matched, matched.customer_id == Customer.id)
+        .where(key, Customer.deleted_at.is_(None))
+        .order_by(Customer.id)
+        .limit(limit)
+        .options(joinedload(Customer.phones))
+    )
+    return list((await session.execute(statement)).unique().scalars())
+
+
+def name_contains(text: str, *, is_sqlite: bool) -> ColumnElement[bool]:
+    """Case-insensitive substring match on the name.
+
+    PostgreSQL's lower() folds Cyrillic; SQLite's only folds ASCII, so there the usual
+    spellings of the query (as typed, lower, upper, capitalised) are tried instead.
+    """
+    if not is_sqlite:
+        return func.lower(Customer.name).contains(text.lower(), autoescape=True)
+    variants = dict.fromkeys((text, text.lower(), text.upper(), text.capitalize(), text.title()))
+    return or_(*(Customer.name.contains(v, autoescape=True) for v in variants))
+
+
+async def search_customers(
+    session: AsyncSession,
+    *,
+    name: str | None,
+    external_id: str | None,
+    after_id: str | None,
+    limit: int,
+    is_sqlite: bool,
+) -> list[Customer]:
+    """Live customers by name substring and/or external id, in id order after `after_id`."""
+    statement = select(Customer).where(Customer.deleted_at.is_(None))
+    if name:
+        statement = statement.where(name_contains(name, is_sqlite=is_sqlite))
+    if external_id is not None:
+        statement = statement.where(Customer.external_id == external_id)
+    if after_id is not None:
+        statement = statement.where(Customer.id > after_id)
+    statement = statement.order_by(Customer.id).limit(limit)
+    return list((await session.execute(statement)).scalars())
