@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from crm_sync.outbox import InvalidOutboxItem, OutboxWorker, enqueue
+from gateway.app import create_app
 from gateway.clock import FixedClock
 from gateway.db.engine import Database
 from gateway.db.models.crm import OutboxItem
+from gateway.http.auth import TokenRegistry
 from gateway.metrics import Metrics
 from gateway.settings import OutboxPolicy, Settings
 from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, WEBHOOK_SECRET, bearer
@@ -437,3 +439,26 @@ async def test_cli_lists_and_retries_dead_letters(
     assert (await items(database))["evt-dead"].state == "pending"
     code, _, _ = await cli(database_url, "outbox", "retry", str(dead.seq))
     assert code == 2  # no longer dead
+
+
+async def test_app_runs_the_worker_only_with_a_crm_url_and_stops_it_cleanly(
+    database: Database, settings: Settings, clock: FixedClock, crm: CrmServer, tokens: TokenRegistry
+) -> None:
+    await add(database, clock, "evt-1", "cus_1")
+    idle = create_app(settings, clock=clock, tokens=tokens, workers=True)  # no CRM URL
+    async with TestClient(TestServer(idle, host="127.0.0.1")) as client:
+        health = await (await client.get("/health")).json()
+        assert health["components"]["outbox"]["backlog"] == 1
+    assert crm.received == [] and (await items(database))["evt-1"].state == "pending"
+
+    config = crm_settings(settings, crm, poll_seconds=0.02)
+    app = create_app(config, clock=clock, tokens=tokens, workers=True)
+    async with TestClient(TestServer(app, host="127.0.0.1")):
+        worker_task = next(t for t in asyncio.all_tasks() if t.get_name() == "crm-outbox-worker")
+        for _ in range(250):  # the worker polls on its own; wait for its delivery
+            if crm.applied_ids():
+                break
+            await asyncio.sleep(0.02)
+    assert worker_task.done() and not worker_task.cancelled()
+    assert crm.applied_ids() == ["evt-1"]
+    assert (await items(database))["evt-1"].state == "delivered"
