@@ -10,6 +10,7 @@ import crm_sync.outbox_http
 import crm_sync.webhooks_http
 import gateway.customers.http
 import gateway.live.http
+import gateway.tasks.http
 
 Feature = Callable[[web.Application, bool], None]
 
@@ -18,4 +19,5 @@ FEATURES: tuple[Feature, ...] = (
     crm_sync.webhooks_http.setup,
     crm_sync.outbox_http.setup,
     gateway.live.http.setup,
+    gateway.tasks.http.setup,
 )

@@ -1,0 +1,69 @@
+"""Thin handlers: GET /api/tasks, POST /api/tasks/{id}/complete."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.appkeys import CLOCK, DATABASE
+from gateway.http.auth import principal_of
+from gateway.http.endpoints import (
+    add_endpoints,
+    decode_cursor,
+    endpoint,
+    json_response,
+    page,
+    read_body,
+    read_query,
+)
+from gateway.tasks.schemas import CompleteTask, TaskOut, TaskPage, TaskQuery
+from gateway.tasks.service import complete_task, task_query
+
+
+@endpoint(
+    "GET",
+    "/api/tasks",
+    summary="Tasks, filtered by assignee (`me` for yourself), status, customer",
+    roles=["operator"],
+    query=TaskQuery,
+    response=TaskPage,
+    tags=["tasks"],
+)
+async def list_tasks(request: web.Request) -> web.Response:
+    """A page of tasks."""
+    params = read_query(request, TaskQuery)
+    assignee = params.assignee
+    if assignee == "me":
+        assignee = principal_of(request).agent_id or ""
+    query = task_query(
+        assignee=assignee,
+        status=params.status,
+        customer_id=params.customer_id,
+        after=decode_cursor(params.cursor),
+    ).limit(params.limit + 1)
+    async with request.app[DATABASE].sessions() as session:
+        tasks = (await session.execute(query)).scalars().all()
+    items = [TaskOut.of(task).model_dump() for task in tasks]
+    return json_response(page(items, params.limit))
+
+
+@endpoint(
+    "POST",
+    "/api/tasks/{id}/complete",
+    summary="Complete a task with the call that did it (verified: customer, time, length)",
+    roles=["operator"],
+    body=CompleteTask,
+    response=TaskOut,
+    tags=["tasks"],
+)
+async def complete(request: web.Request) -> web.Response:
+    """200 with the task, or 409 naming why the call does not count."""
+    body = await read_body(request, CompleteTask)
+    now = request.app[CLOCK].now()
+    async with request.app[DATABASE].transaction() as session:
+        task = await complete_task(session, request.match_info["id"], body.call_id, now)
+    return json_response(TaskOut.of(task).model_dump())
+
+
+def setup(app: web.Application, workers: bool) -> None:
+    """Add the task routes."""
+    add_endpoints(app, list_tasks, complete)
