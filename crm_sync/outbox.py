@@ -268,7 +268,8 @@ class OutboxWorker:
             await self._client.open()
             # One item per key was claimed, so running them side by side never
             # reorders a customer's activities.
-            await asyncio.gather(*(self._deliver_bounded(item) for item in items))
+            outcomes = await asyncio.gather(*(self._deliver_bounded(item) for item in items))
+            await self._record(list(outcomes))
         await self.refresh_gauges()
         return len(items)
 
@@ -293,11 +294,11 @@ class OutboxWorker:
         self.metrics.outbox_dead.set(stats.dead)
         return stats
 
-    async def _deliver_bounded(self, item: OutboxItem) -> None:
+    async def _deliver_bounded(self, item: OutboxItem) -> _Outcome:
         async with self._semaphore:
-            await self._deliver(item)
+            return await self._deliver(item)
 
-    async def _deliver(self, item: OutboxItem) -> None:
+    async def _deliver(self, item: OutboxItem) -> _Outcome:
         body = envelope_bytes(item)
         headers = {"Idempotency-Key": item.event_id}
         if self._secret:
@@ -306,24 +307,23 @@ class OutboxWorker:
             status = await self._client.post_activity(body, headers)
         except CrmError as exc:
             code = exc.status if isinstance(exc, CrmHttpError) else None
-            await self._record_failure(item, code, str(exc), retryable=exc.retryable)
+            return self._failure(item, code, str(exc), retryable=exc.retryable)
         except Exception as exc:
             # A bug here must not spin on the item: count it as a failed attempt.
             log.exception("unexpected error delivering outbox item %s", item.seq)
-            await self._record_failure(item, None, f"internal: {exc!r}", retryable=True)
-        else:
-            await self._finish(item, state=DELIVERED, status=status, error=None)
-            self.metrics.outbox_deliveries.labels("delivered").inc()
+            return self._failure(item, None, f"internal: {exc!r}", retryable=True)
+        values = self._values(item, DELIVERED, status, None)
+        values["delivered_at"] = self.clock.now()
+        return _Outcome(item, values, "delivered")
 
-    async def _record_failure(
+    def _failure(
         self, item: OutboxItem, status: int | None, error: str, *, retryable: bool
-    ) -> None:
+    ) -> _Outcome:
         attempts = item.attempts + 1
         if retryable and attempts < self.policy.max_attempts:
             delay = backoff_seconds(self.policy, item.attempts, self._rng)
-            due = self.clock.now() + timedelta(seconds=delay)
-            await self._finish(item, state=PENDING, status=status, error=error, due=due)
-            self.metrics.outbox_deliveries.labels("retry").inc()
+            values = self._values(item, PENDING, status, error)
+            values["next_attempt_at"] = self.clock.now() + timedelta(seconds=delay)
             log.info(
                 "outbox item %s failed (%s); attempt %d, retry in %.1f s",
                 item.seq,
@@ -331,27 +331,20 @@ class OutboxWorker:
                 attempts,
                 delay,
             )
-        else:
-            await self._finish(item, state=DEAD, status=status, error=error)
-            self.metrics.outbox_deliveries.labels("dead").inc()
-            log.warning(
-                "outbox item %s (%s) is a dead letter after %d attempt(s): %s",
-                item.seq,
-                item.type,
-                attempts,
-                error[:200],
-            )
+            return _Outcome(item, values, "retry")
+        log.warning(
+            "outbox item %s (%s) is a dead letter after %d attempt(s): %s",
+            item.seq,
+            item.type,
+            attempts,
+            error[:200],
+        )
+        return _Outcome(item, self._values(item, DEAD, status, error), "dead")
 
-    async def _finish(
-        self,
-        item: OutboxItem,
-        *,
-        state: str,
-        status: int | None,
-        error: str | None,
-        due: datetime | None = None,
-    ) -> None:
-        now = self.clock.now()
+    @staticmethod
+    def _values(
+        item: OutboxItem, state: str, status: int | None, error: str | None
+    ) -> dict[str, Any]:
         values: dict[str, Any] = {
             "state": state,
             "attempts": item.attempts + 1,
@@ -360,21 +353,37 @@ class OutboxWorker:
         }
         if error is not None:
             values["last_error"] = error[:_MAX_ERROR_CHARS]
-        if state == DELIVERED:
-            values["delivered_at"] = now
-        if due is not None:
-            values["next_attempt_at"] = due
-        # Fenced on our own lease: if it ran out and another worker re-claimed the
-        # item, that worker's outcome is the one that counts.
+        return values
+
+    async def _record(self, outcomes: list[_Outcome]) -> None:
+        # One transaction for the whole pass: a commit per item was the bottleneck.
+        # Each update is fenced on our own lease: if it ran out and another worker
+        # re-claimed the item, that worker's outcome is the one that counts.
+        lost: list[int] = []
         async with self.database.transaction() as session:
-            result = await session.execute(
-                update(OutboxItem)
-                .where(
-                    OutboxItem.seq == item.seq,
-                    OutboxItem.state == PENDING,
-                    OutboxItem.locked_until == item.locked_until,
+            for outcome in outcomes:
+                item = outcome.item
+                result = await session.execute(
+                    update(OutboxItem)
+                    .where(
+                        OutboxItem.seq == item.seq,
+                        OutboxItem.state == PENDING,
+                        OutboxItem.locked_until == item.locked_until,
+                    )
+                    .values(**outcome.values)
                 )
-                .values(**values)
-            )
-        if getattr(result, "rowcount", 1) == 0:
-            log.warning("outbox item %s: lease lost before recording %s", item.seq, state)
+                if getattr(result, "rowcount", 1) == 0:
+                    lost.append(item.seq)
+        for outcome in outcomes:
+            self.metrics.outbox_deliveries.labels(outcome.label).inc()
+        if lost:
+            log.warning("outbox items %s: lease lost before their outcome was recorded", lost)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one delivery attempt decided, to be written with the rest of its pass."""
+
+    item: OutboxItem
+    values: dict[str, Any]
+    label: str
