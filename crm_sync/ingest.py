@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Table, delete, inspect, select, update
+from sqlalchemy import bindparam, delete, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,7 +42,7 @@ from gateway.db.models import (
     Task,
     Template,
 )
-from gateway.db.types import new_id
+from gateway.db.types import UtcDateTime, new_id
 
 SOURCE = "crm"
 Outcome = Literal["applied", "duplicate", "stale"]
@@ -71,10 +71,44 @@ async def apply_event(
     return await apply(session, event, data, now)
 
 
-def _insert(session: AsyncSession, table: Table) -> Any:
-    """INSERT with ON CONFLICT support on whichever dialect the session speaks."""
-    dialect = session.get_bind().dialect.name
-    return pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+def _claim_statement(insert: Any) -> Any:
+    """Insert the event id unless it is there (bound per call)."""
+    return (
+        insert(ProcessedWebhook.__table__)
+        .values(
+            event_id=bindparam("event_id"),
+            source=SOURCE,
+            type=bindparam("type"),
+            received_at=bindparam("received_at", type_=UtcDateTime()),
+        )
+        .on_conflict_do_nothing(index_elements=["event_id", "source"])
+    )
+
+
+def _version_statement(insert: Any) -> Any:
+    """Advance an entity's version unless it holds a later one (bound per call)."""
+    table = EntityVersion.__table__
+    statement = insert(table).values(
+        entity=bindparam("entity"), occurred_at=bindparam("occurred_at", type_=UtcDateTime())
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["entity"],
+        set_={"occurred_at": statement.excluded.occurred_at},
+        where=table.c.occurred_at <= statement.excluded.occurred_at,
+    )
+
+
+# Built once per dialect: constructing these costs more than executing them.
+_CLAIM = {"postgresql": _claim_statement(pg_insert), "sqlite": _claim_statement(sqlite_insert)}
+_VERSION = {
+    "postgresql": _version_statement(pg_insert),
+    "sqlite": _version_statement(sqlite_insert),
+}
+_CUSTOMER_BY_EXTERNAL_ID = (
+    select(Customer)
+    .where(Customer.external_id == bindparam("external_id"))
+    .options(raiseload(Customer.phones))
+)
 
 
 async def _claim(session: AsyncSession, event: Envelope, now: datetime) -> bool:
@@ -83,13 +117,9 @@ async def _claim(session: AsyncSession, event: Envelope, now: datetime) -> bool:
     ON CONFLICT DO NOTHING also settles two concurrent identical deliveries: on
     PostgreSQL the second insert waits for the first transaction and then does nothing.
     """
-    table = ProcessedWebhook.__table__
-    statement = (
-        _insert(session, table)  # type: ignore[arg-type]
-        .values(event_id=event.id, source=SOURCE, type=event.type, received_at=now)
-        .on_conflict_do_nothing(index_elements=["event_id", "source"])
-    )
-    result = await session.execute(statement)
+    statement = _CLAIM[session.get_bind().dialect.name]
+    params = {"event_id": event.id, "type": event.type, "received_at": now}
+    result = await session.execute(statement, params)
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
@@ -99,27 +129,20 @@ async def _newer(session: AsyncSession, entity: str, occurred_at: datetime) -> b
     The upsert row-locks the version until commit, so concurrent events for one entity
     apply one after the other in occurred_at order, never interleaved.
     """
-    table = EntityVersion.__table__
-    insert = _insert(session, table).values(  # type: ignore[arg-type]
-        entity=entity, occurred_at=occurred_at
-    )
-    statement = insert.on_conflict_do_update(
-        index_elements=["entity"],
-        set_={"occurred_at": insert.excluded.occurred_at},
-        where=table.c.occurred_at <= insert.excluded.occurred_at,
-    )
-    result = await session.execute(statement)
+    statement = _VERSION[session.get_bind().dialect.name]
+    params = {"entity": entity, "occurred_at": occurred_at}
+    result = await session.execute(statement, params)
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def _customer_row(session: AsyncSession, external_id: str) -> Customer | None:
+    result = await session.execute(_CUSTOMER_BY_EXTERNAL_ID, {"external_id": external_id})
+    return result.scalar_one_or_none()
 
 
 async def _live_customer(session: AsyncSession, external_id: str) -> Customer:
     """The customer an event refers to; unknown or deleted ones refuse the event."""
-    result = await session.execute(
-        select(Customer)
-        .where(Customer.external_id == external_id)
-        .options(raiseload(Customer.phones))
-    )
-    customer = result.scalar_one_or_none()
+    customer = await _customer_row(session, external_id)
     if customer is None or customer.deleted_at is not None:
         raise EventRejected("data.external_id", "unknown customer")
     return customer
@@ -152,8 +175,11 @@ async def _customer_upserted(
     )
     restored = any(old is not None for old in inspect(customer).attrs.deleted_at.history.deleted)
     if created:
-        await session.flush()  # the status change references the new row
-        session.add(_status_change(customer, None, "active", now, "created"))
+        # Built before the flush so the customer row is inserted with its status time
+        # (no extra UPDATE); added after it because the change references that row.
+        change = _status_change(customer, None, "active", now, "created")
+        await session.flush()
+        session.add(change)
     elif restored:
         session.add(_status_change(customer, customer.status, "active", now, "crm: restored"))
     return "applied"
@@ -163,12 +189,7 @@ async def _customer_deleted(
     session: AsyncSession, event: Envelope, data: EventData, now: datetime
 ) -> Outcome:
     assert isinstance(data, CustomerDeleted)
-    result = await session.execute(
-        select(Customer)
-        .where(Customer.external_id == data.external_id)
-        .options(raiseload(Customer.phones))
-    )
-    customer = result.scalar_one_or_none()
+    customer = await _customer_row(session, data.external_id)
     if customer is None:
         raise EventRejected("data.external_id", "unknown customer")
     if not await _newer(session, f"customer:{data.external_id}", event.occurred_at):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload
 
@@ -88,6 +88,27 @@ async def live_customer(session: AsyncSession, customer_id: str) -> Customer | N
     return customer if customer is not None and customer.deleted_at is None else None
 
 
+def _by_phone(key_column: str) -> Select[Customer]:
+    """Live customers holding a number, phones joined-eager: built once, bound per call.
+
+    Building an ORM statement with an aliased join costs far more than running it, so
+    the screen-pop path reuses these two (their compiled form is cached too).
+    """
+    matched = aliased(CustomerPhone, name="matched_phone")
+    return (
+        select(Customer)
+        .join(matched, matched.customer_id == Customer.id)
+        .where(getattr(matched, key_column) == bindparam("key"), Customer.deleted_at.is_(None))
+        .order_by(Customer.id)
+        .limit(bindparam("max_rows", type_=Integer))
+        .options(joinedload(Customer.phones))
+    )
+
+
+_BY_E164 = _by_phone("e164")
+_BY_LAST_DIGITS = _by_phone("last_digits")
+
+
 async def customers_by_phone_key(
     session: AsyncSession, *, e164: str | None = None, digits: str | None = None, limit: int
 ) -> list[Customer]:
@@ -96,17 +117,9 @@ async def customers_by_phone_key(
     One statement: the matching phone is an aliased join (served by the e164 or
     last_digits index) and the customer's full phone list comes joined-eager.
     """
-    matched = aliased(CustomerPhone)
-    key = matched.e164 == e164 if e164 is not None else matched.last_digits == digits
-    statement = (
-        select(Customer)
-        .join(matched, matched.customer_id == Customer.id)
-        .where(key, Customer.deleted_at.is_(None))
-        .order_by(Customer.id)
-        .limit(limit)
-        .options(joinedload(Customer.phones))
-    )
-    return list((await session.execute(statement)).unique().scalars())
+    statement = _BY_E164 if e164 is not None else _BY_LAST_DIGITS
+    params = {"key": e164 if e164 is not None else digits, "max_rows": limit}
+    return list((await session.execute(statement, params)).unique().scalars())
 
 
 def name_contains(text: str, *, is_sqlite: bool) -> ColumnElement[bool]:

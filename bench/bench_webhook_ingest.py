@@ -1,0 +1,172 @@
+"""Benchmark: signed `customer.upserted` webhooks/s against the real app on PostgreSQL.
+
+Usage: python bench/bench_webhook_ingest.py [--seconds 5] [--concurrency 32] [--profile-seconds 3]
+
+The server runs in a child process (as in production, apart from its client); the
+client keeps `--concurrency` connections busy. A bare aiohttp handler answering 200 is
+measured the same way in the same run, then the real app once more under pyinstrument
+to show where its time goes. Each request is one committed transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import socket
+import sys
+import time
+from itertools import count
+from multiprocessing.synchronize import Event as EventType
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from crm_sync.signature import HEADER, sign
+from tests.support.databases import (
+    create_postgres_database,
+    drop_postgres_database,
+)
+
+SECRET = "bench-webhook-secret"
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serve(kind: str, url: str, port: int, ready: EventType, stop: EventType, profile: bool) -> None:
+    """Child process: run the bare handler or the real app until `stop` is set."""
+    asyncio.run(_serve(kind, url, port, ready, stop, profile))
+
+
+async def _serve(
+    kind: str, url: str, port: int, ready: EventType, stop: EventType, profile: bool
+) -> None:
+    from pyinstrument import Profiler
+    from pyinstrument.renderers import ConsoleRenderer
+
+    if kind == "bare":
+
+        async def ok(request: web.Request) -> web.Response:
+            await request.read()
+            return web.json_response({"status": "applied"})
+
+        app = web.Application()
+        app.router.add_post("/crm/events", ok)
+    else:
+        from gateway.app import create_app
+        from gateway.http.auth import TokenRegistry
+        from gateway.settings import Settings
+
+        settings = Settings(database_url=url, crm_webhook_secret=SECRET, log_level="WARNING")
+        app = create_app(settings, tokens=TokenRegistry(), workers=False)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    profiler = Profiler(interval=0.0005, async_mode="disabled") if profile else None
+    if profiler is not None:
+        profiler.start()
+    ready.set()
+    await asyncio.to_thread(stop.wait)  # the loop keeps serving meanwhile
+    if profiler is not None:
+        profiler.stop()
+        renderer = ConsoleRenderer(flat=True, time="percent_of_total", show_all=False)
+        lines = profiler.output(renderer).splitlines()
+        print("\n".join(line for line in lines[:40] if line.strip()), flush=True)
+    await runner.cleanup()
+
+
+async def load(port: int, seconds: float, concurrency: int, prefix: str) -> tuple[int, int]:
+    """Keep `concurrency` requests in flight for `seconds`; returns (ok, failed)."""
+    numbers = count()
+    ok = failed = 0
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal ok, failed
+        while time.perf_counter() < deadline:
+            n = next(numbers)
+            body = json.dumps(
+                {
+                    "id": f"{prefix}-{n}",
+                    "type": "customer.upserted",
+                    "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "data": {
+                        "external_id": f"{prefix}-C{n % 50_000}",
+                        "name": f"Клієнт {n}",
+                        "phones": [f"+38067{n % 10_000_000:07d}"],
+                        "email": f"c{n}@example.com",
+                        "region": "Київ",
+                    },
+                }
+            ).encode()
+            headers = {
+                HEADER: sign(SECRET, body, int(time.time())),
+                "Content-Type": "application/json",
+            }
+            async with session.post(
+                f"http://127.0.0.1:{port}/crm/events", data=body, headers=headers
+            ) as response:
+                await response.read()
+                if response.status == 200:
+                    ok += 1
+                else:
+                    failed += 1
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    return ok, failed
+
+
+def measure(kind: str, url: str, seconds: float, concurrency: int, profile: bool = False) -> float:
+    """Start a server of `kind`, load it, stop it; returns requests/s."""
+    context = multiprocessing.get_context("spawn")
+    ready, stop = context.Event(), context.Event()
+    port = free_port()
+    process = context.Process(target=serve, args=(kind, url, port, ready, stop, profile))
+    process.start()
+    try:
+        if not ready.wait(30):
+            raise RuntimeError(f"{kind} server did not start")
+        asyncio.run(load(port, 0.5, concurrency, f"warm-{kind}-{profile}"))
+        ok, failed = asyncio.run(load(port, seconds, concurrency, f"{kind}-{profile}"))
+    finally:
+        stop.set()
+        process.join(30)
+    if failed:
+        print(f"  {kind}: {failed} requests failed")
+    return ok / seconds
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run both measurements and the profile; print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--profile-seconds", type=float, default=3.0)
+    args = parser.parse_args(argv)
+    url = create_postgres_database()
+    try:
+        bare = measure("bare", url, args.seconds, args.concurrency)
+        real = measure("app", url, args.seconds, args.concurrency)
+        print(f"bare aiohttp handler : {bare:8.0f} requests/s")
+        print(f"POST /crm/events (PG): {real:8.0f} requests/s (each committed)")
+        print(f"ratio                : {real / bare:8.3f}  (aim >= 0.2)")
+        if args.profile_seconds > 0:
+            print(f"\nprofile of the app under load ({args.profile_seconds:.0f} s, self time):")
+            measure("app", url, args.profile_seconds, args.concurrency, profile=True)
+    finally:
+        drop_postgres_database(url)
+
+
+if __name__ == "__main__":
+    main()
