@@ -13,9 +13,10 @@ from gateway.calls.records import (
     TalkSegment,
 )
 from gateway.calls.topology import ChannelClass, ChannelRole, Topology, TopologyError
-from gateway.calls.tracker import CallTracker
+from gateway.calls.tracker import TRACKED_EVENTS, CallTracker
 
 __all__ = [
+    "TRACKED_EVENTS",
     "AnswerSource",
     "CallChange",
     "CallNote",

@@ -23,45 +23,38 @@ Rules:
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from adapters.ami.protocol import AmiMessage
-from gateway.calls.finish import EndedCall, build_record, check_cdr
+from gateway.calls.finish import check_cdr
 from gateway.calls.records import CallChange, CallNote, ChangeKind
-from gateway.calls.state import STATE_RINGING, STATE_UP, Leg, LiveCall
+from gateway.calls.registry import MAX_PENDING_ORIGINATES, CallRegistry, number, to_int
 from gateway.calls.topology import ChannelRole, Topology
-from gateway.clock import as_utc
 
 Handler = Callable[[AmiMessage, datetime], None]
 
-_UNKNOWN_NUMBERS = frozenset({"", "<unknown>", "unknown"})
-_MAX_PENDING_ORIGINATES = 256
+TRACKED_EVENTS: frozenset[str] = frozenset(
+    {
+        "Newchannel",
+        "Newstate",
+        "NewCallerid",
+        "DialBegin",
+        "DialState",
+        "DialEnd",
+        "BridgeEnter",
+        "BridgeLeave",
+        "Hangup",
+        "Cdr",
+        "OriginateResponse",
+        "BlindTransfer",
+        "AttendedTransfer",
+    }
+)
+"""The only events `CallTracker.feed` looks at; a client may subscribe to just these."""
 
 
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _number(value: str | None) -> str | None:
-    return None if value is None or value.strip().lower() in _UNKNOWN_NUMBERS else value
-
-
-def _duration(value: str | None) -> timedelta:
-    """``Duration`` of CoreShowChannel: ``HH:MM:SS`` (or plain seconds)."""
-    total = 0
-    for part in (value or "").split(":"):
-        if not part.isdigit():
-            return timedelta()
-        total = total * 60 + int(part)
-    return timedelta(seconds=total)
-
-
-class CallTracker:
+class CallTracker(CallRegistry):
     """Feed AMI events one by one; get back what changed. One instance per PBX."""
 
     def __init__(
@@ -72,15 +65,7 @@ class CallTracker:
         max_ended: int = 1024,
     ) -> None:
         """`clock_fn` gives the time of events that carry no ``Timestamp``."""
-        self._topology = topology
-        self._clock_fn = clock_fn
-        self._max_ended = max_ended
-        self._calls: dict[str, LiveCall] = {}
-        self._leg_call: dict[str, str] = {}
-        self._ended: OrderedDict[str, EndedCall] = OrderedDict()
-        self._ended_uids: dict[str, str] = {}
-        self._originates: OrderedDict[str, str] = OrderedDict()
-        self._out: list[CallChange] = []
+        super().__init__(topology, clock_fn, max_ended=max_ended)
         self._handlers: dict[str | None, Handler] = {
             "Newchannel": self._on_newchannel,
             "Newstate": self._on_channel,
@@ -96,18 +81,7 @@ class CallTracker:
             "BlindTransfer": self._on_transfer,
             "AttendedTransfer": self._on_transfer,
         }
-
-    # -- public ----------------------------------------------------------------------------
-
-    @property
-    def live_calls(self) -> int:
-        """Calls in progress."""
-        return len(self._calls)
-
-    @property
-    def remembered_ended(self) -> int:
-        """Ended calls still remembered for duplicates and late Cdr events."""
-        return len(self._ended)
+        assert set(self._handlers) == TRACKED_EVENTS
 
     def feed(self, event: AmiMessage) -> list[CallChange]:
         """Apply one event; returns the changes it caused (often none)."""
@@ -133,110 +107,6 @@ class CallTracker:
                 continue
             self._adopt_from_list(linkedid, items, now)
         return self._drain()
-
-    # -- plumbing --------------------------------------------------------------------------
-
-    def _now(self) -> datetime:
-        return as_utc(self._clock_fn())
-
-    def _event_time(self, event: AmiMessage) -> datetime:
-        stamp = event.get("Timestamp")
-        if stamp:
-            try:
-                return datetime.fromtimestamp(float(stamp), UTC)
-            except (ValueError, OverflowError, OSError):
-                pass
-        return self._now()
-
-    def _drain(self) -> list[CallChange]:
-        out, self._out = self._out, []
-        return out
-
-    def _collect(self, call: LiveCall) -> None:
-        if call.out:
-            self._out.extend(call.out)
-            call.out.clear()
-
-    def _start_call(self, linkedid: str, at: datetime, *, adopted: bool) -> LiveCall:
-        call = LiveCall(linkedid, at, adopted=adopted)
-        self._calls[linkedid] = call
-        return call
-
-    def _add_leg(
-        self, call: LiveCall, uid: str, event: AmiMessage, at: datetime, prefix: str = ""
-    ) -> Leg:
-        channel = event.get(prefix + "Channel") or ""
-        exten = event.get(prefix + "Exten")
-        cid = event.get(prefix + "CallerIDNum")
-        cls = self._topology.classify(channel, exten=exten, caller_id_num=_number(cid))
-        leg = Leg(uid, channel, cls, at)
-        call.legs[uid] = leg
-        self._leg_call[uid] = call.linkedid
-        if uid == call.linkedid or (call.first_uid is None and not call.adopted):
-            call.first_uid = uid
-            if call.callee is None:
-                call.callee = _number(exten)
-        action_id = self._originates.pop(uid, None)
-        if action_id is not None and call.originate_action_id is None:
-            call.originate_action_id = action_id
-        return leg
-
-    def _resolve(
-        self, event: AmiMessage, at: datetime, prefix: str = "", *, adopt: bool = True
-    ) -> tuple[LiveCall, Leg] | None:
-        """The call and leg an event (or its ``Dest*`` side) is about, adopting if allowed."""
-        uid = event.get(prefix + "Uniqueid")
-        if not uid or uid in self._ended_uids:
-            return None
-        linkedid = self._leg_call.get(uid) or event.get(prefix + "Linkedid") or uid
-        if linkedid in self._ended:
-            return None
-        call = self._calls.get(linkedid)
-        if call is None:
-            if not adopt:
-                return None
-            call = self._start_call(linkedid, at, adopted=True)
-            leg = self._add_leg(call, uid, event, at, prefix)
-            self._note_caller(call, leg, event, prefix)
-            call.emit(ChangeKind.STARTED, at)
-        else:
-            found = call.legs.get(uid)
-            if found is None:
-                if not adopt:
-                    return None
-                found = self._add_leg(call, uid, event, at, prefix)
-            leg = found
-        self._touch(call, leg, event, at, prefix)
-        return call, leg
-
-    @staticmethod
-    def _note_caller(call: LiveCall, leg: Leg, event: AmiMessage, prefix: str = "") -> None:
-        """The caller is the first leg's number as first seen (an operator's: its extension)."""
-        if leg.uniqueid == call.first_uid and call.caller is None:
-            if leg.extension is not None:
-                call.caller = leg.extension
-            else:
-                call.caller = _number(event.get(prefix + "CallerIDNum"))
-
-    def _touch(
-        self, call: LiveCall, leg: Leg, event: AmiMessage, at: datetime, prefix: str = ""
-    ) -> None:
-        """Apply what any channel event says about its channel: caller number and state."""
-        self._note_caller(call, leg, event, prefix)
-        state = _int(event.get(prefix + "ChannelState"))
-        if state is None or state == leg.state or leg.ended_at is not None:
-            return
-        leg.state = state
-        if state == STATE_UP:
-            if leg.answered_at is None:
-                leg.answered_at = at
-            if leg.uniqueid == call.first_uid and call.first_up_at is None:
-                call.first_up_at = at
-            call.picked_up(leg)
-            if leg.bridge is not None:
-                call.evaluate_bridge(leg.bridge, at)
-        elif state == STATE_RINGING:
-            call.ring(leg, at)
 
     # -- handlers --------------------------------------------------------------------------
 
@@ -273,7 +143,7 @@ class CallTracker:
             leg.dialed_by_channel = by_channel
             if leg.cls.role is ChannelRole.TRUNK and by_channel:
                 # Outbound: what the caller dialed, as the dialing channel's exten shows it.
-                call.callee = _number(event.get("Exten")) or call.callee
+                call.callee = number(event.get("Exten")) or call.callee
             call.ring(leg, at)
         self._collect(call)
 
@@ -287,9 +157,9 @@ class CallTracker:
         self._collect(call)
 
     def _on_dial_end(self, event: AmiMessage, at: datetime) -> None:
-        dest = self._resolve(event, at, "Dest")
         status = (event.get("DialStatus") or "").upper()
-        if dest is None or not status:
+        dest = self._resolve(event, at, "Dest") if status else None
+        if dest is None:
             return
         call, leg = dest
         if leg.dial_status is None:
@@ -306,8 +176,8 @@ class CallTracker:
         self._collect(call)
 
     def _on_bridge_enter(self, event: AmiMessage, at: datetime) -> None:
-        found = self._resolve(event, at)
         bridge_id = event.get("BridgeUniqueid")
+        found = self._resolve(event, at) if bridge_id else None
         if found is None or not bridge_id:
             return
         call, leg = found
@@ -329,7 +199,7 @@ class CallTracker:
         if found is None:
             return
         call, leg = found
-        call.hang_up(leg, at, _int(event.get("Cause")))
+        call.hang_up(leg, at, to_int(event.get("Cause")))
         if call.all_ended:
             self._finish(call, at)
         self._collect(call)
@@ -392,7 +262,7 @@ class CallTracker:
         if uid not in self._ended_uids:
             # The response may come before the channel's Newchannel (bridged_dial.txt).
             self._originates[uid] = action_id
-            while len(self._originates) > _MAX_PENDING_ORIGINATES:
+            while len(self._originates) > MAX_PENDING_ORIGINATES:
                 self._originates.popitem(last=False)
 
     def _on_transfer(self, event: AmiMessage, at: datetime) -> None:
@@ -409,61 +279,3 @@ class CallTracker:
         note = CallNote(kind, uid, f"{by} -> {to}")
         if note not in call.notes:
             call.notes.append(note)
-
-    # -- ending ----------------------------------------------------------------------------
-
-    def _finish(self, call: LiveCall, at: datetime, note: str | None = None) -> None:
-        for leg in call.legs.values():
-            call.hang_up(leg, at, None)
-        if note is not None:
-            call.notes.append(CallNote("closed", None, note))
-        record, tomb = build_record(call, at)
-        call.out.append(
-            CallChange(
-                ChangeKind.ENDED, call.linkedid, at, call.caller, call.direction, (), None, record
-            )
-        )
-        self._collect(call)
-        del self._calls[call.linkedid]
-        for uid in call.legs:
-            self._leg_call.pop(uid, None)
-            self._ended_uids[uid] = call.linkedid
-        self._ended[call.linkedid] = tomb
-        while len(self._ended) > self._max_ended:
-            _, old = self._ended.popitem(last=False)
-            for uid in old.uids:
-                self._ended_uids.pop(uid, None)
-
-    # -- resync ----------------------------------------------------------------------------
-
-    def _adopt_from_list(self, linkedid: str, items: list[AmiMessage], now: datetime) -> None:
-        call = self._calls.get(linkedid)
-        if call is None:
-            oldest = max((_duration(item.get("Duration")) for item in items), default=timedelta())
-            call = self._start_call(linkedid, now - oldest, adopted=True)
-            # The originating channel first, so that it becomes the first leg.
-            items = sorted(items, key=lambda item: item.get("Uniqueid") != linkedid)
-            first = items[0]
-            leg = self._add_leg(
-                call, first["Uniqueid"], first, now - _duration(first.get("Duration"))
-            )
-            self._note_caller(call, leg, first)
-            call.emit(ChangeKind.STARTED, now)
-        listed: set[str] = set()
-        for item in items:
-            uid = item.get("Uniqueid") or ""
-            listed.add(uid)
-            known = call.legs.get(uid)
-            if known is None:
-                known = self._add_leg(call, uid, item, now - _duration(item.get("Duration")))
-            leg = known
-            self._touch(call, leg, item, now)
-            bridge_id = item.get("BridgeId") or ""
-            if leg.ended_at is None and bridge_id:
-                call.enter_bridge(leg, bridge_id, now)
-            elif leg.bridge is not None:
-                call.leave_bridge(leg, now)
-        for leg in list(call.legs.values()):
-            if leg.uniqueid not in listed:
-                call.hang_up(leg, now, None)
-        self._collect(call)
