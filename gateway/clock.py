@@ -54,3 +54,29 @@ def isoformat_z(value: datetime | None) -> str | None:
     if value is None:
         return None
     return as_utc(value).isoformat().replace("+00:00", "Z")
+
+
+class TimeInputError(ValueError):
+    """A time or date given by a caller could not be read."""
+
+
+def parse_time_input(text: str, timezone: str, *, end_of_day: bool = False) -> datetime:
+    """The contract's input times: ISO 8601 with an offset, or without one (= `timezone`);
+    a date alone is that day in `timezone` (its end with `end_of_day`, so ranges include
+    both ends)."""
+    from datetime import date, time
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(timezone)
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = time.max if end_of_day else time.min
+            return datetime.combine(day, moment, zone).astimezone(UTC)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise TimeInputError(f"{text!r} is not an ISO 8601 date or time") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(UTC)

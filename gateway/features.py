@@ -8,6 +8,7 @@ from aiohttp import web
 
 import crm_sync.outbox_http
 import crm_sync.webhooks_http
+import gateway.calls.http
 import gateway.customers.http
 import gateway.live.http
 import gateway.tasks.http
@@ -20,4 +21,5 @@ FEATURES: tuple[Feature, ...] = (
     crm_sync.outbox_http.setup,
     gateway.live.http.setup,
     gateway.tasks.http.setup,
+    gateway.calls.http.setup,
 )

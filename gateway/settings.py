@@ -44,6 +44,16 @@ class PbxTopology(BaseModel):
     originate_context: str = "from-internal"
     dial_prefix: str = ""
     screen_pop_on: Literal["ring", "answer"] = "ring"
+    # Click-to-call rings the operator first on this channel, then dials the customer.
+    operator_channel: str = "PJSIP/{extension}"
+    # A qualifying call (right customer, long enough) closes the customer's open call
+    # tasks by itself; off, an operator picks the call in the console.
+    auto_complete_tasks: bool = False
+    # Inbound calls from numbers no customer has become `customer.unknown_caller`
+    # activities in the CRM (a lead), when on.
+    report_unknown_callers: bool = False
+    raw_event_retention_days: int = Field(default=30, ge=0)
+    reconnect_max_seconds: float = Field(default=30.0, gt=0)
 
 
 class OutboxPolicy(BaseModel):

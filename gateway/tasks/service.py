@@ -112,6 +112,23 @@ async def complete_task(session: AsyncSession, task_id: str, call_id: str, now: 
     return task
 
 
+async def auto_complete_tasks(session: AsyncSession, call_id: str, now: datetime) -> list[Task]:
+    """Close every open call task that `call_id` satisfies (settings.pbx.auto_complete_tasks)."""
+    call = await session.get(Call, call_id)
+    if call is None or call.customer_id is None or call.started_at is None:
+        return []
+    candidates = await session.execute(
+        select(Task.id).where(
+            Task.customer_id == call.customer_id,
+            Task.status == "open",
+            Task.kind == "call",
+            Task.created_at <= call.started_at,
+            Task.min_call_seconds < (call.talk_seconds or 0),
+        )
+    )
+    return [await complete_task(session, task_id, call_id, now) for task_id in candidates.scalars()]
+
+
 def task_query(
     *, assignee: str | None, status: str | None, customer_id: str | None, after: str | None
 ) -> Select[Task]:
