@@ -61,7 +61,8 @@ def create_app(
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
-    database = Database(app[SETTINGS].database_url)
+    settings = app[SETTINGS]
+    database = Database(settings.database_url, pool_size=settings.database_pool_size)
     app[DATABASE] = database
     yield
     await database.dispose()

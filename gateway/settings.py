@@ -87,6 +87,9 @@ class Settings(BaseSettings):
 
     config: Path | None = None
     database_url: str = "sqlite+aiosqlite:///./switchboard.db"
+    # Connections kept open: at least the expected concurrency (webhooks, pops, workers);
+    # overflow connections are closed when returned, which costs a new backend each burst.
+    database_pool_size: int = Field(default=24, ge=1)
     redis_url: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8080

@@ -18,12 +18,14 @@ from sqlalchemy.ext.asyncio import (
 class Database:
     """One engine and its session factory; `is_sqlite` picks the claiming strategy."""
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 24) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            # pre-ping costs a round trip per checkout but lets the gateway ride through a
+            # PostgreSQL restart without a failed request per pooled connection.
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size // 2, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _tune_sqlite(self.engine)
