@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from pydantic import SecretStr
 
 from gateway.cli import UsageError, run_async
 from gateway.db.engine import Database
@@ -129,7 +130,14 @@ async def serve(settings: Settings, host: str, port: int, *, demo: bool = False)
         username, secret = _simulator_login(settings, None)
         simulator = SimulatorServer("127.0.0.1", DEMO_AMI_PORT, username=username, secret=secret)
         await simulator.start()
-        settings = settings.model_copy(update={"ami_host": "127.0.0.1", "ami_port": simulator.port})
+        settings = settings.model_copy(
+            update={
+                "ami_host": "127.0.0.1",
+                "ami_port": simulator.port,
+                "ami_username": username,
+                "ami_secret": SecretStr(secret),
+            }
+        )
         print(f"PBX simulator: AMI on 127.0.0.1:{simulator.port}", flush=True)
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)
