@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "gateway.cli_core",
     "crm_sync.import_cli",
     "crm_sync.outbox_cli",
+    "gateway.calls.cli",
 )
 
 Handler = Callable[[argparse.Namespace, Settings], int]

@@ -47,8 +47,18 @@ class _LiveCall:
 class CallRecorder:
     """Turns `CallChange`s into database rows, bus messages and outbox activities."""
 
-    def __init__(self, database: Database, bus: Bus, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self,
+        database: Database,
+        bus: Bus,
+        settings: Settings,
+        clock: Clock,
+        *,
+        records_only: bool = False,
+    ) -> None:
+        """`records_only`: write final records and nothing live (used by rebuilds)."""
         self._database, self._bus, self._settings, self._clock = database, bus, settings, clock
+        self._records_only = records_only
         self._live: dict[str, _LiveCall] = {}
 
     async def apply(self, changes: list[CallChange]) -> None:
@@ -60,6 +70,10 @@ class CallRecorder:
                 log.exception("could not apply %s of call %s", change.kind, change.linkedid)
 
     async def _apply(self, change: CallChange) -> None:
+        if self._records_only:
+            if change.kind is ChangeKind.ENDED and change.record is not None:
+                await self.record(change.record)
+            return
         live = self._live.get(change.linkedid)
         if live is None:
             live = self._live[change.linkedid] = _LiveCall(call_id_for(change.linkedid))

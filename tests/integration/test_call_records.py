@@ -126,3 +126,45 @@ async def test_a_qualifying_call_closes_open_tasks_when_auto_completion_is_on(
         tasks = {t.id: t.status for t in (await session.execute(select(Task))).scalars()}
     assert list(statuses.values()) == [16]
     assert tasks == {long_enough: "done", too_demanding: "open"}
+
+
+async def test_rebuild_from_raw_events_recreates_the_record_once(
+    database: Database, settings: Settings, clock: FixedClock
+) -> None:
+    from datetime import timedelta
+
+    from gateway.calls.rebuild import rebuild_calls
+    from gateway.db.models import AmiRawEvent
+
+    start = clock.now()
+    async with database.transaction() as session:
+        for index, message in enumerate(messages("bridged_dial")):
+            if message.is_event:
+                session.add(
+                    AmiRawEvent(
+                        received_at=start + timedelta(seconds=index),
+                        linkedid=message.get("Linkedid"),
+                        name=message.name or "",
+                        fields=dict(message.headers),
+                    )
+                )
+    topology = settings.pbx.model_copy(
+        update={
+            "trunk_patterns": trace_topology_patterns()[0],
+            "operator_patterns": trace_topology_patterns()[1],
+        }
+    )
+    replay_settings = settings.model_copy(update={"pbx": topology})
+    assert await rebuild_calls(database, replay_settings, clock, start) == 1
+    assert await rebuild_calls(database, replay_settings, clock, start) == 1
+    async with database.sessions() as session:
+        (call,) = (await session.execute(select(Call))).scalars().all()
+    assert (call.extension, call.talk_seconds, call.disposition) == ("201", 16, "answered")
+
+
+def trace_topology_patterns() -> tuple[list[str], list[str]]:
+    """The same patterns as tests.unit.calls.replay.trace_topology, for settings."""
+    return (
+        [r"^Local/200@test-", r"^Local/caller-\d+@gw-inbound-", r"^Local/\d+@customers-"],
+        [r"^Local/(?P<ext>20[1-3])@(?:test|ops-)"],
+    )
