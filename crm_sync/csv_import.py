@@ -25,10 +25,11 @@ import time
 import zoneinfo
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, cast
 
-from sqlalchemy import Integer, String, Table, bindparam, delete, null, select, text
+from sqlalchemy import Integer, String, Table, any_, bindparam, delete, null, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -337,33 +338,45 @@ async def import_customers(
         file=sys.stderr,
         disable=not progress,
     )
+    try:
+        async with database.engine.connect() as conn:
+            await _pump(source, conn, clock, report, bar, batch_size)
+    finally:
+        bar.close()
+        await asyncio.to_thread(source.close)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def _pump(
+    source: CsvSource,
+    conn: AsyncConnection,
+    clock: Clock,
+    report: ImportReport,
+    bar: tqdm[Any],
+    batch_size: int,
+) -> None:
+    """Write batch after batch while the next one is read and validated in a thread."""
     reading: asyncio.Future[Batch] | None = None
     try:
         reading = asyncio.ensure_future(asyncio.to_thread(source.next_batch, batch_size))
-        while True:
+        while reading is not None:
             batch = await reading
             reading = None
             if not batch.done:
                 reading = asyncio.ensure_future(asyncio.to_thread(source.next_batch, batch_size))
             if batch.rows:
-                created, updated, unchanged = await write_batch(database, batch.rows, clock)
+                created, updated, unchanged = await write_batch(conn, batch.rows, clock.now())
                 report.created += created
                 report.updated += updated
                 report.unchanged += unchanged
             report.rows_read += batch.rows_read
             report.rejected += len(batch.rejects)
-            room = REJECTS_KEPT - len(report.rejects)
-            report.rejects.extend(batch.rejects[: max(room, 0)])
+            report.rejects.extend(batch.rejects[: max(REJECTS_KEPT - len(report.rejects), 0)])
             bar.update(batch.bytes_read)
-            if reading is None:
-                break
     finally:
         if reading is not None:  # the thread cannot be cancelled: let it finish first
             await asyncio.gather(reading, return_exceptions=True)
-        bar.close()
-        await asyncio.to_thread(source.close)
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 # Written from the file; the rest of a customer (status, consent, products…) is left alone.
@@ -378,56 +391,60 @@ def _snapshot(row: CustomerRow) -> Snapshot:
     return (*(getattr(row, name) for name in FILE_FIELDS), row.phones)
 
 
-async def write_batch(database: Database, rows: list[CustomerRow], clock: Clock) -> tuple[int, ...]:
+async def write_batch(
+    conn: AsyncConnection, rows: list[CustomerRow], now: datetime
+) -> tuple[int, int, int]:
     """Apply validated rows in one transaction; returns (created, updated, unchanged).
 
     Rows are compared with what is stored first, so a re-import writes nothing (not even
     `updated_at`), and rows are counted as if applied one by one in file order.
     """
-    now = clock.now()
-    async with database.engine.begin() as conn:
+    async with conn.begin():
         ids, stored = await _load_stored(conn, list({row.external_id for row in rows}))
         state: dict[str, Snapshot | None] = dict(stored)
-        final: dict[str, CustomerRow] = {}
-        counts = [0, 0, 0]
+        final: dict[str, tuple[CustomerRow, Snapshot]] = {}
+        created = updated = unchanged = 0
         for row in rows:
             snapshot = _snapshot(row)
             if row.external_id not in state:
-                counts[0] += 1
+                created += 1
+            elif state[row.external_id] != snapshot:
+                updated += 1
             else:
-                counts[1 if state[row.external_id] != snapshot else 2] += 1
+                unchanged += 1
             state[row.external_id] = snapshot
-            final[row.external_id] = row
-        changed = [row for ext, row in final.items() if stored.get(ext, ()) != _snapshot(row)]
-        upserts = [row for row in changed if _fields_differ(stored.get(row.external_id), row)]
+            final[row.external_id] = (row, snapshot)
+        upserts: list[CustomerRow] = []
+        new_phones: list[CustomerRow] = []
+        for ext, (row, snapshot) in final.items():
+            before = stored.get(ext)
+            if before is None or before[:-1] != snapshot[:-1]:
+                upserts.append(row)
+            if (before[-1] if before is not None else ()) != row.phones:
+                new_phones.append(row)
         proposed = {row.external_id: new_id("cus") for row in upserts if row.external_id not in ids}
         fresh: set[str] = set()
         if upserts:
-            written = await _upsert(conn, database.is_sqlite, upserts, {**ids, **proposed}, now)
+            written = await _upsert(conn, upserts, {**ids, **proposed}, now)
             # An id other than the proposed one means someone created the customer meanwhile.
             fresh = {cid for ext, cid in written.items() if proposed.get(ext) == cid}
             ids.update(written)
-        phone_lists = [
-            (ids[row.external_id], row.phones)
-            for row in changed
-            if _stored_phones(stored.get(row.external_id)) != row.phones
-        ]
-        if phone_lists:
-            await _replace_phones(conn, phone_lists, fresh)
-    return tuple(counts)
+        if new_phones:
+            lists = [(ids[row.external_id], row.phones) for row in new_phones]
+            await _replace_phones(conn, lists, fresh)
+    return created, updated, unchanged
+
+
+def _is_in(column: Any, values: list[str], dialect: str) -> Any:
+    """`column IN values`; on PostgreSQL one array parameter, planned once."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, values, type_=_TEXT))
+    return column.in_(values)
 
 
 def e164_last_digits(e164: str) -> str:
     """last_digits() of an E.164 number, without its per-character scan (hot loop)."""
     return e164[1:][-LAST_DIGITS:]  # E.164 is "+" then digits only
-
-
-def _fields_differ(stored: Snapshot | None, row: CustomerRow) -> bool:
-    return stored is None or stored[:-1] != _snapshot(row)[:-1]
-
-
-def _stored_phones(stored: Snapshot | None) -> tuple[str, ...] | None:
-    return None if stored is None else stored[-1]  # type: ignore[no-any-return]
 
 
 async def _load_stored(
@@ -437,7 +454,7 @@ async def _load_stored(
     columns = [CUSTOMERS.c[name] for name in FILE_FIELDS]
     result = await conn.execute(
         select(CUSTOMERS.c.id, CUSTOMERS.c.external_id, CUSTOMERS.c.deleted_at, *columns).where(
-            CUSTOMERS.c.external_id.in_(keys)
+            _is_in(CUSTOMERS.c.external_id, keys, conn.dialect.name)
         )
     )
     ids: dict[str, str] = {}
@@ -449,7 +466,7 @@ async def _load_stored(
     if ids:
         result = await conn.execute(
             select(PHONES.c.customer_id, PHONES.c.e164)
-            .where(PHONES.c.customer_id.in_(list(ids.values())))
+            .where(_is_in(PHONES.c.customer_id, list(ids.values()), conn.dialect.name))
             .order_by(PHONES.c.customer_id, PHONES.c.position)
         )
         for customer_id, e164 in result:
@@ -462,10 +479,10 @@ async def _load_stored(
 
 
 async def _upsert(
-    conn: AsyncConnection, is_sqlite: bool, rows: list[CustomerRow], ids: dict[str, str], now: Any
+    conn: AsyncConnection, rows: list[CustomerRow], ids: dict[str, str], now: datetime
 ) -> dict[str, str]:
     """Insert or update by external_id in one statement; returns external_id → id."""
-    if not is_sqlite:
+    if conn.dialect.name == "postgresql":
         arrays = {"id": [ids[row.external_id] for row in rows]}
         for name in ("external_id", *FILE_FIELDS):
             arrays[name] = [getattr(row, name) for row in rows]
@@ -497,7 +514,9 @@ async def _replace_phones(
     """Make each customer's numbers exactly the given list; `fresh` ones have none yet."""
     known = [customer_id for customer_id, _ in lists if customer_id not in fresh]
     if known:
-        await conn.execute(delete(PHONES).where(PHONES.c.customer_id.in_(known)))
+        await conn.execute(
+            delete(PHONES).where(_is_in(PHONES.c.customer_id, known, conn.dialect.name))
+        )
     owners = [cid for cid, numbers in lists for _ in numbers]
     numbers = [e164 for _, numbers in lists for e164 in numbers]
     if not numbers:
