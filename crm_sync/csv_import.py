@@ -160,6 +160,8 @@ class RowValidator:
         if len(fields) != len(COLUMNS):
             raise RowRejected(f"expected {len(COLUMNS)} fields, got {len(fields)}")
         values = {name: fields[index].strip() for name, index in self.columns}
+        if any("\0" in value for value in values.values()):
+            raise RowRejected("contains a NUL character")  # PostgreSQL text cannot hold it
         for name, limit in MAX_LENGTH.items():
             if len(values[name]) > limit:
                 raise RowRejected(f"{name} is longer than {limit} characters")
@@ -332,6 +334,7 @@ async def import_customers(
     report = ImportReport()
     bar = tqdm(
         total=source.size,
+        initial=source.bytes_read,  # the header
         unit="B",
         unit_scale=True,
         desc="customers",

@@ -90,17 +90,19 @@ async def test_bad_rows_are_reported_by_line_and_good_rows_kept(
         "C6,Wrong Zone,,,Mars/Olympus,,,",  # line 7
         "C7,Too,few",  # line 8
         GOOD_ROWS[2],  # line 9
+        "C8,Nul\x00Name,,,,,,",  # line 10: PostgreSQL text cannot hold NUL
     ]
     report = await import_customers(
         database, write_csv(tmp_path / "mixed.csv", rows), "UA", clock, progress=False
     )
     assert report.exit_status == 3
-    assert (report.rows_read, report.imported, report.rejected) == (7, 3, 4)
+    assert (report.rows_read, report.imported, report.rejected) == (8, 3, 5)
     assert [(item.line, item.reason.split(" ")[0]) for item in report.rejects] == [
         (3, "phone"),
         (5, "external_id"),
         (7, "timezone"),
         (8, "expected"),
+        (10, "contains"),
     ]
     assert "'12345'" in report.rejects[0].reason
     assert sorted(await customers(database)) == ["C1", "C2", "C3"]

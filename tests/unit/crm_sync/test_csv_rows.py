@@ -78,6 +78,7 @@ def test_empty_optional_cells_become_none() -> None:
         ({"language": "ukr"}, "not an ISO 639-1 code"),
         ({"external_id": "C" * 129}, "external_id is longer than 128 characters"),
         ({"region": "R" * 65}, "region is longer than 64 characters"),
+        ({"name": "Ol\x00ena"}, "contains a NUL character"),
     ],
 )
 def test_bad_rows_are_rejected_with_a_reason(changes: dict[str, str], reason: str) -> None:
