@@ -56,6 +56,7 @@ class SimulatorServer:
         start_epoch: float | None = None,
         trunk: str = "trunk",
         cdr_linkedid: bool = True,
+        timestamp_events: bool = False,
     ) -> None:
         """Configure; call ``start()`` (or use ``async with``) to listen."""
         self.host = host
@@ -72,6 +73,9 @@ class SimulatorServer:
             trunk=trunk,
             cdr_linkedid=cdr_linkedid,
         )
+        # Like `timestampevents = yes` in manager.conf: every event carries the simulated
+        # time, so a consumer measures simulated durations even at speed > 1.
+        self.timestamp_events = timestamp_events
         self.frozen = False  # True: a hung peer (reads nothing, sends nothing)
         self.actions_seen: list[AmiMessage] = []
         self._sessions: set[_Session] = set()
@@ -150,7 +154,8 @@ class SimulatorServer:
     def _broadcast(self, name: str, fields: Fields, privilege: str) -> None:
         if self.frozen:
             return
-        data = encode_action([("Event", name), ("Privilege", privilege), *fields])
+        stamp = [("Timestamp", f"{self.pbx.now():.6f}")] if self.timestamp_events else []
+        data = encode_action([("Event", name), ("Privilege", privilege), *stamp, *fields])
         for s in self._sessions:
             if s.authed and s.events and not s.writer.is_closing():
                 s.writer.write(data)
