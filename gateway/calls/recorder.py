@@ -26,7 +26,7 @@ from gateway.calls.records import CallChange, CallRecord, ChangeKind, Direction,
 from gateway.clock import Clock
 from gateway.customers.service import PhoneMatch, find_by_phone
 from gateway.db.engine import Database
-from gateway.db.models import Agent, AgentExtension, Call, CallLeg, CostEntry
+from gateway.db.models import Agent, AgentExtension, Call, CallLeg, CostEntry, Customer
 from gateway.db.types import new_id
 from gateway.settings import Settings
 from gateway.tasks.service import auto_complete_tasks
@@ -165,8 +165,11 @@ class CallRecorder:
         now = self._clock.now()
         async with self._database.transaction() as session:
             found = known or await find_by_phone(session, customer_number or "", region)
-            call_id = await self._claim_row(session, record, now)
+            call_id, requested_customer = await self._claim_row(session, record, now)
             customer_id = found.customers[0].id if found.match in ("exact", "suffix") else None
+            if requested_customer is not None:
+                # Click-to-call named the customer: that beats any number matching.
+                customer_id, found = requested_customer, PhoneMatch("exact")
             cost = self._cost(record)
             agent_id = await _agent_for_extension(session, record.extension)
             await session.execute(
@@ -202,19 +205,26 @@ class CallRecorder:
                 await auto_complete_tasks(session, call_id, now)
         return call_id
 
-    async def _claim_row(self, session: AsyncSession, record: CallRecord, now: datetime) -> str:
-        """The row this record belongs to: the click-to-call request's, or the Linkedid's."""
+    async def _claim_row(
+        self, session: AsyncSession, record: CallRecord, now: datetime
+    ) -> tuple[str, str | None]:
+        """The row this record belongs to (the click-to-call request's, or the Linkedid's)
+        and the customer the request named, if any."""
         derived = call_id_for(record.linkedid)
         if record.originate_action_id:
-            requested = await session.scalar(
-                select(Call.id).where(Call.originate_action_id == record.originate_action_id)
-            )
-            if requested is not None and requested != derived:
+            requested = (
+                await session.execute(
+                    select(Call.id, Call.customer_id).where(
+                        Call.originate_action_id == record.originate_action_id
+                    )
+                )
+            ).first()
+            if requested is not None and requested.id != derived:
                 # The API already gave out an id for this call: drop the row made when
                 # the first channel appeared and let the requested row take the Linkedid.
                 await session.execute(delete(Call).where(Call.id == derived))
                 await session.flush()
-                return str(requested)
+                return str(requested.id), requested.customer_id
         await _insert_ignore(
             session,
             id=derived,
@@ -226,7 +236,7 @@ class CallRecorder:
             created_at=now,
             updated_at=now,
         )
-        return derived
+        return derived, None
 
     def _cost(self, record: CallRecord) -> Decimal | None:
         """Outbound talk time at the configured per-minute rate; inbound costs us nothing."""
@@ -253,7 +263,11 @@ class CallRecorder:
             "caller": display_number(record.caller, region),
             "callee": display_number(record.callee, region),
             "extension": record.extension,
-            "external_id": found.customers[0].external_id if customer_id else None,
+            "external_id": await session.scalar(
+                select(Customer.external_id).where(Customer.id == customer_id)
+            )
+            if customer_id
+            else None,
             "match": found.match,
             "started_at": record.started_at,
             "answered_at": record.answered_at,

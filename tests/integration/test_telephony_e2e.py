@@ -1,0 +1,207 @@
+"""The gateway against the built-in PBX simulator over real TCP (AMI), end to end:
+ring → screen-pop on the operator's socket → answer → hang-up → record → task."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import ClientWebSocketResponse
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+
+from gateway.app import create_app
+from gateway.clock import SystemClock
+from gateway.db.engine import Database
+from gateway.http.auth import TokenRegistry
+from gateway.pbx_simulator import CallSpec, SimulatorServer
+from gateway.settings import Settings
+from tests.conftest import ADMIN_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
+from tests.integration.test_live_socket import add_agent
+from tests.support.factories import make_customer, make_task
+
+Client = TestClient[Any, Any]
+OLENA = "+380501234567"
+SPEED = 40.0  # simulated seconds per real second: a 25 s call takes ~0.6 s
+
+
+@pytest.fixture
+async def pbx() -> AsyncIterator[SimulatorServer]:
+    """The simulator on a free loopback port, stamping events with simulated time."""
+    async with SimulatorServer(
+        "127.0.0.1", 0, username="gw", secret="s3cret", speed=SPEED, timestamp_events=True
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+async def gateway(
+    settings: Settings, database: Database, tokens: TokenRegistry, pbx: SimulatorServer
+) -> AsyncIterator[Client]:
+    """The whole gateway (workers on) connected to the simulator."""
+    wired = settings.model_copy(
+        update={
+            "ami_host": "127.0.0.1",
+            "ami_port": pbx.port,
+            "ami_username": "gw",
+            "ami_secret": SecretStr("s3cret"),
+        }
+    )
+    app = create_app(wired, clock=SystemClock(), tokens=tokens, workers=True)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        await wait_for(lambda: health_ami(client), "connected")
+        yield client
+
+
+async def health_ami(client: Client) -> str:
+    return str((await (await client.get("/health")).json())["components"]["ami"])
+
+
+async def wait_for(probe: Any, expected: Any, timeout: float = 10.0) -> Any:
+    """Poll an async probe until it returns `expected` (or fail with the last value)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    value = None
+    while asyncio.get_running_loop().time() < deadline:
+        value = await probe()
+        if value == expected:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"waited for {expected!r}, last saw {value!r}")
+
+
+async def operator_socket(client: Client, extension: str) -> ClientWebSocketResponse:
+    ticket = await client.post("/api/ws-tickets", headers=bearer(OPERATOR_TOKEN))
+    socket = await client.ws_connect(
+        f"/ws/agents/{extension}?ticket={(await ticket.json())['ticket']}"
+    )
+    assert (await socket.receive_json(timeout=5))["type"] == "hello"
+    return socket
+
+
+async def next_message(socket: ClientWebSocketResponse, kind: str) -> dict[str, Any]:
+    while True:
+        message: dict[str, Any] = await socket.receive_json(timeout=10)
+        if message["type"] == kind:
+            return message
+
+
+async def calls_of(client: Client) -> list[dict[str, Any]]:
+    response = await client.get("/api/calls", headers=bearer(ADMIN_TOKEN))
+    return list((await response.json())["items"])
+
+
+async def ended_calls(client: Client, count: int) -> list[dict[str, Any]]:
+    async def probe() -> int:
+        return sum(1 for call in await calls_of(client) if call["state"] == "ended")
+
+    await wait_for(probe, count)
+    return [call for call in await calls_of(client) if call["state"] == "ended"]
+
+
+async def test_pop_answer_hangup_record_and_a_task_closed_only_by_the_long_call(
+    gateway: Client, database: Database, pbx: SimulatorServer
+) -> None:
+    now = SystemClock().now()
+    customer = await make_customer(database, now, "C-1", [OLENA], name="Олена Коваль")
+    await add_agent(database, now, OPERATOR_AGENT, ["201"])
+    task = await make_task(database, customer_id=customer, created_at=now)
+    socket = await operator_socket(gateway, "201")
+
+    pbx.start_call(CallSpec(caller=OLENA, extensions=("201",), ring_seconds=2, talk_seconds=10))
+    pop = await next_message(socket, "screen_pop")
+    assert pop["match"] == "exact" and pop["caller"] == OLENA
+    assert pop["customer"]["name"] == "Олена Коваль"
+    assert [t["id"] for t in pop["open_tasks"]] == [task]
+    assert (await next_message(socket, "call_update"))["state"] == "answered"
+    ended = await next_message(socket, "call_update")
+    assert ended["state"] == "ended" and 9 <= ended["talk_seconds"] <= 11
+    short_call = ended["call_id"]
+
+    pbx.start_call(CallSpec(caller=OLENA, extensions=("201",), ring_seconds=1, talk_seconds=25))
+    await next_message(socket, "screen_pop")
+    await next_message(socket, "call_update")
+    long_call = (await next_message(socket, "call_update"))["call_id"]
+    await socket.close()
+
+    records = {call["id"]: call for call in await ended_calls(gateway, 2)}
+    assert records[long_call]["customer_id"] == customer
+    assert records[long_call]["extension"] == "201"
+    assert records[long_call]["disposition"] == "answered"
+    assert 24 <= records[long_call]["talk_seconds"] <= 26
+
+    refused = await gateway.post(
+        f"/api/tasks/{task}/complete", json={"call_id": short_call}, headers=bearer(OPERATOR_TOKEN)
+    )
+    assert refused.status == 409
+    assert (await refused.json())["type"].endswith("call-too-short")
+    done = await gateway.post(
+        f"/api/tasks/{task}/complete", json={"call_id": long_call}, headers=bearer(OPERATOR_TOKEN)
+    )
+    assert done.status == 200 and (await done.json())["status"] == "done"
+
+
+async def test_queue_call_pops_both_operators_and_closes_the_other_pop(
+    gateway: Client, database: Database, pbx: SimulatorServer
+) -> None:
+    now = SystemClock().now()
+    await make_customer(database, now, "C-1", [OLENA])
+    sockets = {}
+    for extension in ("201", "202"):
+        sockets[extension] = await gateway.ws_connect(
+            f"/ws/agents/{extension}", headers=bearer(ADMIN_TOKEN)
+        )
+        await sockets[extension].receive_json(timeout=5)
+    pbx.start_call(
+        CallSpec(caller=OLENA, extensions=("201", "202"), answered_by="202", talk_seconds=5)
+    )
+    for extension in ("201", "202"):
+        assert (await next_message(sockets[extension], "screen_pop"))["match"] == "exact"
+    assert (await next_message(sockets["201"], "call_update"))["state"] == "answered_elsewhere"
+    assert (await next_message(sockets["202"], "call_update"))["state"] == "answered"
+    (record,) = await ended_calls(gateway, 1)
+    assert record["extension"] == "202" and record["disposition"] == "answered"
+    for socket in sockets.values():
+        await socket.close()
+
+
+async def test_click_to_call_links_the_record_to_the_request(
+    gateway: Client, database: Database
+) -> None:
+    customer = await make_customer(database, SystemClock().now(), "C-1", [OLENA])
+    response = await gateway.post(
+        "/api/calls/originate",
+        json={"agent_extension": "201", "customer_id": customer},
+        headers=bearer(OPERATOR_TOKEN),
+    )
+    assert response.status == 202
+    call_id = (await response.json())["call_id"]
+    (record,) = await ended_calls(gateway, 1)
+    assert record["id"] == call_id
+    assert record["direction"] == "outbound" and record["customer_id"] == customer
+    assert record["cost"] is not None
+
+
+async def test_a_dropped_ami_connection_is_recovered_and_the_call_still_recorded(
+    gateway: Client, database: Database, pbx: SimulatorServer
+) -> None:
+    await make_customer(database, SystemClock().now(), "C-1", [OLENA])
+    pbx.start_call(CallSpec(caller=OLENA, extensions=("201",), ring_seconds=1, talk_seconds=40))
+    await asyncio.sleep(0.3)  # the call is up (simulated ~12 s in)
+    assert await pbx.drop_connections() >= 1
+    await wait_for(lambda: health_ami(gateway), "connected")
+    (record,) = await ended_calls(gateway, 1)
+    assert record["disposition"] == "answered" and record["customer_id"] is not None
+
+
+async def test_garbage_and_oversized_frames_do_not_break_the_stream(
+    gateway: Client, database: Database, pbx: SimulatorServer
+) -> None:
+    await make_customer(database, SystemClock().now(), "C-1", [OLENA])
+    pbx.inject_raw(b"this is not AMI\r\nnor this\r\n\r\n")
+    pbx.inject_raw(b"Event: Huge\r\nData: " + b"x" * 200_000 + b"\r\n\r\n")
+    pbx.start_call(CallSpec(caller=OLENA, extensions=("201",), ring_seconds=1, talk_seconds=3))
+    (record,) = await ended_calls(gateway, 1)
+    assert record["disposition"] == "answered"
+    assert await health_ami(gateway) == "connected"
