@@ -205,3 +205,31 @@ async def test_garbage_and_oversized_frames_do_not_break_the_stream(
     (record,) = await ended_calls(gateway, 1)
     assert record["disposition"] == "answered"
     assert await health_ami(gateway) == "connected"
+
+
+@pytest.mark.parametrize("kind", ["blind_transfer", "attended_transfer"])
+async def test_transfers_attribute_talk_time_to_each_operator(
+    gateway: Client, database: Database, pbx: SimulatorServer, kind: str
+) -> None:
+    await make_customer(database, SystemClock().now(), "C-1", [OLENA])
+    pbx.start_call(
+        CallSpec(
+            kind=kind,
+            caller=OLENA,
+            extensions=("201",),
+            transfer_to="202",
+            ring_seconds=1,
+            talk_seconds=12,
+            talk_after_transfer=8,
+        )
+    )
+    (record,) = await ended_calls(gateway, 1)
+    assert record["extension"] == "201" and record["disposition"] == "answered"
+    async with database.sessions() as session:
+        from gateway.db.models import Call
+
+        call = await session.get(Call, record["id"])
+    assert call is not None
+    shares = call.details["talk_seconds_by_extension"]
+    assert set(shares) == {"201", "202"}
+    assert 11 <= shares["201"] <= 13 and 7 <= shares["202"] <= 9
