@@ -1,127 +1,26 @@
-"""AMI wire format: incremental frame parser, message type and action encoder."""
+"""AMI wire format: incremental frame parser and action encoder."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from operator import itemgetter
-from typing import overload
+
+from adapters.ami.message import AmiMessage, canonical_frame, is_clean, parse_frame
+
+__all__ = [
+    "BANNER_PREFIX",
+    "DEFAULT_MAX_FRAME",
+    "AmiMessage",
+    "AmiParser",
+    "ParserStats",
+    "SkipCallback",
+    "encode_action",
+    "encode_message",
+    "parse_frame",
+]
 
 DEFAULT_MAX_FRAME = 64 * 1024
 BANNER_PREFIX = b"Asterisk Call Manager/"
-
-_SEP = itemgetter(1)
-# A header line as str.partition() returns it: (key, ": ", value).
-Header = tuple[str, str, str]
-
-
-class AmiMessage:
-    """One AMI packet: ordered headers with case-insensitive, repeatable keys."""
-
-    __slots__ = ("_headers", "_index", "_name")
-
-    def __init__(self, headers: list[Header], name: str | None = None) -> None:
-        """Wrap partitioned header lines; ``name`` is the already-peeked Event."""
-        # Keeping the partition() triples avoids building a pair per line on
-        # the hot path; the lookup dict is built only when a field is read.
-        self._headers = headers
-        self._index: dict[str, str] | None = None
-        self._name = name
-
-    @classmethod
-    def from_pairs(cls, pairs: list[tuple[str, str]] | Mapping[str, str]) -> AmiMessage:
-        """Build a message from (key, value) pairs or a mapping."""
-        items = pairs.items() if isinstance(pairs, Mapping) else pairs
-        return cls([(k, ": ", v) for k, v in items])
-
-    def _lookup(self) -> dict[str, str]:
-        index = self._index
-        if index is None:
-            # Reversed so that the first occurrence of a repeated key wins.
-            index = {k.lower(): v for k, _, v in reversed(self._headers)}
-            self._index = index
-        return index
-
-    @overload
-    def get(self, key: str) -> str | None: ...
-
-    @overload
-    def get(self, key: str, default: str) -> str: ...
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        """First value of ``key`` (any case), or ``default``."""
-        return self._lookup().get(key.lower(), default)
-
-    def __getitem__(self, key: str) -> str:
-        return self._lookup()[key.lower()]
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self._lookup()
-
-    def get_all(self, key: str) -> list[str]:
-        """Every value of ``key`` (any case) in wire order."""
-        wanted = key.lower()
-        return [v for k, _, v in self._headers if k.lower() == wanted]
-
-    @property
-    def headers(self) -> list[tuple[str, str]]:
-        """The (key, value) pairs in wire order, original key case."""
-        return [(k, v) for k, _, v in self._headers]
-
-    @property
-    def name(self) -> str | None:
-        """Event name, or None for responses."""
-        if self._name is None:
-            self._name = self._lookup().get("event")
-        return self._name
-
-    @property
-    def is_event(self) -> bool:
-        """True when the packet carries an ``Event`` header."""
-        return self.name is not None
-
-    @property
-    def is_response(self) -> bool:
-        """True when the packet carries a ``Response`` header."""
-        return "response" in self._lookup()
-
-    @property
-    def response(self) -> str | None:
-        """``Response`` value (Success, Error, Goodbye, ...) or None."""
-        return self._lookup().get("response")
-
-    @property
-    def action_id(self) -> str | None:
-        """``ActionID`` value or None."""
-        return self._lookup().get("actionid")
-
-    @property
-    def is_success(self) -> bool:
-        """True for ``Response: Success`` (and legacy ``Follows``)."""
-        return self.response in ("Success", "Follows", "Goodbye")
-
-    def to_dict(self) -> dict[str, str]:
-        """First value per key, original case of the first occurrence."""
-        out: dict[str, str] = {}
-        for k, _, v in self._headers:
-            out.setdefault(k, v)
-        return out
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self.headers)
-
-    def __len__(self) -> int:
-        return len(self._headers)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, AmiMessage) and self._headers == other._headers
-
-    def __hash__(self) -> int:
-        return hash(tuple(self._headers))
-
-    def __repr__(self) -> str:
-        head = self.name or self.response or "?"
-        return f"AmiMessage({head!r}, {len(self._headers)} headers)"
 
 
 @dataclass
@@ -143,16 +42,23 @@ SkipCallback = Callable[[str, bytes], None]
 """Called with a reason ("malformed"/"oversized") and the (truncated) frame."""
 
 
-def parse_frame(text: str, name: str | None = None) -> AmiMessage | None:
-    """Parse one LF-separated frame body; None when a line has no colon."""
-    lines = [line.partition(": ") for line in text.split("\n")]
-    if not all(map(_SEP, lines)):
-        # Slow path, rare: tolerate "Key:value" without the space.
-        lines = [line.partition(":") for line in text.split("\n")]
-        if not all(map(_SEP, lines)):
-            return None
-        lines = [(k, ": ", v.removeprefix(" ")) for k, _, v in lines]
-    return AmiMessage(lines, name)
+def _blank_line_end(buf: bytes, last: bool) -> int:
+    """Index just past the first (or ``last``) blank line in raw bytes, or -1.
+
+    A blank line is LF followed by LF or by CRLF, so CRLF, bare-LF and mixed
+    streams all end frames in the same place.
+    """
+    if last:
+        a, b = buf.rfind(b"\n\n"), buf.rfind(b"\n\r\n")
+        return max(a + 2 if a >= 0 else -1, b + 3 if b >= 0 else -1)
+    a, b = buf.find(b"\n\n"), buf.find(b"\n\r\n")
+    ends = [i + n for i, n in ((a, 2), (b, 3)) if i >= 0]
+    return min(ends) if ends else -1
+
+
+def _lf_length(frame: str) -> int:
+    """Length of a fast-path frame as the line-by-line path would see it."""
+    return len(frame) - frame.count("\r\n") - frame.endswith("\r")
 
 
 class AmiParser:
@@ -175,21 +81,14 @@ class AmiParser:
         self.banner: str | None = None
         self.stats = ParserStats()
         self._expect_banner = expect_banner
-        self._buf = b""
+        self._buf = b""  # raw bytes of the frame still incomplete
         self._discarding = False  # inside an oversized frame, waiting for its end
 
     def feed(self, data: bytes) -> list[AmiMessage]:
         """Consume a chunk of bytes and return the complete messages in it."""
         if not data:
             return []
-        buf = self._buf + data
-        if b"\r" in buf:
-            # Normalise CRLF to LF once per chunk (C speed); a CR at the very end
-            # may be half of a CRLF split across chunks, so keep it for later.
-            tail = b""
-            if buf.endswith(b"\r"):
-                buf, tail = buf[:-1], b"\r"
-            buf = buf.replace(b"\r\n", b"\n") + tail
+        buf = self._buf + data if self._buf else data
         if self._expect_banner:
             nl = buf.find(b"\n")
             if nl < 0:
@@ -200,34 +99,88 @@ class AmiParser:
             if buf.startswith(BANNER_PREFIX):
                 self.banner = buf[:nl].decode(self.encoding, "replace").rstrip("\r")
                 buf = buf[nl + 1 :]
-        return self._frames(buf)
+        if self._discarding:
+            end = _blank_line_end(buf, last=False)
+            if end < 0:
+                self._buf = buf[-2:]  # may be the start of the blank line
+                return []
+            self._discarding = False
+            buf = buf[end:]
+        out: list[AmiMessage] | None = None
+        # Frames end at a CRLF blank line; splitting at LF CRLF (not CRLF
+        # CRLF) also takes a bare-LF line before it, and leaves the CR of
+        # the last line end on each frame, which readers drop.
+        end = buf.rfind(b"\n\r\n")
+        if end >= 0:
+            # One decode for all complete frames: CR and LF are ASCII and
+            # never part of a multi-byte UTF-8 sequence, so the cut is always
+            # on a character edge.
+            text = buf[:end].decode(self.encoding, "replace")
+            if is_clean(text):
+                out = self._clean_frames(text)
+                buf = buf[end + 3 :]
+        if out is None:
+            out = self._frames(buf)
+        elif b"\n\n" in buf:
+            out += self._frames(buf)  # bare-LF frames after the CRLF ones
+        else:
+            self._buf = buf
+            self._check_size()
+        self.stats.messages += len(out)
+        return out
+
+    def _clean_frames(self, text: str) -> list[AmiMessage]:
+        """Split clean CRLF text into lazy messages: no per-header work."""
+        out: list[AmiMessage] = []
+        append = out.append
+        wanted = self.wanted
+        max_frame = self.max_frame
+        unwanted = 0
+        for frame in text.split("\n\r\n"):
+            if not frame or frame[0] == "\r":
+                frame = frame.lstrip("\r\n")  # blank lines between packets
+                if not frame:
+                    continue
+            # The limit counts characters with LF line ends, as the line path
+            # does, so both paths drop the same frames.
+            if len(frame) > max_frame and _lf_length(frame) > max_frame:
+                self._skip("oversized", frame.encode(self.encoding, "replace"))
+                continue
+            if frame.startswith("Event: "):
+                # Peek at the event name so unwanted events cost one find().
+                nl = frame.find("\n")
+                if nl < 0:
+                    nl = len(frame)  # a one-line frame; it ends with the CR
+                name = frame[7 : nl - 1] if frame[nl - 1] == "\r" else frame[7:nl]
+                if wanted is not None and not wanted(name):
+                    unwanted += 1
+                    continue
+                append(AmiMessage(frame, name))
+            else:
+                append(AmiMessage(frame))
+        self.stats.skipped_unwanted += unwanted
+        return out
 
     def _frames(self, buf: bytes) -> list[AmiMessage]:
-        out: list[AmiMessage] = []
-        if self._discarding:
-            end = buf.find(b"\n\n")
-            if end < 0:
-                self._buf = buf[-1:]  # keep a possible first LF of the separator
-                return out
-            self._discarding = False
-            buf = buf[end + 2 :]
-        end = buf.rfind(b"\n\n")
+        """Line-by-line path for anything but clean CRLF: bare LF, bad frames."""
+        end = _blank_line_end(buf, last=True)
         if end < 0:
             self._buf = buf
             self._check_size()
-            return out
-        self._buf = buf[end + 2 :]
-        # One decode for all complete frames: LF is ASCII and never part of a
-        # multi-byte UTF-8 sequence, so the cut is always on a character edge.
-        text = buf[:end].decode(self.encoding, "replace")
+            return []
+        self._buf = buf[end:]  # kept raw so the next read can take the fast path
+        out = self._lf_frames(buf[:end].replace(b"\r\n", b"\n").decode(self.encoding, "replace"))
+        self._check_size()
+        return out
+
+    def _lf_frames(self, text: str) -> list[AmiMessage]:
+        """Parse LF-separated frames one header line at a time."""
+        out: list[AmiMessage] = []
         wanted = self.wanted
         max_frame = self.max_frame
-        stats = self.stats
         for frame in text.split("\n\n"):
-            if not frame:
-                continue  # stray blank lines between packets
-            if frame[0] == "\n":  # extra blank line glued to this frame
-                frame = frame.lstrip("\n")
+            if not frame or frame[0] == "\n":
+                frame = frame.lstrip("\n")  # blank lines between packets
                 if not frame:
                     continue
             if len(frame) > max_frame:
@@ -235,27 +188,27 @@ class AmiParser:
                 continue
             name: str | None = None
             if frame.startswith("Event: "):
-                # Peek at the event name so unwanted events cost one find().
                 nl = frame.find("\n")
                 name = frame[7:nl] if nl >= 0 else frame[7:]
                 if wanted is not None and not wanted(name):
-                    stats.skipped_unwanted += 1
+                    self.stats.skipped_unwanted += 1
                     continue
-            msg = parse_frame(frame, name)
+            msg = canonical_frame(frame, name)
             if msg is None:
                 self._skip("malformed", frame.encode(self.encoding, "replace"))
                 continue
-            stats.messages += 1
             out.append(msg)
-        self._check_size()
         return out
 
     def _check_size(self) -> None:
-        if len(self._buf) > self.max_frame:
+        buf = self._buf
+        # Measured with LF line ends, like a complete frame (cheap: only
+        # counted once the raw size is over the limit).
+        if len(buf) > self.max_frame and len(buf) - buf.count(b"\r\n") > self.max_frame:
             # A frame that grows past the limit is dropped now rather than
             # buffered; the rest of it is discarded up to the next blank line.
-            self._skip("oversized", self._buf)
-            self._buf = self._buf[-1:] if self._buf.endswith(b"\n") else b""
+            self._skip("oversized", buf)
+            self._buf = buf[-2:]
             self._discarding = True
             self._expect_banner = False
 

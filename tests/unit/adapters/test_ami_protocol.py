@@ -181,3 +181,63 @@ def test_missing_banner_line_is_treated_as_data() -> None:
 def test_encode_action_keeps_repeated_keys() -> None:
     data = encode_action([("Action", "Originate"), ("Variable", "A=1"), ("Variable", "B=2")])
     assert data == b"Action: Originate\r\nVariable: A=1\r\nVariable: B=2\r\n\r\n"
+
+
+def test_first_occurrence_wins_whatever_the_case_of_the_key_asked_for() -> None:
+    msg = AmiParser(expect_banner=False).feed(
+        b"Event: VarSet\r\nvariable: A=1\r\nVariable: B=2\r\n\r\n"
+    )[0]
+    assert msg.get("Variable") == msg.get("VARIABLE") == msg["variable"] == "A=1"
+    assert msg.get("Variab") is None and msg.get("Variable: A") is None
+    assert msg.get("a:b", "none") == "none" and "Event" in msg
+
+
+def test_values_with_lone_cr_non_ascii_and_length_changing_case() -> None:
+    data = "Event: Newchannel\r\nCallerIDName: José \u0130\r\nNote: a\rb\r\nX: y\r\r\n\r\n"
+    msg = AmiParser(expect_banner=False).feed(data.encode())[0]
+    assert msg.headers == [
+        ("Event", "Newchannel"),
+        ("CallerIDName", "José \u0130"),
+        ("Note", "a\rb"),
+        ("X", "y\r"),
+    ]
+    assert msg.get("calleridname") == "José \u0130" and msg.get("note") == "a\rb"
+    assert msg.get("x") == "y\r" and msg.name == "Newchannel"
+
+
+FRAME_VARIANTS = [
+    b"Event: Hangup\r\nUniqueid: 1.1\r\nCause: 16\r\n\r\n",
+    b"Event: Hangup\nUniqueid: 1.2\nCause: 16\n\n",  # bare LF
+    b"Event: Cdr\r\nUniqueID: 1.3\nDisposition: ANSWERED\n\r\n",  # mixed, LF CRLF end
+    b"Response: Success\r\nActionID: 7\r\nMessage:Pong\r\n\r\n",  # Key:value
+    b"Event: A\r\nno colon here\r\n\r\n",  # malformed
+    b"\x00\xffgarbage\r\n\r\n",  # malformed
+    b"Event: B\r\nKey With Space: v\r\n\r\n\r\n",  # odd key, extra blank line
+    b"Event: C\r\nPrivilege: call,all\r\n\r\n",
+]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    picks=st.lists(st.integers(min_value=0, max_value=len(FRAME_VARIANTS) - 1), max_size=30),
+    cuts=st.lists(st.integers(min_value=0, max_value=2_000), max_size=20),
+)
+def test_mixed_line_ends_and_bad_frames_parse_the_same_for_any_chunking(
+    picks: list[int], cuts: list[int]
+) -> None:
+    data = b"".join(FRAME_VARIANTS[i] for i in picks)
+    whole = AmiParser(expect_banner=False)
+    expected = whole.feed(data)
+    assert len(expected) == sum(1 for i in picks if i not in (4, 5))
+    assert whole.stats.malformed == sum(1 for i in picks if i in (4, 5))
+    parser = AmiParser(expect_banner=False)
+    out: list[AmiMessage] = []
+    prev = 0
+    for p in [*sorted({c % (len(data) + 1) for c in cuts}), len(data)]:
+        out.extend(parser.feed(data[prev:p]))
+        prev = p
+    assert out == expected
+    assert [m.headers for m in out] == [m.headers for m in expected]
+    assert [m.get("uniqueid") for m in out] == [m.get("UNIQUEID") for m in expected]
+    assert parser.stats.malformed == whole.stats.malformed
+    assert parser.buffered <= 2  # at most a stray blank line waiting for the next frame
