@@ -1,20 +1,19 @@
-"""Asyncio AMI client: login, ActionID correlation, events, keepalive, reconnect."""
+"""Asyncio AMI client session: connect, login, read loop, keepalive, reconnect."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import hashlib
 import itertools
 import logging
 import random
 import secrets
-import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from adapters.ami.actions import Action, AmiActions, Connection, PendingAction
+from adapters.ami.config import AmiConfig, AmiState, AmiStats, backoff_delay
 from adapters.ami.dispatch import EventDispatcher, EventHandler
 from adapters.ami.errors import (
     AmiActionError,
@@ -23,80 +22,17 @@ from adapters.ami.errors import (
     AmiError,
     AmiTimeout,
 )
-from adapters.ami.protocol import DEFAULT_MAX_FRAME, AmiMessage, AmiParser, encode_action
+from adapters.ami.protocol import AmiMessage, AmiParser
+
+__all__ = ["Action", "AmiClient", "AmiConfig", "AmiState", "AmiStats", "backoff_delay"]
 
 log = logging.getLogger(__name__)
 
 ConnectHook = Callable[["AmiClient"], Awaitable[None]]
-Action = Mapping[str, str] | list[tuple[str, str]]
 
 
-class AmiState(enum.StrEnum):
-    """Connection state as reported to health checks."""
-
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    CLOSED = "closed"
-
-
-@dataclass(frozen=True)
-class AmiConfig:
-    """Where and how to connect; times are in seconds."""
-
-    host: str
-    port: int = 5038
-    username: str = ""
-    secret: str = ""
-    auth: str = "md5"  # "md5" (challenge) or "plain"
-    plain_fallback: bool = True  # md5 refused by the server -> plain login
-    events: bool = True
-    connect_timeout: float = 5.0
-    action_timeout: float = 10.0
-    ping_interval: float = 20.0  # 0 disables the keepalive
-    ping_timeout: float = 5.0
-    reconnect: bool = True
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    max_frame: int = DEFAULT_MAX_FRAME
-    read_chunk: int = 64 * 1024
-
-
-@dataclass
-class AmiStats:
-    """Counters for metrics and health."""
-
-    events_received: int = 0
-    events_filtered: int = 0  # events nobody subscribed to, skipped unparsed
-    frames_skipped: int = 0
-    reconnects: int = 0
-    last_event_at: float | None = None  # time.monotonic() of the last event
-
-
-def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) -> float:
-    """Exponential backoff with full jitter: uniform(0, min(cap, initial * 2**attempt))."""
-    return rng.uniform(0.0, min(cap, initial * (2 ** min(attempt, 32))))
-
-
-@dataclass
-class _Pending:
-    future: asyncio.Future[AmiMessage | list[AmiMessage]]
-    items: list[AmiMessage] | None = None  # set once "EventList: start" arrived
-    response: AmiMessage | None = None
-
-
-@dataclass
-class _Connection:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    parser: AmiParser
-    banner: asyncio.Future[str]
-    pending: dict[str, _Pending] = field(default_factory=dict)
-    lost: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-class AmiClient:
-    """One logical AMI session that survives reconnects."""
+class AmiClient(AmiActions):
+    """One logical AMI session that survives reconnects (session half; actions in ``actions``)."""
 
     def __init__(
         self,
@@ -115,7 +51,7 @@ class AmiClient:
         self._rng = rng or random.Random()
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4)
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._originates: dict[str, asyncio.Future[AmiMessage]] = {}
         self._closing = False
@@ -150,80 +86,6 @@ class AmiClient:
         except TimeoutError:
             raise AmiTimeout("not connected in time") from None
 
-    async def send_action(self, action: Action, *, timeout: float | None = None) -> AmiMessage:
-        """Send an action and return its response; ``Response: Error`` raises."""
-        result = await self._request(action, timeout)
-        assert isinstance(result, AmiMessage)
-        return result
-
-    async def send_list_action(
-        self, action: Action, *, timeout: float | None = None
-    ) -> list[AmiMessage]:
-        """Send an action answered by an event list; return the listed events."""
-        result = await self._request(action, timeout)
-        if isinstance(result, AmiMessage):
-            return []  # the server answered without a list
-        return result
-
-    async def ping(self, timeout: float | None = None) -> float:
-        """Round-trip a ``Ping``; returns the time it took in seconds."""
-        started = time.monotonic()
-        await self.send_action({"Action": "Ping"}, timeout=timeout or self.config.ping_timeout)
-        return time.monotonic() - started
-
-    async def core_show_channels(self, timeout: float | None = None) -> list[AmiMessage]:
-        """List the live channels (``CoreShowChannel`` events)."""
-        return await self.send_list_action({"Action": "CoreShowChannels"}, timeout=timeout)
-
-    async def originate(
-        self,
-        channel: str,
-        *,
-        context: str | None = None,
-        exten: str | None = None,
-        priority: str = "1",
-        application: str | None = None,
-        data: str | None = None,
-        caller_id: str | None = None,
-        timeout_ms: int = 30000,
-        variables: Mapping[str, str] | None = None,
-        action_id: str | None = None,
-    ) -> str:
-        """Queue an ``Async`` originate; returns the ActionID to await the result with."""
-        aid = action_id or self._next_id()
-        fields: list[tuple[str, str]] = [("Action", "Originate"), ("ActionID", aid)]
-        fields.append(("Channel", channel))
-        if application:
-            fields += [("Application", application), ("Data", data or "")]
-        else:
-            fields += [("Context", context or ""), ("Exten", exten or ""), ("Priority", priority)]
-        if caller_id:
-            fields.append(("CallerID", caller_id))
-        fields += [("Timeout", str(timeout_ms)), ("Async", "true")]
-        fields += [("Variable", f"{k}={v}") for k, v in (variables or {}).items()]
-        # Registered before sending: the event may beat our await.
-        self._prune_originates()
-        self._originates[aid] = asyncio.get_running_loop().create_future()
-        try:
-            await self.send_action(fields)
-        except BaseException:
-            self._originates.pop(aid, None)
-            raise
-        return aid
-
-    async def originate_result(self, action_id: str, timeout: float | None = None) -> AmiMessage:
-        """Wait for the ``OriginateResponse`` event of an ``originate()``."""
-        fut = self._originates.get(action_id)
-        if fut is None:
-            raise AmiError(f"no originate pending with ActionID {action_id!r}")
-        try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except TimeoutError:
-            raise AmiTimeout(f"no OriginateResponse for {action_id}") from None
-        finally:
-            if fut.done():
-                self._originates.pop(action_id, None)
-
     async def close(self) -> None:
         """Log off if possible, stop every task and close the socket."""
         if self._closing:
@@ -256,7 +118,7 @@ class AmiClient:
             self._state = AmiState.DISCONNECTED
             raise AmiConnectionError(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from exc
         loop = asyncio.get_running_loop()
-        pending: dict[str, _Pending] = {}
+        pending: dict[str, PendingAction] = {}
 
         def wanted(name: str) -> bool:
             # Any action in flight may be answered by an event list whose
@@ -264,7 +126,7 @@ class AmiClient:
             return bool(pending) or name == "OriginateResponse" or self._events.wants(name)
 
         parser = AmiParser(max_frame=cfg.max_frame, wanted=wanted, on_skip=self._on_skip)
-        conn = _Connection(reader, writer, parser, loop.create_future(), pending)
+        conn = Connection(reader, writer, parser, loop.create_future(), pending)
         self._conn = conn
         reader_task = self._spawn(self._read_loop(conn))
         try:
@@ -335,7 +197,7 @@ class AmiClient:
                 continue
             attempt = 0
 
-    async def _read_loop(self, conn: _Connection) -> None:
+    async def _read_loop(self, conn: Connection) -> None:
         try:
             while True:
                 data = await conn.reader.read(self.config.read_chunk)
@@ -357,7 +219,7 @@ class AmiClient:
         finally:
             self._drop(conn, AmiConnectionError("connection lost"))
 
-    def _drop(self, conn: _Connection, exc: AmiError) -> None:
+    def _drop(self, conn: Connection, exc: AmiError) -> None:
         """Fail what waits on ``conn`` and mark it lost (idempotent)."""
         if conn.lost.is_set():
             return
@@ -375,7 +237,7 @@ class AmiClient:
         conn.pending.clear()
         conn.writer.close()
 
-    async def _keepalive(self, conn: _Connection) -> None:
+    async def _keepalive(self, conn: Connection) -> None:
         while not conn.lost.is_set():
             await asyncio.sleep(self.config.ping_interval)
             if conn.lost.is_set() or self._conn is not conn:
@@ -391,81 +253,9 @@ class AmiClient:
             except AmiError:
                 return
 
-    # -- messages ---------------------------------------------------------
-    def _handle(self, conn: _Connection, msg: AmiMessage) -> None:
-        aid = msg.action_id
-        if msg.is_event:
-            self.stats.events_received += 1
-            self.stats.last_event_at = time.monotonic()
-            pending = conn.pending.get(aid) if aid else None
-            if pending is not None and pending.items is not None:
-                if (msg.get("EventList") or "").lower() == "complete":
-                    del conn.pending[aid]  # type: ignore[arg-type]
-                    if not pending.future.done():
-                        pending.future.set_result(pending.items)
-                else:
-                    pending.items.append(msg)
-                return
-            if aid and msg.name == "OriginateResponse":
-                fut = self._originates.get(aid)
-                if fut is not None and not fut.done():
-                    fut.set_result(msg)
-            self._events.dispatch(msg)
-            return
-        pending = conn.pending.get(aid) if aid else None
-        if pending is None:
-            return
-        if msg.response == "Error":
-            del conn.pending[aid]  # type: ignore[arg-type]
-            if not pending.future.done():
-                pending.future.set_exception(
-                    AmiActionError(msg.get("Message") or "action failed", msg)
-                )
-        elif (msg.get("EventList") or "").lower() == "start":
-            pending.items, pending.response = [], msg
-        else:
-            del conn.pending[aid]  # type: ignore[arg-type]
-            if not pending.future.done():
-                pending.future.set_result(msg)
-
-    async def _request(
-        self, action: Action, timeout: float | None
-    ) -> AmiMessage | list[AmiMessage]:
-        conn = self._conn
-        if conn is None or conn.lost.is_set():
-            raise AmiConnectionError("not connected")
-        pairs = list(action.items()) if isinstance(action, Mapping) else list(action)
-        aid = next((v for k, v in pairs if k.lower() == "actionid"), None)
-        if aid is None:
-            aid = self._next_id()
-            pairs.insert(1, ("ActionID", aid))
-        pending = _Pending(asyncio.get_running_loop().create_future())
-        conn.pending[aid] = pending
-        try:
-            conn.writer.write(encode_action(pairs))
-            await conn.writer.drain()
-        except OSError as exc:
-            self._drop(conn, AmiConnectionError(f"write failed: {exc}"))
-        try:
-            return await asyncio.wait_for(
-                pending.future, timeout if timeout is not None else self.config.action_timeout
-            )
-        except TimeoutError:
-            conn.pending.pop(aid, None)
-            raise AmiTimeout(f"no response to {pairs[0][1]} ({aid})") from None
-
     def _on_skip(self, reason: str, frame: bytes) -> None:
         self.stats.frames_skipped += 1
         log.warning("AMI frame skipped (%s): %r", reason, frame[:80])
-
-    def _next_id(self) -> str:
-        return f"{self._id_prefix}-{next(self._ids)}"
-
-    def _prune_originates(self) -> None:
-        # Results nobody awaited would pile up forever; drop finished ones.
-        if len(self._originates) > 1024:
-            for aid in [a for a, f in self._originates.items() if f.done()]:
-                del self._originates[aid]
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
