@@ -1,0 +1,1 @@
+"""The send pipeline: outbound contacts claimed, prepared, sent once, tracked and costed."""
