@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "crm_sync.import_cli",
     "crm_sync.outbox_cli",
     "gateway.calls.cli",
+    "gateway.costs.cli",
 )
 
 Handler = Callable[[argparse.Namespace, Settings], int]

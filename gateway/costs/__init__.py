@@ -1,0 +1,1 @@
+"""Costs and savings: the ledger's figures, the estimate, measured deflection."""
