@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Literal
 
-from sqlalchemy import bindparam, delete, inspect, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import raiseload
 
+from crm_sync.customer_write import write_customer
 from crm_sync.events import (
-    AgentUpserted,
     ComplaintCreated,
     ConsentChanged,
     ContactRequested,
@@ -22,39 +19,24 @@ from crm_sync.events import (
     CustomerUpserted,
     Envelope,
     EventData,
-    PartnerUpserted,
     PaymentScheduled,
     TaskCreated,
 )
-from gateway.customers.repository import upsert_customer
+from crm_sync.ingest_guards import EventRejected, Outcome, claim, claim_and_advance, newer
+from crm_sync.ingest_people import agent_upserted, partner_upserted
 from gateway.db.models import (
     Activity,
-    Agent,
-    AgentExtension,
     Complaint,
     Customer,
-    EntityVersion,
     OutboundContact,
-    Partner,
     Payment,
-    ProcessedWebhook,
     StatusChange,
     Task,
     Template,
 )
-from gateway.db.types import UtcDateTime, new_id
+from gateway.db.types import new_id
 
-SOURCE = "crm"
-Outcome = Literal["applied", "duplicate", "stale"]
-
-
-class EventRejected(ValueError):
-    """The event is well formed but cannot apply; `field` names the culprit (→ 422)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+__all__ = ["EventRejected", "Outcome", "apply_customer_upserted", "apply_event"]
 
 
 async def apply_event(
@@ -65,74 +47,19 @@ async def apply_event(
     Everything happens in the caller's transaction, so the id is recorded if and only
     if the changes are; raising EventRejected must roll the whole transaction back.
     """
-    if not await _claim(session, event, now):
+    if isinstance(data, CustomerUpserted):
+        return await apply_customer_upserted(await session.connection(), event, data, now)
+    if not await claim(session, event, now):
         return "duplicate"
     apply = _APPLIERS[event.type]
     return await apply(session, event, data, now)
 
 
-def _claim_statement(insert: Any) -> Any:
-    """Insert the event id unless it is there (bound per call)."""
-    return (
-        insert(ProcessedWebhook.__table__)
-        .values(
-            event_id=bindparam("event_id"),
-            source=SOURCE,
-            type=bindparam("type"),
-            received_at=bindparam("received_at", type_=UtcDateTime()),
-        )
-        .on_conflict_do_nothing(index_elements=["event_id", "source"])
-    )
-
-
-def _version_statement(insert: Any) -> Any:
-    """Advance an entity's version unless it holds a later one (bound per call)."""
-    table = EntityVersion.__table__
-    statement = insert(table).values(
-        entity=bindparam("entity"), occurred_at=bindparam("occurred_at", type_=UtcDateTime())
-    )
-    return statement.on_conflict_do_update(
-        index_elements=["entity"],
-        set_={"occurred_at": statement.excluded.occurred_at},
-        where=table.c.occurred_at <= statement.excluded.occurred_at,
-    )
-
-
-# Built once per dialect: constructing these costs more than executing them.
-_CLAIM = {"postgresql": _claim_statement(pg_insert), "sqlite": _claim_statement(sqlite_insert)}
-_VERSION = {
-    "postgresql": _version_statement(pg_insert),
-    "sqlite": _version_statement(sqlite_insert),
-}
 _CUSTOMER_BY_EXTERNAL_ID = (
     select(Customer)
     .where(Customer.external_id == bindparam("external_id"))
     .options(raiseload(Customer.phones))
 )
-
-
-async def _claim(session: AsyncSession, event: Envelope, now: datetime) -> bool:
-    """Insert the event id; False when it is already there.
-
-    ON CONFLICT DO NOTHING also settles two concurrent identical deliveries: on
-    PostgreSQL the second insert waits for the first transaction and then does nothing.
-    """
-    statement = _CLAIM[session.get_bind().dialect.name]
-    params = {"event_id": event.id, "type": event.type, "received_at": now}
-    result = await session.execute(statement, params)
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-async def _newer(session: AsyncSession, entity: str, occurred_at: datetime) -> bool:
-    """Advance the entity's version to `occurred_at` unless it already holds a later one.
-
-    The upsert row-locks the version until commit, so concurrent events for one entity
-    apply one after the other in occurred_at order, never interleaved.
-    """
-    statement = _VERSION[session.get_bind().dialect.name]
-    params = {"entity": entity, "occurred_at": occurred_at}
-    result = await session.execute(statement, params)
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def _customer_row(session: AsyncSession, external_id: str) -> Customer | None:
@@ -164,25 +91,19 @@ def _status_change(
     return change
 
 
-async def _customer_upserted(
-    session: AsyncSession, event: Envelope, data: EventData, now: datetime
+async def apply_customer_upserted(
+    conn: AsyncConnection, event: Envelope, data: CustomerUpserted, now: datetime
 ) -> Outcome:
-    assert isinstance(data, CustomerUpserted)
-    if not await _newer(session, f"customer:{data.external_id}", event.occurred_at):
-        return "stale"
-    customer, created = await upsert_customer(
-        session, data.external_id, data.fields(), data.phones, now
-    )
-    restored = any(old is not None for old in inspect(customer).attrs.deleted_at.history.deleted)
-    if created:
-        # Built before the flush so the customer row is inserted with its status time
-        # (no extra UPDATE); added after it because the change references that row.
-        change = _status_change(customer, None, "active", now, "created")
-        await session.flush()
-        session.add(change)
-    elif restored:
-        session.add(_status_change(customer, customer.status, "active", now, "crm: restored"))
-    return "applied"
+    """`apply_event` for the CRM's bulk of traffic, in Core statements on a connection.
+
+    Id, version, customer row, status change and phones: two statements on PostgreSQL.
+    """
+    outcome = await claim_and_advance(conn, event, f"customer:{data.external_id}", now)
+    if outcome == "applied":
+        await write_customer(
+            conn, data.external_id, data.fields(), data.phones, now, record_status=True
+        )
+    return outcome
 
 
 async def _customer_deleted(
@@ -192,7 +113,7 @@ async def _customer_deleted(
     customer = await _customer_row(session, data.external_id)
     if customer is None:
         raise EventRejected("data.external_id", "unknown customer")
-    if not await _newer(session, f"customer:{data.external_id}", event.occurred_at):
+    if not await newer(session, f"customer:{data.external_id}", event.occurred_at):
         return "stale"
     if customer.deleted_at is not None:
         return "applied"
@@ -247,7 +168,7 @@ async def _payment_scheduled(
     assert isinstance(data, PaymentScheduled)
     customer = await _live_customer(session, data.external_id)
     key = f"payment:{data.external_id}:{data.contract_id}:{data.due_date.isoformat()}"
-    if not await _newer(session, key, event.occurred_at):
+    if not await newer(session, key, event.occurred_at):
         return "stale"
     result = await session.execute(
         select(Payment).where(
@@ -295,7 +216,7 @@ async def _consent_changed(
     assert isinstance(data, ConsentChanged)
     customer = await _live_customer(session, data.external_id)
     key = f"consent:{data.external_id}:{data.channel}"
-    if not await _newer(session, key, event.occurred_at):
+    if not await newer(session, key, event.occurred_at):
         return "stale"
     setattr(customer, f"{data.channel}_opt_out", data.opted_out)
     customer.updated_at = now
@@ -339,7 +260,7 @@ async def _task_created(
 ) -> Outcome:
     assert isinstance(data, TaskCreated)
     customer = await _live_customer(session, data.external_id)
-    if not await _newer(session, f"task:{data.task_id}", event.occurred_at):
+    if not await newer(session, f"task:{data.task_id}", event.occurred_at):
         return "stale"
     result = await session.execute(select(Task).where(Task.task_id == data.task_id))
     task = result.scalar_one_or_none()
@@ -361,74 +282,9 @@ async def _task_created(
     return "applied"
 
 
-async def _agent_upserted(
-    session: AsyncSession, event: Envelope, data: EventData, now: datetime
-) -> Outcome:
-    assert isinstance(data, AgentUpserted)
-    if not await _newer(session, f"agent:{data.agent_id}", event.occurred_at):
-        return "stale"
-    extensions = list(dict.fromkeys(data.extensions))
-    agent = (
-        await session.execute(select(Agent).where(Agent.agent_id == data.agent_id))
-    ).scalar_one_or_none()
-    if agent is None:
-        agent = Agent(id=new_id("agt"), agent_id=data.agent_id, created_at=now)
-        session.add(agent)
-    agent.name = data.name
-    agent.crm_user_id = data.crm_user_id
-    agent.extensions = extensions
-    agent.updated_at = now
-    await session.flush()  # extensions reference the agent row
-    await session.execute(
-        delete(AgentExtension).where(
-            AgentExtension.agent_id == agent.id, AgentExtension.extension.not_in(extensions)
-        )
-    )
-    taken = (
-        await session.execute(
-            select(AgentExtension).where(AgentExtension.extension.in_(extensions))
-        )
-    ).scalars()
-    held = {row.extension: row for row in taken}
-    for extension in extensions:
-        row = held.get(extension)
-        if row is None:
-            session.add(AgentExtension(extension=extension, agent_id=agent.id))
-        elif row.agent_id != agent.id:
-            previous = await session.get(Agent, row.agent_id)
-            if previous is not None:
-                previous.extensions = [e for e in previous.extensions if e != extension]
-                previous.updated_at = now
-            row.agent_id = agent.id
-    return "applied"
-
-
-async def _partner_upserted(
-    session: AsyncSession, event: Envelope, data: EventData, now: datetime
-) -> Outcome:
-    assert isinstance(data, PartnerUpserted)
-    if not await _newer(session, f"partner:{data.partner_id}", event.occurred_at):
-        return "stale"
-    partner = (
-        await session.execute(select(Partner).where(Partner.partner_id == data.partner_id))
-    ).scalar_one_or_none()
-    if partner is None:
-        partner = Partner(id=new_id("prt"), partner_id=data.partner_id, created_at=now)
-        session.add(partner)
-    partner.name = data.name
-    partner.capacity_per_day = data.capacity
-    partner.cost_per_contact = data.cost_per_contact
-    partner.currency = data.currency
-    partner.eligibility = data.eligibility
-    partner.performance = data.performance
-    partner.updated_at = now
-    return "applied"
-
-
 Applier = Callable[[AsyncSession, Envelope, EventData, datetime], Awaitable[Outcome]]
 
 _APPLIERS: dict[str, Applier] = {
-    "customer.upserted": _customer_upserted,
     "customer.deleted": _customer_deleted,
     "customer.activity": _customer_activity,
     "payment.scheduled": _payment_scheduled,
@@ -436,6 +292,6 @@ _APPLIERS: dict[str, Applier] = {
     "consent.changed": _consent_changed,
     "contact.requested": _contact_requested,
     "task.created": _task_created,
-    "agent.upserted": _agent_upserted,
-    "partner.upserted": _partner_upserted,
+    "agent.upserted": agent_upserted,
+    "partner.upserted": partner_upserted,
 }

@@ -9,23 +9,10 @@ from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, or_, sel
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload
 
+from crm_sync.customer_write import CRM_FIELDS as CRM_FIELDS
+from crm_sync.customer_write import write_customer
 from crm_sync.phones import last_digits
 from gateway.db.models import Customer, CustomerPhone
-from gateway.db.types import new_id
-
-# Fields the CRM owns and an upsert overwrites (phones are handled separately).
-CRM_FIELDS = (
-    "name",
-    "email",
-    "timezone",
-    "language",
-    "region",
-    "products",
-    "responsible_agent",
-    "contract_started_at",
-    "attributes",
-    "bonus_balance",
-)
 
 
 async def get_by_external_id(session: AsyncSession, external_id: str) -> Customer | None:
@@ -46,28 +33,11 @@ async def upsert_customer(
     Only keys present in `fields` are written, so a partial update leaves the rest alone.
     `phones` (already E.164, in the CRM's order) replaces the list when given.
     """
-    customer = await get_by_external_id(session, external_id)
-    created = customer is None
-    if customer is None:
-        customer = Customer(
-            id=new_id("cus"),
-            external_id=external_id,
-            name="",
-            products=[],
-            attributes={},
-            status="active",
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(customer)
-    for name in CRM_FIELDS:
-        if name in fields:
-            setattr(customer, name, fields[name])
-    customer.deleted_at = None
-    customer.updated_at = now
-    if phones is not None:
-        set_phones(customer, phones)
-    return customer, created
+    await session.flush()  # the statements below bypass the unit of work
+    written = await write_customer(await session.connection(), external_id, fields, phones, now)
+    customer = await session.get(Customer, written.id, populate_existing=True)
+    assert customer is not None  # written in this transaction
+    return customer, written.created
 
 
 def set_phones(customer: Customer, phones: list[str]) -> None:

@@ -1,0 +1,148 @@
+"""Replay and ordering guards every CRM event passes: its id once, its entity's version."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import ColumnElement, String, Table, bindparam, exists, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from crm_sync.events import Envelope
+from gateway.db.models import EntityVersion, ProcessedWebhook
+from gateway.db.types import UtcDateTime
+
+SOURCE = "crm"
+Outcome = Literal["applied", "duplicate", "stale"]
+_WEBHOOKS = cast(Table, ProcessedWebhook.__table__)
+_VERSIONS = cast(Table, EntityVersion.__table__)
+
+
+class EventRejected(ValueError):
+    """The event is well formed but cannot apply; `field` names the culprit (→ 422)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _claim_statement(insert: Any) -> Any:
+    """Insert the event id unless it is there (bound per call)."""
+    return (
+        insert(_WEBHOOKS)
+        .values(
+            event_id=bindparam("event_id", type_=String()),
+            source=SOURCE,
+            type=bindparam("type", type_=String()),
+            received_at=bindparam("received_at", type_=UtcDateTime()),
+        )
+        .on_conflict_do_nothing(index_elements=["event_id", "source"])
+    )
+
+
+def _version_upsert(statement: Any) -> Any:
+    """ON CONFLICT: advance the stored version unless it is later than this event's."""
+    return statement.on_conflict_do_update(
+        index_elements=["entity"],
+        set_={"occurred_at": statement.excluded.occurred_at},
+        where=_VERSIONS.c.occurred_at <= statement.excluded.occurred_at,
+    )
+
+
+def _version_statement(insert: Any) -> Any:
+    """Advance an entity's version unless it holds a later one (bound per call)."""
+    return _version_upsert(
+        insert(_VERSIONS).values(
+            entity=bindparam("entity", type_=String()),
+            occurred_at=bindparam("occurred_at", type_=UtcDateTime()),
+        )
+    )
+
+
+def pg_guard() -> tuple[ColumnElement[bool], tuple[ColumnElement[Any], ...]]:
+    """Both guards as PostgreSQL CTEs: the version moves only if the event id was new.
+
+    Returns the condition "the event applies" and the `claimed`/`newer` result columns.
+    Each ON CONFLICT waits for a concurrent transaction holding the same key and then
+    decides on the committed row, exactly as the two statements one after the other do.
+    """
+    claim = _claim_statement(pg_insert).returning(_WEBHOOKS.c.event_id).cte("claim")
+    claimed = exists(select(claim.c.event_id))
+    source = select(
+        bindparam("entity", type_=String()), bindparam("occurred_at", type_=UtcDateTime())
+    ).where(claimed)
+    version = (
+        _version_upsert(pg_insert(_VERSIONS).from_select(["entity", "occurred_at"], source))
+        .returning(_VERSIONS.c.entity)
+        .cte("version")
+    )
+    newer = exists(select(version.c.entity))
+    return newer, (claimed.label("claimed"), newer.label("newer"))
+
+
+def guard_params(event: Envelope, entity: str, now: datetime) -> dict[str, Any]:
+    """What `pg_guard`'s statements bind."""
+    return {
+        "event_id": event.id,
+        "type": event.type,
+        "received_at": now,
+        "entity": entity,
+        "occurred_at": event.occurred_at,
+    }
+
+
+def outcome_of(claimed: bool, advanced: bool) -> Outcome:
+    """The answer for an event whose id was (not) new and whose version did (not) move."""
+    if not claimed:
+        return "duplicate"
+    return "applied" if advanced else "stale"
+
+
+# Built once per dialect: constructing these costs more than executing them.
+_CLAIM = {"postgresql": _claim_statement(pg_insert), "sqlite": _claim_statement(sqlite_insert)}
+_VERSION = {
+    "postgresql": _version_statement(pg_insert),
+    "sqlite": _version_statement(sqlite_insert),
+}
+_CLAIM_AND_ADVANCE = select(*pg_guard()[1])
+
+
+async def claim(session: AsyncSession, event: Envelope, now: datetime) -> bool:
+    """Insert the event id; False when it is already there.
+
+    ON CONFLICT DO NOTHING also settles two concurrent identical deliveries: on
+    PostgreSQL the second insert waits for the first transaction and then does nothing.
+    """
+    statement = _CLAIM[session.get_bind().dialect.name]
+    params = {"event_id": event.id, "type": event.type, "received_at": now}
+    result = await session.execute(statement, params)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def newer(session: AsyncSession, entity: str, occurred_at: datetime) -> bool:
+    """Advance the entity's version to `occurred_at` unless it already holds a later one.
+
+    The upsert row-locks the version until commit, so concurrent events for one entity
+    apply one after the other in occurred_at order, never interleaved.
+    """
+    statement = _VERSION[session.get_bind().dialect.name]
+    params = {"entity": entity, "occurred_at": occurred_at}
+    result = await session.execute(statement, params)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def claim_and_advance(
+    conn: AsyncConnection, event: Envelope, entity: str, now: datetime
+) -> Outcome:
+    """`claim` then `newer` for events that check nothing in between: one round trip."""
+    params = guard_params(event, entity, now)
+    if conn.dialect.name == "postgresql":
+        row = (await conn.execute(_CLAIM_AND_ADVANCE, params)).one()
+        claimed, advanced = bool(row.claimed), bool(row.newer)
+    else:
+        claimed = (await conn.execute(_CLAIM["sqlite"], params)).rowcount == 1
+        advanced = claimed and (await conn.execute(_VERSION["sqlite"], params)).rowcount == 1
+    return outcome_of(claimed, advanced)
