@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 # `make run` with no PBX configured: the built-in simulator on the standard AMI port, with
 # the simulator's documented demo password unless SWITCHBOARD_AMI_SECRET is set.
 DEMO_AMI_PORT = 5038
+DEMO_PBX_SCRIPT = Path("config/demo/pbx-script.yaml")
 DEMO_AMI_SECRET = "changeme"  # noqa: S105 - a loopback-only demo login, not a credential
 
 
@@ -108,10 +109,13 @@ def _simulator_login(settings: Settings, username: str | None) -> tuple[str, str
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.http_host
     port = args.port or settings.http_port
-    return run_async(serve(settings, host, port, demo=args.demo))
+    script = DEMO_PBX_SCRIPT if args.demo and DEMO_PBX_SCRIPT.is_file() else None
+    return run_async(serve(settings, host, port, demo=args.demo, pbx_script=script))
 
 
-async def serve(settings: Settings, host: str, port: int, *, demo: bool = False) -> int:
+async def serve(
+    settings: Settings, host: str, port: int, *, demo: bool = False, pbx_script: Path | None = None
+) -> int:
     """Run the gateway until interrupted."""
     from crm_sync.demo import load_demo
     from gateway.app import create_app
@@ -125,10 +129,13 @@ async def serve(settings: Settings, host: str, port: int, *, demo: bool = False)
             await database.dispose()
     simulator = None
     if demo and not settings.ami_host:
-        from gateway.pbx_simulator import SimulatorServer
+        from gateway.pbx_simulator import SimulatorServer, load_script
 
         username, secret = _simulator_login(settings, None)
-        simulator = SimulatorServer("127.0.0.1", DEMO_AMI_PORT, username=username, secret=secret)
+        script = load_script(pbx_script) if pbx_script is not None else None
+        simulator = SimulatorServer(
+            "127.0.0.1", DEMO_AMI_PORT, username=username, secret=secret, script=script
+        )
         await simulator.start()
         settings = settings.model_copy(
             update={
