@@ -7,6 +7,7 @@ always has payments coming up in the next days.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -54,16 +55,13 @@ async def load_demo(
 ) -> int:
     """Load the demo data set (idempotent); returns how many customers it holds."""
     clock = clock or SystemClock()
-    demo = find_demo_dir(directory)
+    demo, agents, payments, activities = await asyncio.to_thread(_read_demo, directory)
     report = await import_customers(
         database, demo / "customers.csv", settings.default_region, clock, progress=False
     )
     if report.rejected:
         reasons = "; ".join(f"line {item.line}: {item.reason}" for item in report.rejects)
         raise DemoDataMissing(f"{demo / 'customers.csv'} has invalid rows: {reasons}")
-    agents = _section(demo / "agents.yaml", "agents")
-    payments = _section(demo / "payments.yaml", "payments")
-    activities = _section(demo / "activities.yaml", "activities")
     now = clock.now()
     zone = ZoneInfo(settings.timezone)
     today = now.astimezone(zone).date()
@@ -72,7 +70,9 @@ async def load_demo(
     async with database.transaction() as session:
         for agent in agents:
             await _upsert_agent(session, agent, now)
-        customers = await _customer_ids(session)
+        customers = await _customer_ids(
+            session, {str(item.get("external_id")) for item in (*payments, *activities)}
+        )
         for payment in payments:
             await _upsert_payment(session, customers, payment, today, now)
         for activity in activities:
@@ -80,7 +80,21 @@ async def load_demo(
     return report.imported
 
 
-def _section(path: Path, key: str) -> list[dict[str, Any]]:
+Section = list[dict[str, Any]]
+
+
+def _read_demo(directory: Path | None) -> tuple[Path, Section, Section, Section]:
+    """The demo directory and its YAML sections, all read before anything is written."""
+    demo = find_demo_dir(directory)
+    return (
+        demo,
+        _section(demo / "agents.yaml", "agents"),
+        _section(demo / "payments.yaml", "payments"),
+        _section(demo / "activities.yaml", "activities"),
+    )
+
+
+def _section(path: Path, key: str) -> Section:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -91,8 +105,10 @@ def _section(path: Path, key: str) -> list[dict[str, Any]]:
     return items
 
 
-async def _customer_ids(session: AsyncSession) -> dict[str, str]:
-    rows = await session.execute(select(Customer.external_id, Customer.id))
+async def _customer_ids(session: AsyncSession, external_ids: set[str]) -> dict[str, str]:
+    rows = await session.execute(
+        select(Customer.external_id, Customer.id).where(Customer.external_id.in_(external_ids))
+    )
     return {external_id: customer_id for external_id, customer_id in rows}
 
 

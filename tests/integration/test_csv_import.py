@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import re
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from gateway.db.models import Activity, Agent, AgentExtension, Customer, Custome
 from gateway.settings import Settings
 
 HEADER = ",".join(COLUMNS)
+DEMO_DIR = Path(__file__).resolve().parents[2] / "config" / "demo"
 GOOD_ROWS = [
     "C1,Олена Коваленко,+380 67 214 35 81;(044) 235-17-90,olena@example.com,Europe/Kyiv,uk,Київ,agent-201",  # noqa: E501
     "C2,Петро Коваленко,044 235 17 90,,Europe/Kyiv,UK,Київ,agent-201",
@@ -328,4 +330,15 @@ async def test_demo_without_its_directory_says_where_it_looked(
 ) -> None:
     with pytest.raises(DemoDataMissing, match=re.escape(str(tmp_path))):
         await load_demo(database, settings, directory=tmp_path)
+    assert await customers(database) == {}
+
+
+async def test_demo_with_a_broken_file_writes_nothing(
+    database: Database, settings: Settings, tmp_path: Path
+) -> None:
+    demo = tmp_path / "demo"
+    await asyncio.to_thread(shutil.copytree, DEMO_DIR, demo)
+    await asyncio.to_thread((demo / "agents.yaml").write_text, "agents: {not: a list}\n", "utf-8")
+    with pytest.raises(DemoDataMissing, match=re.escape("agents.yaml: expected a list")):
+        await load_demo(database, settings, directory=demo)
     assert await customers(database) == {}
