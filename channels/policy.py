@@ -48,18 +48,14 @@ class FrequencyCap(BaseModel):
     days: int = Field(ge=1, le=366)
 
 
-def _every_day(ranges: list[str]) -> dict[Weekday, list[str]]:
-    return {day: list(ranges) for day in WEEKDAYS}
-
-
 def _default_windows() -> dict[PolicyChannel, dict[Weekday, list[str]]]:
+    # E-mail is absent on purpose: it waits in an inbox, so it may go at any time.
     return {
         "sms": {
             **{day: ["09:00-20:00"] for day in WEEKDAYS[:5]},
             "sat": ["10:00-18:00"],
         },
         "voice": {day: ["09:00-19:00"] for day in WEEKDAYS[:5]},
-        "email": _every_day(["00:00-24:00"]),
     }
 
 
