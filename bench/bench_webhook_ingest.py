@@ -1,11 +1,15 @@
 """Benchmark: signed `customer.upserted` webhooks/s against the real app on PostgreSQL.
 
-Usage: python bench/bench_webhook_ingest.py [--seconds 5] [--concurrency 32] [--profile-seconds 3]
+Usage: python bench/bench_webhook_ingest.py [--seconds 5] [--concurrency 32] [--rounds 3]
+                                           [--profile-seconds 3]
 
 The server runs in a child process (as in production, apart from its client); the
 client keeps `--concurrency` connections busy. A bare aiohttp handler answering 200 is
-measured the same way in the same run, then the real app once more under pyinstrument
-to show where its time goes. Each request is one committed transaction.
+measured the same way (same client, same concurrency) in the same run, alternating with
+the real app for `--rounds` rounds so a machine shared with other work skews both alike;
+the medians and their ratio are reported. Then the real app runs once more under
+pyinstrument to show where its time goes. Each request is one committed transaction,
+every event id and customer new.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import json
 import multiprocessing
 import socket
+import statistics
 import sys
 import time
 from itertools import count
@@ -127,7 +132,9 @@ async def load(port: int, seconds: float, concurrency: int, prefix: str) -> tupl
     return ok, failed
 
 
-def measure(kind: str, url: str, seconds: float, concurrency: int, profile: bool = False) -> float:
+def measure(
+    kind: str, url: str, seconds: float, concurrency: int, run: int, profile: bool = False
+) -> float:
     """Start a server of `kind`, load it, stop it; returns requests/s."""
     context = multiprocessing.get_context("spawn")
     ready, stop = context.Event(), context.Event()
@@ -137,8 +144,8 @@ def measure(kind: str, url: str, seconds: float, concurrency: int, profile: bool
     try:
         if not ready.wait(30):
             raise RuntimeError(f"{kind} server did not start")
-        asyncio.run(load(port, 0.5, concurrency, f"warm-{kind}-{profile}"))
-        ok, failed = asyncio.run(load(port, seconds, concurrency, f"{kind}-{profile}"))
+        asyncio.run(load(port, 0.5, concurrency, f"warm-{kind}-{run}-{profile}"))
+        ok, failed = asyncio.run(load(port, seconds, concurrency, f"{kind}-{run}-{profile}"))
     finally:
         stop.set()
         process.join(30)
@@ -152,18 +159,24 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile-seconds", type=float, default=3.0)
     args = parser.parse_args(argv)
     url = create_postgres_database()
     try:
-        bare = measure("bare", url, args.seconds, args.concurrency)
-        real = measure("app", url, args.seconds, args.concurrency)
-        print(f"bare aiohttp handler : {bare:8.0f} requests/s")
-        print(f"POST /crm/events (PG): {real:8.0f} requests/s (each committed)")
+        bares: list[float] = []
+        reals: list[float] = []
+        for run in range(args.rounds):
+            bares.append(measure("bare", url, args.seconds, args.concurrency, run))
+            reals.append(measure("app", url, args.seconds, args.concurrency, run))
+            print(f"round {run + 1}: bare {bares[-1]:6.0f}/s, app {reals[-1]:6.0f}/s")
+        bare, real = statistics.median(bares), statistics.median(reals)
+        print(f"bare aiohttp handler : {bare:8.0f} requests/s (median)")
+        print(f"POST /crm/events (PG): {real:8.0f} requests/s (median, each committed)")
         print(f"ratio                : {real / bare:8.3f}  (aim >= 0.2)")
         if args.profile_seconds > 0:
             print(f"\nprofile of the app under load ({args.profile_seconds:.0f} s, self time):")
-            measure("app", url, args.profile_seconds, args.concurrency, profile=True)
+            measure("app", url, args.profile_seconds, args.concurrency, -1, profile=True)
     finally:
         drop_postgres_database(url)
 
