@@ -110,3 +110,9 @@ class SendingWindow:
         if day in self.holidays:
             return ()
         return self.hours.get(day.weekday(), ())
+
+
+def policy_of(settings: object) -> ContactPolicy:
+    """`settings.policy` once Settings carries one; the defaults until then."""
+    policy = getattr(settings, "policy", None)
+    return policy if isinstance(policy, ContactPolicy) else ContactPolicy()

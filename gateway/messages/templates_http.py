@@ -1,0 +1,178 @@
+"""Templates API (admin): list, read, save. A save is validated whole and bumps `version`."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from channels.templates import validate_template
+from gateway.appkeys import CLOCK, DATABASE
+from gateway.clock import isoformat_z
+from gateway.db.engine import Database
+from gateway.db.models import Template
+from gateway.http.endpoints import (
+    PageQuery,
+    add_endpoints,
+    decode_cursor,
+    endpoint,
+    json_response,
+    page,
+    read_body,
+    read_query,
+)
+from gateway.http.problems import Conflict, InvalidInput, NotFound
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+Text = Annotated[str, Field(max_length=20_000)]
+Subject = Annotated[str, Field(max_length=512)]
+
+
+class TemplateIn(BaseModel):
+    """A template to save: body (and e-mail subject) per language, declared variables."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Literal["sms", "email", "voice"]
+    subject: dict[str, Subject] = Field(default_factory=dict)
+    body: dict[str, Text]
+    variables: list[str] = Field(default_factory=list, max_length=64)
+
+
+class TemplateOut(BaseModel):
+    """A saved template."""
+
+    name: str
+    channel: str
+    subject: dict[str, str]
+    body: dict[str, str]
+    variables: list[str]
+    version: int
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, row: Template) -> TemplateOut:
+        """Serialise a row."""
+        return cls(
+            name=row.name,
+            channel=row.channel,
+            subject=dict(row.subject or {}),
+            body=dict(row.body or {}),
+            variables=list(row.variables or []),
+            version=row.version,
+            created_at=isoformat_z(row.created_at) or "",
+            updated_at=isoformat_z(row.updated_at) or "",
+        )
+
+
+class TemplatePage(BaseModel):
+    """A page of templates, by name."""
+
+    items: list[TemplateOut]
+    next_cursor: str | None
+
+
+@endpoint(
+    "GET",
+    "/api/templates",
+    summary="Message templates, by name",
+    roles=["admin"],
+    query=PageQuery,
+    response=TemplatePage,
+    tags=["templates"],
+)
+async def list_templates(request: web.Request) -> web.Response:
+    """A page of templates."""
+    params = read_query(request, PageQuery)
+    query = select(Template).order_by(Template.name).limit(params.limit + 1)
+    after = decode_cursor(params.cursor)
+    if after is not None:
+        query = query.where(Template.name > after)
+    async with request.app[DATABASE].sessions() as session:
+        rows = (await session.scalars(query)).all()
+    items = [TemplateOut.of(row).model_dump() for row in rows]
+    return json_response(page(items, params.limit, key="name"))
+
+
+@endpoint(
+    "GET",
+    "/api/templates/{name}",
+    summary="One template",
+    roles=["admin"],
+    response=TemplateOut,
+    tags=["templates"],
+)
+async def get_template(request: web.Request) -> web.Response:
+    """The template, or 404."""
+    name = request.match_info["name"]
+    async with request.app[DATABASE].sessions() as session:
+        row = await session.get(Template, name)
+    if row is None:
+        raise NotFound(f"no template {name}")
+    return json_response(TemplateOut.of(row).model_dump())
+
+
+@endpoint(
+    "PUT",
+    "/api/templates/{name}",
+    summary="Create or replace a template (a new version); refused whole when invalid",
+    roles=["admin"],
+    body=TemplateIn,
+    response=TemplateOut,
+    tags=["templates"],
+)
+async def put_template(request: web.Request) -> web.Response:
+    """422 naming `body.<lang>: line N: …` for the first problem; nothing saved then."""
+    name = request.match_info["name"]
+    if not _NAME.match(name):
+        raise InvalidInput(
+            "name: letters, digits, `_`, `.`, `-`, at most 128, starting with a letter or digit",
+            errors=[{"field": "name", "message": "not a template name"}],
+        )
+    given = await read_body(request, TemplateIn)
+    issues = validate_template(given.channel, given.subject, given.body, given.variables)
+    if issues:
+        raise InvalidInput(
+            str(issues[0]),
+            errors=[{"field": issue.field, "message": issue.message} for issue in issues],
+        )
+    now = request.app[CLOCK].now()
+    try:
+        row = await _save(request.app[DATABASE], name, given, now)
+    except IntegrityError:
+        # Two first saves of the same name raced; the loser's retry sees the row.
+        row = await _save(request.app[DATABASE], name, given, now)
+    return json_response(TemplateOut.of(row).model_dump())
+
+
+async def _save(database: Database, name: str, given: TemplateIn, now: datetime) -> Template:
+    async with database.transaction() as session:
+        query = select(Template).where(Template.name == name)
+        if not database.is_sqlite:
+            query = query.with_for_update()
+        row = (await session.scalars(query)).one_or_none()
+        if row is None:
+            row = Template(name=name, channel=given.channel, version=0, created_at=now)
+            session.add(row)
+        elif row.channel != given.channel:
+            # Pending contacts and campaign steps name this template for its channel.
+            raise Conflict(
+                f"template {name} is for {row.channel}; save a {given.channel} one under a new name"
+            )
+        row.subject = dict(given.subject)
+        row.body = dict(given.body)
+        row.variables = list(given.variables)
+        row.version += 1
+        row.updated_at = now
+    return row
+
+
+def setup(app: web.Application, workers: bool) -> None:
+    """Add the template routes."""
+    add_endpoints(app, list_templates, get_template, put_template)
