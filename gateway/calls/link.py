@@ -56,8 +56,12 @@ class PbxLink:
             ),
             on_connect=self._resync,
         )
+        # One queue for every tracked event, fed by a sync handler: the client gives each
+        # async subscription its own queue, which would let a BridgeEnter overtake the
+        # DialBegin before it. Call state needs the wire order across event names.
+        self._events: asyncio.Queue[AmiMessage] = asyncio.Queue()
         for name in TRACKED_EVENTS:
-            self.client.on(name, self._on_event)
+            self.client.on(name, self._events.put_nowait)
         self._raw: list[dict[str, Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._logins = 0
@@ -70,6 +74,7 @@ class PbxLink:
     async def start(self) -> None:
         """Connect in the background: a PBX that is down at start must not stop the gateway."""
         self._tasks.append(asyncio.create_task(self._connect_forever(), name="ami-connect"))
+        self._tasks.append(asyncio.create_task(self._consume(), name="ami-calls"))
         self._tasks.append(asyncio.create_task(self._flush_forever(), name="ami-raw-events"))
 
     async def stop(self) -> None:
@@ -108,6 +113,15 @@ class PbxLink:
             log.warning("CoreShowChannels after login failed: %s", exc)
             return
         await self.recorder.apply(self.tracker.resync(channels))
+
+    async def _consume(self) -> None:
+        """Apply events one at a time, in the order they came off the wire."""
+        while True:
+            event = await self._events.get()
+            try:
+                await self._on_event(event)
+            except Exception:
+                log.exception("AMI event %s could not be applied", event.name)
 
     async def _on_event(self, event: AmiMessage) -> None:
         self._metrics.ami_events.inc()

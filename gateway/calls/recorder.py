@@ -111,8 +111,18 @@ class CallRecorder:
             return
         region = self._settings.default_region
         if live.match is None:
-            async with self._database.sessions() as session:
+            async with self._database.transaction() as session:
                 live.match = await find_by_phone(session, change.caller or "", region)
+                # The live row shows who is calling while the call lasts, not only after.
+                exact = live.match.match in ("exact", "suffix")
+                await session.execute(
+                    update(Call)
+                    .where(Call.id == live.call_id, Call.state != "ended")
+                    .values(
+                        match=live.match.match,
+                        customer_id=live.match.customers[0].id if exact else None,
+                    )
+                )
         for extension in extensions:
             if extension in live.popped:
                 continue
