@@ -69,13 +69,15 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from crm_sync.demo import load_demo
+    from crm_sync.demo import DemoDataMissing, load_demo
 
     async def run() -> int:
         database = Database(settings.database_url)
         try:
             await upgrade(database)
             loaded = await load_demo(database, settings)
+        except DemoDataMissing as exc:
+            raise UsageError(f"demo data: {exc}") from exc
         finally:
             await database.dispose()
         print(f"demo data: {loaded} customers loaded")
@@ -117,7 +119,7 @@ async def serve(
     settings: Settings, host: str, port: int, *, demo: bool = False, pbx_script: Path | None = None
 ) -> int:
     """Run the gateway until interrupted."""
-    from crm_sync.demo import load_demo
+    from crm_sync.demo import DemoDataMissing, load_demo
     from gateway.app import create_app
 
     if demo:
@@ -125,6 +127,8 @@ async def serve(
         try:
             await upgrade(database)
             await load_demo(database, settings)
+        except DemoDataMissing as exc:
+            raise UsageError(f"demo data: {exc}") from exc
         finally:
             await database.dispose()
     simulator = None
