@@ -11,6 +11,7 @@ import crm_sync.webhooks_http
 import gateway.calls.http
 import gateway.customers.http
 import gateway.live.http
+import gateway.messages.templates_http
 import gateway.tasks.http
 
 Feature = Callable[[web.Application, bool], None]
@@ -22,4 +23,5 @@ FEATURES: tuple[Feature, ...] = (
     gateway.live.http.setup,
     gateway.tasks.http.setup,
     gateway.calls.http.setup,
+    gateway.messages.templates_http.setup,
 )

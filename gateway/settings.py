@@ -11,6 +11,9 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+# Data-only models of other layers that the config file carries (no behaviour imported).
+from channels.policy import ContactPolicy
+
 DEFAULT_CONFIG_PATH = Path("config/switchboard.yaml")
 
 # Secrets may only come from the environment: a config file is checked into repos and
@@ -127,6 +130,7 @@ class Settings(BaseSettings):
     pbx: PbxTopology = Field(default_factory=PbxTopology)
     outbox: OutboxPolicy = Field(default_factory=OutboxPolicy)
     costs: CostRates = Field(default_factory=CostRates)
+    policy: ContactPolicy = Field(default_factory=ContactPolicy)
     call_topics: list[str] = Field(
         default_factory=lambda: ["payment_amount", "card_blocked", "complaint", "other"]
     )

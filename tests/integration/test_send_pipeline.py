@@ -12,7 +12,7 @@ from gateway.db.engine import Database
 from gateway.db.models import CostEntry, CustomerPhone, OutboundContact, OutboxItem
 from gateway.db.types import new_id
 from gateway.messages.pipeline import SendWorker
-from gateway.messages.prepare import prepare_inline
+from gateway.messages.prepare import Preparer
 from gateway.settings import Settings
 from tests.support.factories import make_customer
 from tests.support.recording_channel import RecordingChannel
@@ -45,7 +45,7 @@ async def states(database: Database) -> dict[str, OutboundContact]:
 def worker(
     database: Database, settings: Settings, clock: FixedClock, channel: RecordingChannel
 ) -> SendWorker:
-    return SendWorker(database, settings, clock, {"sms": channel}, prepare_inline)
+    return SendWorker(database, settings, clock, {"sms": channel}, Preparer(settings))
 
 
 async def test_a_due_message_is_sent_once_costed_and_not_sent_again(
@@ -166,7 +166,7 @@ async def test_concurrent_workers_send_each_contact_once(
         await add_contact(database, clock, customer, f"crm:{index}")
     workers = [
         SendWorker(
-            Database(database.url), settings, clock, {"sms": channel}, prepare_inline, batch=7
+            Database(database.url), settings, clock, {"sms": channel}, Preparer(settings), batch=7
         )
         for _ in range(3)
     ]
@@ -178,3 +178,54 @@ async def test_concurrent_workers_send_each_contact_once(
             await w.database.dispose()
     assert len(channel.deliveries) == 60 and set(channel.deliveries.values()) == {1}
     assert {row.status for row in (await states(database)).values()} == {"sent"}
+
+
+async def test_outside_the_sending_window_a_message_waits_for_it(
+    database: Database, settings: Settings, clock: FixedClock
+) -> None:
+    from datetime import UTC, datetime
+
+    clock.set(datetime(2026, 11, 3, 0, 30, tzinfo=UTC))  # 02:30 in Kyiv, a Tuesday
+    customer = await make_customer(database, clock.now(), "C-1", ["+380671234567"])
+    await add_contact(database, clock, customer, "crm:e1")
+    channel = RecordingChannel()
+    sender = worker(database, settings, clock, channel)
+    await sender.run_once()
+    row = (await states(database))["crm:e1"]
+    assert (row.status, row.reason) == ("deferred", "sending_window")
+    assert row.not_before == datetime(2026, 11, 3, 7, 0, tzinfo=UTC)  # 09:00 Kyiv
+    clock.set(row.not_before)
+    await sender.run_once()
+    assert (await states(database))["crm:e1"].status == "sent"
+    assert channel.deliveries["crm:e1"] == 1
+
+
+async def test_a_template_with_a_missing_variable_is_skipped_never_half_sent(
+    database: Database, settings: Settings, clock: FixedClock
+) -> None:
+    from gateway.db.models import Template
+
+    customer = await make_customer(database, clock.now(), "C-1", ["+380671234567"])
+    async with database.transaction() as session:
+        session.add(
+            Template(
+                name="bonus",
+                channel="sms",
+                subject={},
+                body={"uk": "На вашому рахунку {{ bonus_points }} балів"},
+                variables=["bonus_points"],
+                version=1,
+                created_at=clock.now(),
+                updated_at=clock.now(),
+            )
+        )
+    contact = await add_contact(database, clock, customer, "crm:e1")
+    async with database.transaction() as session:
+        row = await session.get(OutboundContact, contact)
+        assert row is not None
+        row.template, row.body = "bonus", None
+    channel = RecordingChannel()
+    await worker(database, settings, clock, channel).run_once()
+    row = (await states(database))["crm:e1"]
+    assert (row.status, row.reason) == ("skipped", "missing_variable")
+    assert not channel.deliveries
