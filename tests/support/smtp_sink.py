@@ -16,6 +16,7 @@ import ssl
 import subprocess
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -79,14 +80,22 @@ def make_certificate(directory: Path) -> SelfSignedCertificate:
 
 @dataclass
 class Received:
-    """One accepted message: the envelope and the parsed message."""
+    """One accepted message: the envelope and the raw message (parsed on first use)."""
 
     mail_from: str
     rcpt_tos: list[str]
     raw: bytes
-    message: EmailMessage
     authenticated_as: str | None
     tls: bool
+
+    @cached_property
+    def message(self) -> EmailMessage:
+        """The message parsed with the modern email API (lazily: parsing is slow)."""
+        parsed = email.message_from_bytes(
+            self.raw, _class=EmailMessage, policy=email.policy.default
+        )
+        assert isinstance(parsed, EmailMessage)
+        return parsed
 
 
 @dataclass
@@ -131,9 +140,6 @@ class SmtpSink:
                 mail_from=envelope.mail_from or "",
                 rcpt_tos=list(envelope.rcpt_tos),
                 raw=raw,
-                message=email.message_from_bytes(
-                    raw, _class=EmailMessage, policy=email.policy.default
-                ),
                 authenticated_as=auth.login.decode() if isinstance(auth, LoginPassword) else None,
                 tls=session.ssl is not None
                 or (
