@@ -159,6 +159,18 @@ async def test_overload_and_server_errors_are_retried(
     assert not stub.messages
 
 
+async def test_random_server_failures_are_retried_and_create_nothing(
+    channel: SmsChannel, stub: TwilioStub
+) -> None:
+    stub.failure_share = 1.0
+    with pytest.raises(DeliveryError) as caught:
+        await channel.send(_outgoing())
+    assert (caught.value.outcome, caught.value.code) == ("retry", "20500")
+    stub.failure_share = 0.0
+    assert (await channel.send(_outgoing())).provider_id in stub.messages
+    assert len(stub.messages) == 1
+
+
 async def test_connection_refused_is_retried() -> None:
     closed = TwilioAdapter(ACCOUNT, TOKEN, api_base=f"http://127.0.0.1:{_free_port()}")
     channel = SmsChannel(closed, _settings("sqlite+aiosqlite://", "", 9))
