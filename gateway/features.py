@@ -11,7 +11,10 @@ import crm_sync.webhooks_http
 import gateway.calls.http
 import gateway.customers.http
 import gateway.live.http
+import gateway.messages.http
 import gateway.messages.templates_http
+import gateway.messages.twilio_http
+import gateway.messages.unsubscribe_http
 import gateway.tasks.http
 
 Feature = Callable[[web.Application, bool], None]
@@ -24,4 +27,7 @@ FEATURES: tuple[Feature, ...] = (
     gateway.tasks.http.setup,
     gateway.calls.http.setup,
     gateway.messages.templates_http.setup,
+    gateway.messages.twilio_http.setup,
+    gateway.messages.unsubscribe_http.setup,
+    gateway.messages.http.setup,
 )

@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     outbox: OutboxPolicy = Field(default_factory=OutboxPolicy)
     costs: CostRates = Field(default_factory=CostRates)
     policy: ContactPolicy = Field(default_factory=ContactPolicy)
+    # Provider send rates per channel (messages per second), shared across instances
+    # through Redis when it is configured.
+    send_rates: dict[str, float] = Field(default_factory=lambda: {"sms": 50.0, "email": 20.0})
     call_topics: list[str] = Field(
         default_factory=lambda: ["payment_amount", "card_blocked", "complaint", "other"]
     )

@@ -133,6 +133,11 @@ class RedisBus:
             for subscription in tuple(self._subscribers.get(channel, ())):
                 subscription.deliver(payload)
 
+    @property
+    def client(self) -> aioredis.Redis:
+        """The shared connection pool, for other Redis-backed helpers (rate limits)."""
+        return self._client
+
     def lock(self, name: str, ttl: float) -> RedisLock:
         """A lock for `name`."""
         return RedisLock(self._client, name, ttl)
