@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -274,15 +275,26 @@ async def test_without_reuse_each_send_opens_a_session(sink: SmtpSink, clock: Fi
     assert (len(sink.messages), sink.connections) == (3, 3)
 
 
+@pytest.mark.parametrize("noticed", [True, False], ids=["close-seen", "close-in-flight"])
 async def test_reconnects_when_the_server_closed_the_session(
-    channel: EmailChannel, sink: SmtpSink
+    channel: EmailChannel, sink: SmtpSink, noticed: bool
 ) -> None:
     await channel.send(outgoing(1))
     sink.hang_up()
-    await asyncio.sleep(0.05)  # let the close reach the client
+    if noticed:
+        await asyncio.sleep(0.05)  # let the close reach the client before the next MAIL
     await channel.send(outgoing(2))
     assert len(sink.messages) == 2
     assert sink.connections == 2
+
+
+async def test_a_new_session_after_the_per_session_cap(sink: SmtpSink) -> None:
+    config = SmtpConfig(host="127.0.0.1", port=sink.port, starttls=False)
+    sender = SmtpSender(replace(config, max_messages_per_connection=2))
+    for n in range(5):
+        await sender.send("a@shop.example", [f"b{n}@example.com"], b"Subject: x\r\n\r\nhi\r\n")
+    await sender.close()
+    assert (len(sink.messages), sink.connections) == (5, 3)
 
 
 async def test_550_is_failed_with_code_and_text(channel: EmailChannel, sink: SmtpSink) -> None:
@@ -318,6 +330,19 @@ async def test_connection_lost_after_the_final_dot_is_unknown(
     sink.mode = "accept"
     await channel.send(outgoing(2))  # a fresh session after the lost one
     assert sink.connections == 2
+
+
+async def test_server_silent_after_the_final_dot_is_unknown(
+    sink: SmtpSink, clock: FixedClock
+) -> None:
+    sink.mode = "stall_after_data"
+    config = SmtpConfig(host="127.0.0.1", port=sink.port, starttls=False, timeout=0.3)
+    channel = EmailChannel(SmtpSender(config), mail_settings(sink.port), clock)
+    with pytest.raises(DeliveryError) as caught:
+        await channel.send(outgoing())
+    await channel.close()
+    assert caught.value.outcome == "unknown"
+    assert sink.data_attempts == 1
 
 
 async def test_server_down_is_retry(clock: FixedClock) -> None:

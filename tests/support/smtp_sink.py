@@ -2,8 +2,8 @@
 
 Runs inside the test's event loop (`loop.create_server`), so there is no thread and no
 self-probe. Modes make it misbehave the ways real relays do: refuse a recipient (550 or
-450), drop the connection after the final dot instead of answering, require STARTTLS and
-AUTH. Certificates are generated at test time with the `openssl` command line.
+450), drop the connection after the final dot instead of answering, or never answer;
+require STARTTLS and AUTH. Certificates are generated at test time with the `openssl` command line.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-Mode = Literal["accept", "reject_550", "reject_450", "drop_after_data"]
+Mode = Literal["accept", "reject_550", "reject_450", "drop_after_data", "stall_after_data"]
 
 
 class CertificateToolMissing(RuntimeError):
@@ -134,6 +134,8 @@ class SmtpSink:
             assert server.transport is not None
             server.transport.close()
             await asyncio.Event().wait()  # cancelled by aiosmtpd on connection_lost
+        if self.mode == "stall_after_data":
+            await asyncio.Event().wait()  # never answers: the client's timeout decides
         auth = session.auth_data
         self.messages.append(
             Received(
