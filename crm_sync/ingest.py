@@ -22,7 +22,14 @@ from crm_sync.events import (
     PaymentScheduled,
     TaskCreated,
 )
-from crm_sync.ingest_guards import EventRejected, Outcome, claim, claim_and_advance, newer
+from crm_sync.ingest_guards import (
+    EventRejected,
+    Outcome,
+    claim,
+    claim_and_advance,
+    consent_entity,
+    newer,
+)
 from crm_sync.ingest_people import agent_upserted, partner_upserted
 from gateway.db.models import (
     Activity,
@@ -215,7 +222,7 @@ async def _consent_changed(
 ) -> Outcome:
     assert isinstance(data, ConsentChanged)
     customer = await _live_customer(session, data.external_id)
-    key = f"consent:{data.external_id}:{data.channel}"
+    key = consent_entity(data.external_id, data.channel)
     if not await newer(session, key, event.occurred_at):
         return "stale"
     setattr(customer, f"{data.channel}_opt_out", data.opted_out)

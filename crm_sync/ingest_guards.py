@@ -122,6 +122,11 @@ async def claim(session: AsyncSession, event: Envelope, now: datetime) -> bool:
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+def consent_entity(external_id: str, channel: str) -> str:
+    """The entity-version key of one customer's consent on one channel."""
+    return f"consent:{external_id}:{channel}"
+
+
 async def newer(session: AsyncSession, entity: str, occurred_at: datetime) -> bool:
     """Advance the entity's version to `occurred_at` unless it already holds a later one.
 

@@ -108,8 +108,10 @@ async def _sender_ctx(app: web.Application) -> AsyncIterator[None]:
     stop.set()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.wait_for(task, 10)
-    for channel in channels.values():
-        await channel.close()
+    # The SMS channel runs on the app's shared Twilio adapter, closed by its own context.
+    for name, channel in channels.items():
+        if name != "sms":
+            await channel.close()
 
 
 def setup(app: web.Application, workers: bool) -> None:

@@ -50,6 +50,10 @@ Preparer = Callable[[AsyncSession, OutboundContact, datetime], Awaitable[Prepare
 MAX_ATTEMPTS = 8
 BASE_BACKOFF_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 3600.0
+# A provider may not list a message it has only queued (Twilio filters its list by send
+# date): "not found" counts as "not sent" only once the attempt is this old.
+RESOLVE_GRACE = timedelta(minutes=10)
+RESOLVE_RECHECK = timedelta(minutes=2)
 
 
 class SendWorker:
@@ -158,6 +162,9 @@ class SendWorker:
             return
         if found is not None:
             await self._accepted(contact, channel, found)
+        elif self.clock.now() - contact.updated_at < RESOLVE_GRACE:
+            # Too early to call it lost: keep `sending` and look again later.
+            await self._hold(contact, RESOLVE_RECHECK)
         elif contact.attempts >= MAX_ATTEMPTS:
             await self._finish(contact, status="failed", error="provider never took it")
         else:
@@ -242,6 +249,15 @@ class SendWorker:
             if status == "failed":
                 await _apply_reason(session, contact, reason)
                 await _tell_crm(session, contact, "message.failed", now)
+
+    async def _hold(self, contact: OutboundContact, wait: timedelta) -> None:
+        """Keep the lease (and `updated_at`, the attempt's time) for another look later."""
+        async with self.database.transaction() as session:
+            await session.execute(
+                update(OutboundContact)
+                .where(OutboundContact.id == contact.id)
+                .values(locked_until=self.clock.now() + wait)
+            )
 
     async def _update(self, contact: OutboundContact, **values: Any) -> None:
         values["updated_at"] = self.clock.now()

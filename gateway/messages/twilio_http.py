@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.twilio import TwilioAdapter, TwilioError, adapter_from_settings
 from channels.sms import INBOUND_PATH, INVALID_NUMBER_CODES, OPTED_OUT_CODES, STATUS_PATH
+from crm_sync.ingest_guards import consent_entity, newer
 from crm_sync.outbox import enqueue
 from crm_sync.phones import InvalidPhone, normalize_phone
 from gateway.appkeys import CLOCK, DATABASE, SETTINGS
@@ -379,6 +380,8 @@ async def apply_inbound(
             .where(Customer.id == customer.id)
             .values(sms_opt_out=opted_out, updated_at=now)
         )
+        # The customer's own word is the newest consent: an older CRM event must not undo it.
+        await newer(session, consent_entity(customer.external_id, "sms"), now)
         await enqueue(
             session,
             type="consent.changed",

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.email import InvalidUnsubscribeToken, customer_from_token
+from crm_sync.ingest_guards import consent_entity, newer
 from crm_sync.outbox import enqueue
 from gateway.appkeys import CLOCK, DATABASE, SETTINGS
 from gateway.db.models import Customer
@@ -130,6 +131,8 @@ async def unsubscribe(request: web.Request) -> web.Response:
                 .execution_options(synchronize_session=False)
             )
             if changed.rowcount == 1:  # type: ignore[attr-defined]
+                # The customer's own click is the newest consent: older CRM events lose.
+                await newer(session, consent_entity(customer.external_id, "email"), now)
                 await enqueue(
                     session,
                     type="consent.changed",
