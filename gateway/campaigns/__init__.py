@@ -1,0 +1,1 @@
+"""Campaigns: audiences and branches written as rules, journeys, schedules, experiments."""
