@@ -71,11 +71,12 @@ class SendWorker:
         concurrency: int = 50,
         batch: int = 200,
         lease: timedelta = timedelta(minutes=2),
+        resolve_grace: timedelta = RESOLVE_GRACE,
     ) -> None:
         self.database, self.settings, self.clock = database, settings, clock
         self.channels, self.prepare = channels, prepare
         self.limiters = dict(limiters or {})
-        self.batch, self.lease = batch, lease
+        self.batch, self.lease, self.resolve_grace = batch, lease, resolve_grace
         self.name = f"sender-{secrets.token_hex(4)}"
         self._slots = asyncio.Semaphore(concurrency)
         self._rng = random.Random()
@@ -162,9 +163,9 @@ class SendWorker:
             return
         if found is not None:
             await self._accepted(contact, channel, found)
-        elif self.clock.now() - contact.updated_at < RESOLVE_GRACE:
+        elif self.clock.now() - contact.updated_at < self.resolve_grace:
             # Too early to call it lost: keep `sending` and look again later.
-            await self._hold(contact, RESOLVE_RECHECK)
+            await self._hold(contact, min(RESOLVE_RECHECK, self.resolve_grace))
         elif contact.attempts >= MAX_ATTEMPTS:
             await self._finish(contact, status="failed", error="provider never took it")
         else:
