@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from sqlalchemy import or_, select
 
+from adapters.twilio import TwilioAdapter
 from channels.base import Channel
 from channels.email import email_channel_from_settings
 from channels.sandbox import SandboxChannel
@@ -28,9 +30,11 @@ from gateway.messages.pipeline import SendWorker
 from gateway.messages.prepare import Preparer
 from gateway.messages.ratelimit import RateLimiter, RedisTokenBucket, TokenBucket
 from gateway.messages.schemas import MessageOut, MessagePage, MessageQuery
-from gateway.messages.twilio_http import TWILIO_ADAPTER
+from gateway.messages.twilio_http import TWILIO_ADAPTER, settle_prices
 from gateway.messages.voice import VoiceTaskChannel
 
+log = logging.getLogger(__name__)
+PRICE_POLL_SECONDS = 60.0
 CHANNELS = web.AppKey("channels", dict[str, Channel])
 SEND_WORKER = web.AppKey("send_worker", SendWorker)
 
@@ -103,15 +107,32 @@ async def _sender_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[SEND_WORKER] = worker
     stop = asyncio.Event()
-    task = asyncio.create_task(worker.run_forever(stop), name="send-worker")
+    tasks = [asyncio.create_task(worker.run_forever(stop), name="send-worker")]
+    adapter = app.get(TWILIO_ADAPTER)
+    if adapter is not None:
+        tasks.append(asyncio.create_task(_settle_prices_forever(app, adapter, stop)))
     yield
     stop.set()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait_for(task, 10)
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, 10)
     # The SMS channel runs on the app's shared Twilio adapter, closed by its own context.
     for name, channel in channels.items():
         if name != "sms":
             await channel.close()
+
+
+async def _settle_prices_forever(
+    app: web.Application, adapter: TwilioAdapter, stop: asyncio.Event
+) -> None:
+    """Twilio prices a message only after sending it: replace configured estimates."""
+    while not stop.is_set():
+        try:
+            await settle_prices(app[DATABASE], adapter, app[CLOCK].now())
+        except Exception:
+            log.exception("fetching Twilio prices failed; trying again later")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PRICE_POLL_SECONDS)
 
 
 def setup(app: web.Application, workers: bool) -> None:

@@ -99,3 +99,53 @@ async def test_an_opted_out_customer_is_skipped_with_the_reason(
     )
     (message,) = await settle(gateway, "skipped")
     assert message["reason"] == "opted_out"
+
+
+async def test_an_sms_goes_through_twilio_and_its_delivery_comes_back_signed(
+    settings: Settings, database: Database, clock: FixedClock, tokens: TokenRegistry
+) -> None:
+    import socket
+
+    from pydantic import SecretStr
+    from sqlalchemy import select
+
+    from gateway.db.models import OutboxItem
+    from tests.support.twilio_stub import TwilioStub
+
+    stub = TwilioStub("ACflow", "flow-token", clock=clock.now)
+    base = await stub.start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    wired = settings.model_copy(
+        update={
+            "twilio_account_sid": "ACflow",
+            "twilio_auth_token": SecretStr("flow-token"),
+            "twilio_from": "+15005550006",
+            "twilio_api_base": base,
+            "public_url": f"http://127.0.0.1:{port}",
+        }
+    )
+    app = create_app(wired, clock=clock, tokens=tokens, workers=True)
+    try:
+        async with TestClient(TestServer(app, host="127.0.0.1", port=port)) as client:
+            await upsert(client, clock, "C1")
+            await post_event(
+                client,
+                clock,
+                "contact.requested",
+                {"external_id": "C1", "channel": "sms", "body": "Ваш платіж прийнято"},
+            )
+            (sent,) = await settle(client, "sent")
+            assert sent["sandbox"] is False
+            (message,) = stub.messages.values()
+            assert message.to == "+380671234567" and message.body == "Ваш платіж прийнято"
+            status, _, _ = await stub.deliver(message.sid, "delivered", price="-0.0750")
+            assert status < 300
+            (delivered,) = await settle(client, "delivered")
+            assert delivered["segments"] == 1
+    finally:
+        await stub.close()
+    async with database.sessions() as session:
+        pushed = (await session.execute(select(OutboxItem.type))).scalars().all()
+    assert "message.delivered" in pushed
