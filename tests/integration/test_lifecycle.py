@@ -21,6 +21,7 @@ from gateway.db.engine import Database
 from gateway.db.models import Customer, OutboxItem, StatusChange, Task
 from gateway.lifecycle import (
     InvalidStatus,
+    LifecycleError,
     LifecyclePolicy,
     RefreshCounts,
     StatusLocked,
@@ -400,6 +401,8 @@ async def test_apply_status_writes_once_and_refuses_bad_moves(database: Database
         assert row is not None
         with pytest.raises(InvalidStatus):
             await apply_status(session, row, "sleepy", day(5), "typo")
+        with pytest.raises(LifecycleError):
+            await apply_status(session, row, "cold", day(5), "")
         cancelled = await session.get(Customer, gone)
         assert cancelled is not None
         with pytest.raises(StatusLocked):
