@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, extract, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, Table, extract, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -177,15 +177,14 @@ async def detect_recession(
                 "due_at": as_of,
             }
     inserted: set[str] = set()
-    values = list(planned.values())
-    for start in range(0, len(values), _CHUNK):
+    if planned:
+        table = cast(Table, Task.__table__)
         statement = (
-            _insert(session)(Task)
-            .values(values[start : start + _CHUNK])
+            _insert(session)(table)
             .on_conflict_do_nothing(index_elements=["id"])
-            .returning(Task.id)
+            .returning(table.c.id)
         )
-        inserted.update((await session.execute(statement)).scalars())
+        inserted.update((await session.execute(statement, list(planned.values()))).scalars())
     flags = []
     for row in rows:
         last = as_utc(row.last_at)
