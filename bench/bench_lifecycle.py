@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.db.engine import Database
 from gateway.db.models import Customer, OutboxItem, Task
-from gateway.lifecycle import LifecyclePolicy, due_call_tasks, refresh_statuses
+from gateway.lifecycle.cadence import due_call_tasks
+from gateway.lifecycle.policy import LifecyclePolicy
+from gateway.lifecycle.transitions import refresh_statuses
 from tests.support.databases import create_postgres_database, drop_postgres_database
 
 AS_OF = datetime(2026, 6, 1, 3, 0, tzinfo=UTC)

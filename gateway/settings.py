@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 # Data-only models of other layers that the config file carries (no behaviour imported).
 from channels.policy import ContactPolicy
+from gateway.lifecycle.policy import LifecyclePolicy
 
 DEFAULT_CONFIG_PATH = Path("config/switchboard.yaml")
 
@@ -131,6 +132,7 @@ class Settings(BaseSettings):
     outbox: OutboxPolicy = Field(default_factory=OutboxPolicy)
     costs: CostRates = Field(default_factory=CostRates)
     policy: ContactPolicy = Field(default_factory=ContactPolicy)
+    lifecycle: LifecyclePolicy = Field(default_factory=LifecyclePolicy)
     # Provider send rates per channel (messages per second), shared across instances
     # through Redis when it is configured.
     send_rates: dict[str, float] = Field(default_factory=lambda: {"sms": 50.0, "email": 20.0})

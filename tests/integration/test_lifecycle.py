@@ -19,20 +19,20 @@ from crm_sync.ingest import apply_event
 from gateway.clock import FixedClock, isoformat_z
 from gateway.db.engine import Database
 from gateway.db.models import Customer, OutboxItem, StatusChange, Task
-from gateway.lifecycle import (
-    InvalidStatus,
-    LifecycleError,
-    LifecyclePolicy,
-    RefreshCounts,
-    StatusLocked,
+from gateway.lifecycle.cadence import (
     add_months,
     after_monitoring_call,
-    apply_status,
     cadence_task_id,
-    detect_new_active,
-    detect_recession,
     due_call_tasks,
-    recovery_task_id,
+)
+from gateway.lifecycle.detectors import detect_new_active, detect_recession, recovery_task_id
+from gateway.lifecycle.policy import LifecyclePolicy
+from gateway.lifecycle.transitions import (
+    InvalidStatus,
+    LifecycleError,
+    RefreshCounts,
+    StatusLocked,
+    apply_status,
     refresh_statuses,
 )
 
