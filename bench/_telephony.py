@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import json
 import logging
 import multiprocessing
@@ -110,6 +111,7 @@ class GatewayConfig:
     ami_port: int
     redis_url: str | None = None
     trace_path: str | None = None  # write the screen-pop stage trace here on exit
+    ordered_events: bool = False  # experiment: one handler queue for all events (see below)
 
 
 def run_gateway(config: GatewayConfig, ready: EventType, stop: EventType) -> None:
@@ -129,6 +131,8 @@ async def _serve(config: GatewayConfig, ready: EventType, stop: EventType) -> No
     trace: list[tuple[str, str, float, float]] = []
     if config.trace_path:
         _instrument(trace)
+    if config.ordered_events:
+        _one_queue_per_handler()
     settings = Settings(
         database_url=config.database_url,
         redis_url=config.redis_url,
@@ -194,10 +198,24 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
 
     EventDispatcher.dispatch = dispatched  # type: ignore[method-assign]
 
+    # Which event's handler made the pop, and when that handler started.
+    handling: contextvars.ContextVar[tuple[str, float]] = contextvars.ContextVar(
+        "handling", default=("", 0.0)
+    )
+    on_event = link.PbxLink._on_event
+
+    async def timed_on_event(self: link.PbxLink, event: Any) -> None:
+        handling.set((event.name or "", clock()))
+        await on_event(self, event)
+
+    link.PbxLink._on_event = timed_on_event  # type: ignore[method-assign]
+
     class TimedRecorder(recorder.CallRecorder):
         async def _pop(self, live: Any, change: Any, extensions: tuple[str, ...]) -> None:
             current.set(live.call_id)
             started = clock()
+            name, handler_started = handling.get()
+            trace.append((f"trigger {name}", live.call_id, handler_started, started))
             await super()._pop(live, change, extensions)
             trace.append(("pop", live.call_id, started, clock()))
 
@@ -207,6 +225,27 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
             trace.append(("insert_started", call_id, started, clock()))
 
     vars(link)["CallRecorder"] = TimedRecorder  # PbxLink builds its recorder from this name
+
+
+def _one_queue_per_handler() -> None:
+    """Experiment: PbxLink subscribes `_on_event` once per event name, and the dispatcher
+    gives every subscription its own queue and task, so events of different names are
+    handled concurrently and out of order. Here one handler gets one queue for all names
+    (what subscribing once would do), to compare records and lags."""
+    from adapters.ami.dispatch import EventDispatcher, EventHandler, _AsyncSubscriber
+
+    original = EventDispatcher.on
+
+    def on(self: EventDispatcher, name: str, handler: EventHandler) -> Callable[[], None]:
+        if not inspect.iscoroutinefunction(handler):
+            return original(self, name, handler)
+        shared: dict[Any, _AsyncSubscriber] = vars(self).setdefault("_bench_shared", {})
+        subscriber = shared.setdefault(handler, _AsyncSubscriber(handler))
+        self._async.setdefault(name.lower(), []).append(subscriber)
+        self._changed()
+        return lambda: None
+
+    EventDispatcher.on = on  # type: ignore[method-assign]
 
 
 class GatewayProcess:

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import sys
+import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
@@ -47,6 +49,7 @@ from bench._telephony import (
 from bench._telephony import field as header
 from bench.bench_phone_lookup import national
 from bench.bench_webhook_ingest import free_port
+from gateway.calls.ids import call_id_for
 from gateway.pbx_simulator import CallSpec
 from tests.support.databases import drop_postgres_database, redis_test_url
 
@@ -114,6 +117,7 @@ class Observed:
     per_second: Counter[int] = field(default_factory=Counter)
     spec_of: dict[str, int] = field(default_factory=dict)  # Linkedid -> index in the plan
     last_event: dict[str, float] = field(default_factory=dict)  # Linkedid -> wall clock
+    dial_begin: dict[str, float] = field(default_factory=dict)  # call id -> perf_counter
     events: int = 0
 
     def __call__(self, name: str, fields: Fields) -> None:
@@ -125,6 +129,8 @@ class Observed:
         if not linkedid:
             return
         self.last_event[linkedid] = now
+        if name == "DialBegin":
+            self.dial_begin.setdefault(call_id_for(linkedid), time.perf_counter())
         caller_name = header(fields, "CallerIDName")
         if name == "Newchannel" and caller_name.startswith("bench-"):
             self.spec_of.setdefault(linkedid, int(caller_name.removeprefix("bench-")))
@@ -193,16 +199,17 @@ async def check(url: str, observed: Observed, calls: list[CallSpec]) -> None:
     )
     wrong: Counter[str] = Counter()
     examples: list[str] = []
-    lags = []
+    lags: dict[str, list[float]] = defaultdict(list)
     for row in ended:
         linkedid = row["pbx_linkedid"]
         written = row["updated_at"].replace(tzinfo=UTC).timestamp()
-        if linkedid in observed.last_event:
-            lags.append((written - observed.last_event[linkedid]) * 1000)
         index = observed.spec_of.get(linkedid)
-        if index is None:
+        if index is None or linkedid not in observed.last_event:
             continue
         spec = calls[index]
+        lag = (written - observed.last_event[linkedid]) * 1000
+        lags["all"].append(lag)
+        lags["answered" if EXPECTED[spec.kind] == "answered" else "missed/busy"].append(lag)
         if row["disposition"] != EXPECTED[spec.kind]:
             wrong[f"{spec.kind}->{row['disposition']}"] += 1
             if len(examples) < 3:
@@ -217,7 +224,9 @@ async def check(url: str, observed: Observed, calls: list[CallSpec]) -> None:
             f" = {(len(ended) - 1) / span:.0f} records/s"
             f"; busiest second {max(Counter(t.replace(microsecond=0) for t in times).values())}"
         )
-    print(f"  record written after the call's last AMI event: {cuts(lags)}")
+    print("  record written after the call's last AMI event:")
+    for kind, values in sorted(lags.items()):
+        print(f"    {kind:<12} {cuts(values)}")
     print(f"  records that disagree with the call played: {dict(wrong) or 'none'}")
     for example in examples:
         print(f"    e.g. {example}")
@@ -226,11 +235,17 @@ async def check(url: str, observed: Observed, calls: list[CallSpec]) -> None:
 async def measure(db: LoadedDatabase, args: argparse.Namespace) -> None:
     """Run the gateway, play the calls, measure."""
     calls = plan(db, args)
+    trace_file = Path(tempfile.mkstemp(prefix="calls-trace-", suffix=".json")[1])
     observed = Observed()
     sim = simulator(observed, args.speed)
     await sim.start()
     config = GatewayConfig(
-        db.url, free_port(), sim.port, redis_url=redis_test_url() if args.redis else None
+        db.url,
+        free_port(),
+        sim.port,
+        redis_url=redis_test_url() if args.redis else None,
+        ordered_events=args.ordered_events,
+        trace_path=str(trace_file),
     )
     try:
         async with GatewayProcess(config) as gateway:
@@ -248,14 +263,18 @@ async def measure(db: LoadedDatabase, args: argparse.Namespace) -> None:
             sampling.cancel()
             cpu_average = sampler.average()
             received = await gateway_metric(config.http_port, "switchboard_ami_events_total")
+            reconnects = await gateway_metric(config.http_port, "switchboard_ami_reconnects_total")
+        trace = json.loads(await asyncio.to_thread(trace_file.read_text) or "[]")
     finally:
         await sim.stop()
+        await asyncio.to_thread(trace_file.unlink, missing_ok=True)
     seconds = sorted(observed.per_second.items())
     bus = "Redis" if args.redis else "in-memory"
     print(
         f"\n{len(calls):,} concurrent calls (all started within 1 s), talk {args.talk} s"
         f" simulated at speed {args.speed:g}; {args.customers:,} customers on PostgreSQL,"
         f" {bus} bus, gateway in a child process"
+        + (", EXPERIMENT: one event queue" if args.ordered_events else "")
     )
     print(f"  calls played in {played:.1f} s; all records in by {settled:.1f} s")
     print(
@@ -266,6 +285,20 @@ async def measure(db: LoadedDatabase, args: argparse.Namespace) -> None:
     print(
         f"  gateway CPU (100 % = one core): average {cpu_average:.0f} %,"
         f" peak 1-s sample {max(sampler.samples, default=0):.0f} %"
+    )
+    print(f"  AMI reconnects during the run: {reconnects:.0f}")
+    published: dict[str, float] = {}  # call id -> its first pop (transfers pop again later)
+    for stage, key, _, ended in trace:
+        if stage == "publish" and key.endswith(":screen_pop"):
+            published.setdefault(key.removesuffix(":screen_pop"), ended)
+    pop_lags = [
+        (published[cid] - written) * 1000
+        for cid, written in observed.dial_begin.items()
+        if cid in published
+    ]
+    print(
+        f"  first screen-pop of a call published after its first DialBegin: {cuts(pop_lags)}"
+        f"; calls without a pop: {len(observed.dial_begin) - len(pop_lags)}"
     )
     await check(db.url, observed, calls)
 
@@ -278,6 +311,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--speed", type=float, default=2.0, help="simulated s per real s")
     parser.add_argument("--talk", default="20-60", help="talk seconds (simulated), low-high")
     parser.add_argument("--redis", action="store_true", help="the Redis bus (else in-memory)")
+    parser.add_argument(
+        "--ordered-events",
+        action="store_true",
+        help="experiment: the gateway handles all AMI events in one queue (see _telephony)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     db = prepare_database(args.customers, args.seed, extensions_for(args.calls))

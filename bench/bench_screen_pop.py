@@ -157,14 +157,19 @@ class Run:
 
 def breakdown(
     trace: list[tuple[str, str, float, float]], run: Run, measured: list[str]
-) -> dict[str, list[float]]:
-    """Per-pop stage durations (ms) from the gateway's trace and the two ends."""
+) -> tuple[dict[str, list[float]], Counter[str]]:
+    """Per-pop stage durations (ms) from the gateway's trace and the two ends, and which
+    AMI event's handler made each pop."""
     spans: dict[tuple[str, str], tuple[float, float]] = {}
     inserts = []
+    triggers: dict[str, tuple[str, float]] = {}
     for stage, key, started, ended in trace:
         spans.setdefault((stage, key), (started, ended))
         if stage == "insert_started":
             inserts.append((ended - started) * 1000)
+        if stage.startswith("trigger "):
+            triggers.setdefault(key, (stage.removeprefix("trigger "), started))
+    made_by: Counter[str] = Counter()
     stages: dict[str, list[float]] = defaultdict(list)
     for cid in measured:
         received = spans.get(("received", cid))
@@ -174,6 +179,10 @@ def breakdown(
             continue
         stages["1 AMI write -> parsed in gateway"].append((received[0] - run.written[cid]) * 1000)
         stages["2 parsed -> pop starts (queue)"].append((pop[0] - received[0]) * 1000)
+        if cid in triggers:
+            made_by[triggers[cid][0]] += 1
+            waited = (triggers[cid][1] - received[0]) * 1000
+            stages["2a parsed -> pop's handler starts"].append(waited)
         for name, stage in (("3 customer lookup", "lookup"), ("4 card build", "card")):
             span = spans.get((stage, cid))
             if span is not None:
@@ -184,7 +193,7 @@ def breakdown(
         stages["6 publish on the bus"].append((publish[1] - publish[0]) * 1000)
         stages["7 bus -> WebSocket -> client"].append((run.received[cid] - publish[1]) * 1000)
     stages["(call row insert, per call)"] = inserts
-    return stages
+    return stages, made_by
 
 
 async def recorded(url: str, call_ids: list[str]) -> list[dict[str, object]]:
@@ -258,9 +267,11 @@ async def measure(db: LoadedDatabase, args: argparse.Namespace) -> None:
     missing = [c for c in run.written if c not in run.received]
     if missing:
         print(f"  calls without a pop, as recorded: {await recorded(db.url, missing[:10])}")
+    stages, made_by = breakdown(trace, run, measured)
     print("  breakdown (gateway trace; stages 3-6 run inside the gateway):")
-    for name, values in sorted(breakdown(trace, run, measured).items()):
-        print(f"    {name:<32} {cuts(values)}")
+    for name, values in sorted(stages.items()):
+        print(f"    {name:<34} {cuts(values)}")
+    print(f"  pops made by the handler of: {dict(made_by.most_common())}")
 
 
 def main(argv: list[str] | None = None) -> None:
