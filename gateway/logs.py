@@ -84,3 +84,6 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # The Twilio SDK logs every request and its headers at INFO: noise, and the message
+    # URLs name customers' numbers.
+    logging.getLogger("twilio").setLevel(logging.WARNING)

@@ -44,6 +44,7 @@ from gateway.http.problems import Forbidden, InvalidInput, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_GRACE_SECONDS = 5.0
 TWILIO_ADAPTER = web.AppKey("twilio_adapter", TwilioAdapter)
 PRICE_TASKS = web.AppKey("twilio_price_tasks", set[asyncio.Task[int]])
 
@@ -446,6 +447,10 @@ async def _twilio_ctx(app: web.Application) -> AsyncIterator[None]:
     if adapter is not None:
         app[TWILIO_ADAPTER] = adapter
     yield
+    # Let price fetches finish first: cancelling one inside its write transaction can
+    # leave SQLite's write lock held by a connection nobody returns to the pool.
+    if tasks:
+        await asyncio.wait(list(tasks), timeout=SHUTDOWN_GRACE_SECONDS)
     for task in list(tasks):
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
