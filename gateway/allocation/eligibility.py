@@ -1,0 +1,59 @@
+"""Who may handle what: each partner's rule, evaluated in Python or compiled to SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.allocation.model import Contact, PartnerTerms
+from gateway.campaigns.rules import evaluate, segment
+from gateway.db.models import Customer
+
+# Customer ids per IN (...) list: well below SQLite's and asyncpg's parameter limits.
+_CHUNK = 5_000
+
+
+def eligible_in_python(
+    contacts: Sequence[Contact], partners: Sequence[PartnerTerms]
+) -> list[list[int]]:
+    """For each contact, the indexes of the partners whose rule holds for its facts."""
+    return [
+        [
+            index
+            for index, partner in enumerate(partners)
+            if partner.rule is None or evaluate(partner.rule, contact.facts)
+        ]
+        for contact in contacts
+    ]
+
+
+async def eligible_customers(
+    session: AsyncSession,
+    partners: Sequence[PartnerTerms],
+    customer_ids: Collection[str],
+    as_of: datetime,
+    *,
+    timezone: str,
+) -> list[set[str]]:
+    """For each partner, which of these (live) customers its rule selects as of `as_of`.
+
+    One SQL query per partner and chunk: the rule compiled by the campaign segment
+    compiler, restricted to the customers that have an open contact.
+    """
+    ids = sorted(set(customer_ids))
+    chunks = [ids[start : start + _CHUNK] for start in range(0, len(ids), _CHUNK)]
+    out: list[set[str]] = []
+    for partner in partners:
+        selected: set[str] = set()
+        for chunk in chunks:
+            if partner.rule is None:
+                query = select(Customer.id).where(Customer.deleted_at.is_(None))
+            else:
+                query = segment(session, partner.rule, as_of, timezone=timezone)
+            query = query.where(Customer.id.in_(chunk))
+            selected.update((await session.scalars(query)).all())
+        out.append(selected)
+    return out
