@@ -10,8 +10,21 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from gateway.appkeys import BUS, CLOCK
 from gateway.http.endpoints import spec_of
-from gateway.http.problems import Forbidden, Handler, Unauthorized
+from gateway.http.problems import Forbidden, Handler, ServiceUnavailable, Unauthorized
+from gateway.http.session import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    UNSAFE_METHODS,
+    CsrfRefused,
+    SessionError,
+    SessionStoreDown,
+    check_csrf,
+    ensure_not_revoked,
+    parse_cookie,
+    session_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +58,7 @@ class TokenRegistry:
 
     def __init__(self) -> None:
         self._by_digest: dict[str, Principal] = {}
+        self._session_key = session_key([])
 
     def add(self, token: str, role: str, agent_id: str | None = None) -> Principal:
         """Register a token."""
@@ -57,7 +71,20 @@ class TokenRegistry:
         digest = token_digest(token)
         principal = Principal(role, agent_id or None, digest[:12])
         self._by_digest[digest] = principal
+        self._session_key = session_key(list(self._by_digest))
         return principal
+
+    @property
+    def session_key(self) -> bytes:
+        """Key signing console sessions; changes whenever the token list does."""
+        return self._session_key
+
+    def by_token_id(self, token_id: str) -> Principal | None:
+        """The principal whose token digest starts with `token_id` (a session's token)."""
+        for principal in self._by_digest.values():
+            if hmac.compare_digest(principal.token_id, token_id):
+                return principal
+        return None
 
     def authenticate(self, token: str) -> Principal | None:
         """The principal for `token`, compared in constant time on the digest."""
@@ -102,20 +129,48 @@ def bearer_token(request: web.Request) -> str | None:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Enforce the roles an endpoint declares; other auth schemes check in their handler."""
+    """Enforce the roles an endpoint declares; other auth schemes check in their handler.
+
+    The bearer header wins; without one, the console's session cookie is accepted, with
+    its CSRF token required on state-changing methods.
+    """
     spec = spec_of(request.match_info.handler)
     if spec is not None and spec.auth == "bearer":
         token = bearer_token(request)
-        if token is None:
-            raise Unauthorized("missing bearer token")
-        principal = request.app[TOKENS].authenticate(token)
-        if principal is None:
-            log.warning("refused an unknown token on %s %s", request.method, request.path)
-            raise Unauthorized("unknown or revoked token")
+        if token is not None:
+            principal = request.app[TOKENS].authenticate(token)
+            if principal is None:
+                log.warning("refused an unknown token on %s %s", request.method, request.path)
+                raise Unauthorized("unknown or revoked token")
+        elif SESSION_COOKIE in request.cookies:
+            principal = await session_principal(request, csrf=True)
+        else:
+            raise Unauthorized("missing bearer token or session cookie")
         if not principal.may(spec.roles):
             raise Forbidden(f"role {principal.role} may not call {spec.method} {spec.path}")
         request[PRINCIPAL] = principal
     return await handler(request)
+
+
+async def session_principal(request: web.Request, *, csrf: bool) -> Principal:
+    """The principal behind the session cookie (and, if `csrf`, the CSRF header checked)."""
+    registry = request.app[TOKENS]
+    now = request.app[CLOCK].now()
+    try:
+        session = parse_cookie(request.cookies.get(SESSION_COOKIE, ""), registry.session_key, now)
+        if csrf and request.method in UNSAFE_METHODS:
+            check_csrf(session, registry.session_key, request.headers.get(CSRF_HEADER))
+        principal = registry.by_token_id(session.token_id)
+        if principal is None:
+            raise SessionError("the token this session was opened with is revoked")
+        await ensure_not_revoked(request.app[BUS], session, now)
+    except CsrfRefused as exc:
+        raise Forbidden(str(exc)) from exc
+    except SessionStoreDown as exc:
+        raise ServiceUnavailable(f"{exc}; use a bearer token") from exc
+    except SessionError as exc:
+        raise Unauthorized(str(exc)) from exc
+    return principal
 
 
 def principal_of(request: web.Request) -> Principal:
