@@ -1,0 +1,216 @@
+"""Grouped reads of the cost ledger and call records, portable across both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Integer, and_, case, cast, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.db.models import Call, CostEntry, ExperimentAssignment
+
+TEN_THOUSANDTHS = Decimal("0.0001")
+
+
+@dataclass(frozen=True)
+class Month:
+    """A calendar month (in the report's time zone) clipped to the report window."""
+
+    label: str
+    start: datetime
+    stop: datetime
+    fraction: Decimal
+
+
+def months_between(start: datetime, stop: datetime, timezone: str) -> list[Month]:
+    """The calendar months touched by [start, stop), each with the share of it covered."""
+    zone = ZoneInfo(timezone)
+    local = start.astimezone(zone)
+    first = date(local.year, local.month, 1)
+    months: list[Month] = []
+    while True:
+        following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+        begin = datetime(first.year, first.month, 1, tzinfo=zone)
+        end = datetime(following.year, following.month, 1, tzinfo=zone)
+        if begin >= stop:
+            break
+        clipped_start, clipped_stop = max(begin, start), min(end, stop)
+        # Exact to the microsecond, in Decimal: a whole month is exactly 1.
+        whole = _micros(end - begin)
+        fraction = Decimal(_micros(clipped_stop - clipped_start)) / Decimal(whole)
+        months.append(Month(first.strftime("%Y-%m"), clipped_start, clipped_stop, fraction))
+        first = following
+    return months
+
+
+def _micros(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def month_bucket(column: Any, months: Sequence[Month]) -> ColumnElement[str]:
+    """A CASE giving each row its month label (rows are already inside the window).
+
+    Boundaries are computed in Python from the time zone, so the same SQL works on
+    SQLite (which knows no time zones) and is exact across DST changes.
+    """
+    if len(months) == 1:
+        return literal(months[0].label)
+    whens = [(column < month.stop, month.label) for month in months[:-1]]
+    return case(*whens, else_=months[-1].label)
+
+
+def summed_amount(session: AsyncSession) -> ColumnElement[Any]:
+    """SUM(amount), exact on both databases.
+
+    SQLite keeps NUMERIC as binary floating point, so summing there would add float
+    errors; each stored value is rounded back to whole ten-thousandths (the column's
+    scale) and summed as integers instead. PostgreSQL sums numerics exactly.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        return func.sum(cast(func.round(CostEntry.amount * 10000), Integer))
+    return func.sum(CostEntry.amount)
+
+
+def amount_of(session: AsyncSession, raw: Any) -> Decimal:
+    """Turn what `summed_amount` returned into a Decimal."""
+    if raw is None:
+        return Decimal(0)
+    if session.get_bind().dialect.name == "sqlite":
+        return Decimal(int(raw)) * TEN_THOUSANDTHS
+    return Decimal(raw)
+
+
+@dataclass(frozen=True)
+class LedgerGroup:
+    """Ledger lines of one campaign, channel, currency, price source and month."""
+
+    campaign_id: str | None
+    channel: str
+    currency: str
+    source: str
+    month: str
+    amount: Decimal
+    lines: int
+    units: int
+
+
+async def ledger_groups(
+    session: AsyncSession,
+    start: datetime,
+    stop: datetime,
+    months: Sequence[Month],
+    campaign_ids: Sequence[str] | None,
+) -> list[LedgerGroup]:
+    """One grouped pass over the ledger lines of the window (index on `at`)."""
+    bucket = month_bucket(CostEntry.at, months).label("month")
+    query = (
+        select(
+            CostEntry.campaign_id,
+            CostEntry.channel,
+            CostEntry.currency,
+            CostEntry.source,
+            bucket,
+            summed_amount(session).label("amount"),
+            func.count().label("lines"),
+            func.sum(CostEntry.units).label("units"),
+        )
+        .where(CostEntry.at >= start, CostEntry.at < stop)
+        .group_by(
+            CostEntry.campaign_id,
+            CostEntry.channel,
+            CostEntry.currency,
+            CostEntry.source,
+            bucket,
+        )
+    )
+    if campaign_ids is not None:
+        query = query.where(CostEntry.campaign_id.in_(campaign_ids))
+    rows = (await session.execute(query)).all()
+    return [
+        LedgerGroup(
+            campaign_id=row.campaign_id,
+            channel=row.channel,
+            currency=row.currency,
+            source=row.source,
+            month=row.month,
+            amount=amount_of(session, row.amount),
+            lines=int(row.lines),
+            units=int(row.units or 0),
+        )
+        for row in rows
+    ]
+
+
+async def reached_customers(
+    session: AsyncSession, campaign_id: str, start: datetime, stop: datetime
+) -> int:
+    """Distinct customers a campaign paid to contact in the window."""
+    query = select(func.count(func.distinct(CostEntry.customer_id))).where(
+        CostEntry.campaign_id == campaign_id,
+        CostEntry.at >= start,
+        CostEntry.at < stop,
+        CostEntry.customer_id.is_not(None),
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
+async def arm_sizes(session: AsyncSession, campaign_id: str) -> dict[str, int]:
+    """Customers assigned to each arm of a campaign's experiment (holdout included)."""
+    query = (
+        select(ExperimentAssignment.arm, func.count())
+        .where(ExperimentAssignment.campaign_id == campaign_id)
+        .group_by(ExperimentAssignment.arm)
+    )
+    return {arm: int(n) for arm, n in (await session.execute(query)).all()}
+
+
+def _topic_calls(topic: str | None, start: datetime, stop: datetime) -> list[Any]:
+    conditions: list[Any] = [
+        Call.direction == "inbound",
+        Call.started_at >= start,
+        Call.started_at < stop,
+        Call.customer_id.is_not(None),
+    ]
+    if topic is not None:
+        conditions.append(Call.topic == topic)
+    return conditions
+
+
+async def callers_by_arm(
+    session: AsyncSession,
+    campaign_id: str,
+    topic: str | None,
+    start: datetime,
+    stop: datetime,
+    months: Sequence[Month] | None = None,
+) -> dict[tuple[str, str], int]:
+    """Distinct customers per (arm, month) who called on the topic; month "" for all."""
+    join = and_(
+        ExperimentAssignment.customer_id == Call.customer_id,
+        ExperimentAssignment.campaign_id == campaign_id,
+    )
+    bucket = (month_bucket(Call.started_at, months) if months else literal("")).label("month")
+    query = (
+        select(ExperimentAssignment.arm, bucket, func.count(func.distinct(Call.customer_id)))
+        .select_from(Call)
+        .join(ExperimentAssignment, join)
+        .where(*_topic_calls(topic, start, stop))
+        .group_by(ExperimentAssignment.arm, bucket)
+    )
+    return {(arm, month): int(n) for arm, month, n in (await session.execute(query)).all()}
+
+
+async def handling_seconds(
+    session: AsyncSession, topic: str | None, start: datetime, stop: datetime
+) -> tuple[int, int]:
+    """(total talk seconds, answered calls) of inbound calls on the topic in the window."""
+    query = select(func.coalesce(func.sum(Call.talk_seconds), 0), func.count()).where(
+        *_topic_calls(topic, start, stop), Call.talk_seconds > 0
+    )
+    seconds, calls = (await session.execute(query)).one()
+    return int(seconds or 0), int(calls)
