@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "crm_sync.outbox_cli",
     "gateway.calls.cli",
     "gateway.costs.cli",
+    "gateway.campaigns.cli",
 )
 
 Handler = Callable[[argparse.Namespace, Settings], int]

@@ -9,6 +9,7 @@ from aiohttp import web
 import crm_sync.outbox_http
 import crm_sync.webhooks_http
 import gateway.calls.http
+import gateway.campaigns.http
 import gateway.customers.http
 import gateway.live.http
 import gateway.messages.http
@@ -30,4 +31,5 @@ FEATURES: tuple[Feature, ...] = (
     gateway.messages.twilio_http.setup,
     gateway.messages.unsubscribe_http.setup,
     gateway.messages.http.setup,
+    gateway.campaigns.http.setup,
 )
