@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from gateway.cli import UsageError, run_async
+from gateway.clock import SystemClock
 from gateway.db.engine import Database
 from gateway.db.migrate import upgrade
 from gateway.settings import Settings
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 # the simulator's documented demo password unless SWITCHBOARD_AMI_SECRET is set.
 DEMO_AMI_PORT = 5038
 DEMO_PBX_SCRIPT = Path("config/demo/pbx-script.yaml")
+SHIPPED_CAMPAIGNS = Path("config/campaigns")
 DEMO_AMI_SECRET = "changeme"  # noqa: S105 - a loopback-only demo login, not a credential
 
 
@@ -121,16 +123,21 @@ async def serve(
     """Run the gateway until interrupted."""
     from crm_sync.demo import DemoDataMissing, load_demo
     from gateway.app import create_app
+    from gateway.campaigns.store import load_if_empty
 
-    if demo:
-        database = Database(settings.database_url)
-        try:
+    database = Database(settings.database_url)
+    try:
+        if demo:
             await upgrade(database)
             await load_demo(database, settings)
-        except DemoDataMissing as exc:
-            raise UsageError(f"demo data: {exc}") from exc
-        finally:
-            await database.dispose()
+        # First start: the shipped campaign definitions become version 1 of each.
+        report = await load_if_empty(database, SHIPPED_CAMPAIGNS, SystemClock().now())
+        if report is not None:
+            print(f"campaigns: loaded the shipped definitions from {SHIPPED_CAMPAIGNS}")
+    except DemoDataMissing as exc:
+        raise UsageError(f"demo data: {exc}") from exc
+    finally:
+        await database.dispose()
     simulator = None
     if demo and not settings.ami_host:
         from gateway.pbx_simulator import SimulatorServer, load_script
