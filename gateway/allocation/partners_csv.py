@@ -1,0 +1,164 @@
+"""`switchboard partners import FILE.csv`: partners' terms from a spreadsheet.
+
+Columns (header required, any order): `partner_id`, `capacity`, `cost_per_contact`
+(required) and `name`, `currency`, `products`, `regions` (separated by `;`),
+`min_contract_age_days`, `max_contract_age_days`, `eligibility` (a JSON rule, combined
+with the others by `all`), `quality_score`, `cancellation_rate`, `upsell_rate`.
+A bad row is reported with its line number and reason; the good rows are kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.allocation.model import AllocationInputError, decimal
+from gateway.allocation.people import InvalidTerms, StaleWrite, save_partner
+from gateway.db.engine import Database
+
+REQUIRED = ("partner_id", "capacity", "cost_per_contact")
+FIGURES = ("quality_score", "cancellation_rate", "upsell_rate")
+COLUMNS = frozenset(
+    {
+        *REQUIRED,
+        "name",
+        "currency",
+        "products",
+        "regions",
+        "min_contract_age_days",
+        "max_contract_age_days",
+        "eligibility",
+        *FIGURES,
+    }
+)
+
+
+class PartnerFileError(ValueError):
+    """The file cannot be read at all (exit 2)."""
+
+
+class RowError(ValueError):
+    """One row that cannot be imported."""
+
+
+@dataclass
+class PartnerImport:
+    """What an import did."""
+
+    imported: int = 0
+    rejects: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def exit_status(self) -> int:
+        """0 all rows imported, 3 some rejected."""
+        return 3 if self.rejects else 0
+
+
+def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) for each data row; raises PartnerFileError for the file itself."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PartnerFileError(f"cannot read {path}: {exc}") from exc
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [name.strip() for name in reader.fieldnames or []]
+    missing = [name for name in REQUIRED if name not in header]
+    unknown = [name for name in header if name not in COLUMNS]
+    if missing or unknown:
+        raise PartnerFileError(
+            f"{path}: header must have {', '.join(REQUIRED)}"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unknown column(s) {', '.join(unknown)}" if unknown else "")
+        )
+    reader.fieldnames = header
+    rows = []
+    try:
+        for row in reader:
+            extra = row.pop(None, None)  # type: ignore[call-overload]
+            rows.append((reader.line_num, {k: (v or "").strip() for k, v in row.items()}))
+            if extra:
+                rows[-1][1]["__extra__"] = "x"
+    except csv.Error as exc:
+        raise PartnerFileError(f"{path}: line {reader.line_num}: {exc}") from exc
+    return rows
+
+
+def terms_of(row: dict[str, str]) -> dict[str, Any]:
+    """The row as save_partner's keywords; raises RowError naming the column."""
+    if "__extra__" in row:
+        raise RowError("more fields than header columns")
+    if not row["partner_id"]:
+        raise RowError("partner_id: required")
+    try:
+        capacity = int(row["capacity"])
+    except ValueError:
+        raise RowError(f"capacity: {row['capacity']!r} is not a whole number") from None
+    if capacity < 0:
+        raise RowError("capacity: must not be negative")
+    conditions: list[dict[str, Any]] = []
+    products = [p.strip() for p in row.get("products", "").split(";") if p.strip()]
+    if products:
+        conditions.append(
+            {"any": [{"field": "products", "op": "contains", "value": p} for p in products]}
+        )
+    regions = [r.strip() for r in row.get("regions", "").split(";") if r.strip()]
+    if regions:
+        conditions.append({"field": "region", "op": "in", "value": regions})
+    for column, op in (("min_contract_age_days", ">="), ("max_contract_age_days", "<=")):
+        if row.get(column):
+            try:
+                bound = int(row[column])
+            except ValueError:
+                raise RowError(f"{column}: {row[column]!r} is not a whole number") from None
+            conditions.append({"field": "contract_age_days", "op": op, "value": bound})
+    if row.get("eligibility"):
+        try:
+            conditions.append(json.loads(row["eligibility"]))
+        except json.JSONDecodeError as exc:
+            raise RowError(f"eligibility: not JSON ({exc.msg})") from None
+    try:
+        cost = decimal(row["cost_per_contact"], "cost_per_contact")
+        figures = {name: decimal(row[name], name) for name in FIGURES if row.get(name)}
+    except AllocationInputError as exc:
+        raise RowError(str(exc)) from None
+    if cost < 0:
+        raise RowError("cost_per_contact: must not be negative")
+    rule: dict[str, Any] = {}
+    if len(conditions) == 1:
+        rule = conditions[0]
+    elif conditions:
+        rule = {"all": conditions}
+    currency = row.get("currency") or "UAH"
+    if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+        raise RowError(f"currency: {currency!r} is not a 3-letter code such as UAH")
+    return {
+        "name": row.get("name", ""),
+        "capacity": capacity,
+        "cost_per_contact": cost,
+        "currency": currency,
+        "eligibility": rule,
+        "figures": {name: str(value) for name, value in figures.items()},
+        "active": True,
+    }
+
+
+async def import_partners(database: Database, path: Path, now: datetime) -> PartnerImport:
+    """Upsert every good row (each in its own transaction); collect the bad ones."""
+    report = PartnerImport()
+    for line, row in read_rows(path):
+        try:
+            terms = terms_of(row)
+            async with database.transaction() as session:
+                await save_partner(session, row["partner_id"], now=now, **terms)
+        except RowError as exc:
+            report.rejects.append((line, str(exc)))
+        except (InvalidTerms, StaleWrite) as exc:
+            report.rejects.append((line, str(exc)))
+        else:
+            report.imported += 1
+    return report
