@@ -185,6 +185,13 @@ def _integer_fact(rule: Condition, env: _Env) -> _IntegerFact:
         return _IntegerFact(
             started.is_not(None), lambda n: and_(started.is_not(None), started > as_of - n * DAY)
         )
+    if name == "days_until_monitoring":
+        # days_until = -floor((as_of - next) / day), so days_until < n ⟺ next <= as_of + (n-1) days
+        planned = Customer.next_monitoring_at
+        return _IntegerFact(
+            planned.is_not(None),
+            lambda n: and_(planned.is_not(None), planned <= as_of + (n - 1) * DAY),
+        )
     if name == "days_until_payment":
         due = [Payment.customer_id == Customer.id, Payment.status == "due"]
         return _IntegerFact(

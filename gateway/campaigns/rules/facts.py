@@ -43,6 +43,7 @@ class CustomerFacts:
     payment_amount: Decimal | None = None
     orders_last_day: int = 0
     contract_age_days: int | None = None
+    days_until_monitoring: int | None = None
     # Only topics and channels that have something; others count 0 / missing.
     topic_calls_30d: Mapping[str, int] = field(default_factory=dict)
     last_contact_days: Mapping[str, int] = field(default_factory=dict)
@@ -72,6 +73,7 @@ async def load_facts(
                 Customer.bonus_balance,
                 Customer.attributes,
                 Customer.contract_started_at,
+                Customer.next_monitoring_at,
             ).where(Customer.id == customer_id, Customer.deleted_at.is_(None))
         )
     ).one_or_none()
@@ -132,6 +134,11 @@ async def load_facts(
         payment_amount=amount,
         orders_last_day=int(orders),
         contract_age_days=whole_days(as_of, row.contract_started_at),
+        days_until_monitoring=(
+            None
+            if row.next_monitoring_at is None
+            else -whole_days(as_of, row.next_monitoring_at)  # type: ignore[operator]
+        ),
         topic_calls_30d={str(topic): int(count) for topic, count in topics.all()},
         last_contact_days={
             channel: days

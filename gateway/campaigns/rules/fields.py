@@ -152,6 +152,13 @@ FIELDS: dict[str, FieldSpec] = {
             unit=_DAYS,
         ),
         FieldSpec(
+            "days_until_monitoring",
+            Kind.INTEGER,
+            "Whole days until the customer's next monitoring date (0 or less: it has "
+            "come); missing when none is planned.",
+            unit=_DAYS,
+        ),
+        FieldSpec(
             "last_contact_days",
             Kind.INTEGER,
             "Whole days since the last sent or delivered message or call on <channel>; "
