@@ -1,4 +1,4 @@
-"""`switchboard report estimate …` (the savings report itself comes with the ledger)."""
+"""`switchboard report estimate …`, `report savings …` and `report daily …`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gateway.cli import UsageError
+from gateway.costs import report_cli
 from gateway.costs.estimate import EstimateError, estimate
 from gateway.settings import Settings
 
@@ -23,7 +24,7 @@ def _decimal(text: str) -> Decimal:
 
 
 def register(subparsers: Any) -> None:
-    """Add `report estimate`."""
+    """Add `report estimate`, `report savings` and `report daily`."""
     report = subparsers.add_parser("report", help="cost and savings reports")
     sub = report.add_subparsers(dest="report_command", required=True)
     what_if = sub.add_parser("estimate", help="what-if savings before a campaign")
@@ -34,6 +35,7 @@ def register(subparsers: Any) -> None:
     what_if.add_argument("--contact-cost", type=_decimal, required=True)
     what_if.add_argument("--format", choices=("table", "json"), default="table")
     what_if.set_defaults(handler=_estimate)
+    report_cli.register(sub, _decimal)
 
 
 LABELS = {
