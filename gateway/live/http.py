@@ -11,16 +11,18 @@ import asyncio
 import contextlib
 import json
 import secrets
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from gateway.appkeys import BUS, DATABASE
+from gateway.appkeys import BUS, DATABASE, SETTINGS
 from gateway.db.models import Agent, AgentExtension
-from gateway.http.auth import TOKENS, Principal, bearer_token, principal_of
+from gateway.http.auth import TOKENS, Principal, bearer_token, principal_of, session_principal
 from gateway.http.endpoints import add_endpoints, endpoint, json_response
 from gateway.http.problems import ApiProblem, Forbidden, Unauthorized
+from gateway.http.session import SESSION_COOKIE
 
 TICKET_TTL_SECONDS = 60
 HEARTBEAT_SECONDS = 25.0
@@ -73,7 +75,15 @@ async def _principal_for_socket(request: web.Request) -> Principal:
             raise Unauthorized("ticket unknown, expired or already used")
         data = json.loads(identity)
         return Principal(data["role"], data.get("agent_id"))
-    raise Unauthorized("authenticate with an Authorization header or a ?ticket=")
+    if SESSION_COOKIE in request.cookies:
+        # Browsers send cookies on cross-site WebSocket handshakes that SameSite does not
+        # cover in every browser: only our own pages may use the cookie here.
+        origin = request.headers.get("Origin")
+        ours = {request.host, urlsplit(request.app[SETTINGS].public_url).netloc}
+        if origin is not None and urlsplit(origin).netloc not in ours:
+            raise Forbidden("the session cookie is only accepted from the console's own origin")
+        return await session_principal(request, csrf=False)
+    raise Unauthorized("authenticate with an Authorization header, a ?ticket= or the session")
 
 
 async def _owns_extension(request: web.Request, principal: Principal, extension: str) -> bool:

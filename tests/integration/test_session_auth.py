@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
@@ -248,3 +249,30 @@ async def test_create_in_crm_for_an_unknown_caller_queues_one_activity(
         "/api/calls/call_nope/unknown-caller", headers=with_cookie(cookie, csrf)
     )
     assert missing.status == 404
+
+
+async def test_the_socket_accepts_the_cookie_only_from_our_own_origin(
+    console: Client, database: Database
+) -> None:
+    await add_agent(database, console.app[CLOCK].now(), OPERATOR_AGENT, ["201"])
+    cookie, _ = await sign_in(console)
+    own = str(console.make_url("/")).rstrip("/")
+    socket = await console.ws_connect(
+        "/ws/agents/201", headers={**with_cookie(cookie), "Origin": own}
+    )
+    assert (await socket.receive_json(timeout=5))["type"] == "hello"
+    await socket.close()
+    with pytest.raises(WSServerHandshakeError) as foreign:
+        await console.ws_connect(
+            "/ws/agents/201", headers={**with_cookie(cookie), "Origin": "https://evil.example"}
+        )
+    assert foreign.value.status == 403
+    with pytest.raises(WSServerHandshakeError) as not_mine:
+        await console.ws_connect("/ws/agents/202", headers=with_cookie(cookie))
+    assert not_mine.value.status == 403
+    out_cookie, csrf = await sign_in(console)
+    await console.delete("/api/session", headers=with_cookie(out_cookie, csrf))
+    console.session.cookie_jar.clear()
+    with pytest.raises(WSServerHandshakeError) as signed_out:
+        await console.ws_connect("/ws/agents/201", headers=with_cookie(out_cookie))
+    assert signed_out.value.status == 401
