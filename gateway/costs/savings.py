@@ -26,7 +26,7 @@ from gateway.costs.deflection import DEFAULT_CONFIDENCE, Deflection, measure
 from gateway.costs.estimate import MONTHS_PER_YEAR
 from gateway.costs.model import CostModel, Figure, money_str
 from gateway.db.engine import Database
-from gateway.db.models import Campaign, CampaignVersion
+from gateway.db.models import Campaign, CampaignVersion, ExperimentAssignment
 from gateway.settings import Settings
 
 TOPIC_FIELD = "topic_calls_30d."
@@ -78,12 +78,18 @@ def audience_topic(definition: Any) -> str | None:
     return None
 
 
-async def _campaigns(session: AsyncSession, wanted: str | None, ids: set[str]) -> list[Campaign]:
+async def _campaigns(
+    session: AsyncSession, wanted: str | None, ids: set[str], stop: datetime | None = None
+) -> list[Campaign]:
+    """The named campaign, or those with costs in the window or an experiment by then."""
     query = select(Campaign).order_by(Campaign.name)
     if wanted is not None:
         query = query.where(or_(Campaign.name == wanted, Campaign.id == wanted))
     else:
-        query = query.where(Campaign.id.in_(ids))
+        experimenting = select(ExperimentAssignment.campaign_id).distinct()
+        if stop is not None:
+            experimenting = experimenting.where(ExperimentAssignment.assigned_at < stop)
+        query = query.where(or_(Campaign.id.in_(ids), Campaign.id.in_(experimenting)))
     found = list((await session.execute(query)).scalars())
     if wanted is not None and not found:
         raise UnknownCampaign(f"no campaign named {wanted!r}")
@@ -137,6 +143,17 @@ def _channels_out(channels: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """What the grouped queries found for one campaign."""
+
+    topic: str | None
+    topic_source: str
+    sizes: dict[str, int]
+    callers: dict[tuple[str, str], int]  # (arm, month) → distinct callers; month "" = window
+    handling: tuple[int, int]  # talk seconds, answered calls
+
+
 async def _campaign_report(
     session: AsyncSession,
     model: CostModel,
@@ -144,34 +161,30 @@ async def _campaign_report(
     campaign: Campaign,
     groups: list[ledger.LedgerGroup],
     window: tuple[datetime, datetime, list[ledger.Month]],
+    facts: _Facts,
 ) -> dict[str, Any]:
     start, stop, months = window
     notes: list[str] = []
-    topic, topic_source = query.topic, "given"
-    if topic is None:
-        topic = audience_topic(await _definition(session, campaign.id))
-        topic_source = "audience rule" if topic else "all inbound calls"
+    topic, topic_source = facts.topic, facts.topic_source
     costs = _costs(model, groups)
-    sizes = await ledger.arm_sizes(session, campaign.id)
-    control = sizes.get(HOLDOUT, 0)
-    arms = {arm: n for arm, n in sizes.items() if arm != HOLDOUT}
+    control = facts.sizes.get(HOLDOUT, 0)
+    arms = {arm: n for arm, n in facts.sizes.items() if arm != HOLDOUT}
     treated = sum(arms.values())
     measured: Deflection | None = None
     per_arm: dict[str, Any] = {}
     monthly_share: dict[str, Decimal] = {}
     if control and treated:
-        totals = await ledger.callers_by_arm(session, campaign.id, topic, start, stop)
-        control_callers = totals.get((HOLDOUT, ""), 0)
-        treated_callers = sum(n for (arm, _), n in totals.items() if arm != HOLDOUT)
+        found = facts.callers
+        control_callers = found.get((HOLDOUT, ""), 0)
+        treated_callers = sum(n for (arm, m), n in found.items() if arm != HOLDOUT and m == "")
         measured = measure(control, control_callers, treated, treated_callers, query.confidence)
         for arm, size in sorted(arms.items()):
-            one = measure(control, control_callers, size, totals.get((arm, ""), 0))
+            one = measure(control, control_callers, size, found.get((arm, ""), 0))
             per_arm[arm] = one.as_dict()
         if len(months) > 1:
-            split = await ledger.callers_by_arm(session, campaign.id, topic, start, stop, months)
             for month in months:
-                c = split.get((HOLDOUT, month.label), 0)
-                t = sum(n for (arm, m), n in split.items() if arm != HOLDOUT and m == month.label)
+                c = found.get((HOLDOUT, month.label), 0)
+                t = sum(n for (arm, m), n in found.items() if arm != HOLDOUT and m == month.label)
                 monthly_share[month.label] = _share(measure(control, c, treated, t).value)
         customers_source = "experiment"
     else:
@@ -179,7 +192,7 @@ async def _campaign_report(
         customers_source = "ledger"
         notes.append("no holdout group: deflection is assumed, not measured")
 
-    seconds, calls = await ledger.handling_seconds(session, topic, start, stop)
+    seconds, calls = facts.handling
     handling = model.handling_time(topic, seconds, calls)
     if measured is not None:
         share: Decimal | None = _share(measured.value)
@@ -265,6 +278,51 @@ def _savings(
     return out
 
 
+async def _gather_facts(
+    session: AsyncSession,
+    query: SavingsQuery,
+    campaigns: list[Campaign],
+    window: tuple[datetime, datetime, list[ledger.Month]],
+) -> dict[str, _Facts]:
+    """Arms, callers and handling times of every campaign in a few grouped queries."""
+    start, stop, months = window
+    topics: dict[str, tuple[str | None, str]] = {}
+    for campaign in campaigns:
+        if query.topic is not None:
+            topics[campaign.id] = (query.topic, "given")
+        else:
+            topic = audience_topic(await _definition(session, campaign.id))
+            topics[campaign.id] = (topic, "audience rule" if topic else "all inbound calls")
+    ids = [c.id for c in campaigns]
+    sizes = await ledger.arm_sizes_of(session, ids) if ids else {}
+    measured = [i for i in ids if HOLDOUT in sizes.get(i, {}) and len(sizes[i]) > 1]
+    with_topic = [i for i in measured if topics[i][0] is not None]
+    wanted = sorted({t for i in with_topic if (t := topics[i][0]) is not None})
+    found: dict[tuple[str, str, str, str], int] = {}
+    if with_topic:
+        found = await ledger.topic_callers(session, with_topic, wanted, start, stop)
+        if len(months) > 1:
+            found |= await ledger.topic_callers(session, with_topic, wanted, start, stop, months)
+    by_topic = await ledger.handling_by_topic(session, start, stop)
+    facts: dict[str, _Facts] = {}
+    for campaign_id in ids:
+        topic, source = topics[campaign_id]
+        if topic is not None:
+            callers = {(a, m): n for (c, a, t, m), n in found.items() if c == campaign_id}
+            handling = by_topic.get(topic, (0, 0))
+        else:
+            callers = {}
+            if campaign_id in measured:
+                callers = await ledger.callers_by_arm(session, campaign_id, None, start, stop)
+                if len(months) > 1:
+                    callers |= await ledger.callers_by_arm(
+                        session, campaign_id, None, start, stop, months
+                    )
+            handling = (sum(s for s, _ in by_topic.values()), sum(n for _, n in by_topic.values()))
+        facts[campaign_id] = _Facts(topic, source, sizes.get(campaign_id, {}), callers, handling)
+    return facts
+
+
 async def savings_report(
     database: Database, settings: Settings, query: SavingsQuery
 ) -> dict[str, Any]:
@@ -281,7 +339,8 @@ async def savings_report(
             wanted = [c.id for c in found]
         groups = await ledger.ledger_groups(session, start, stop, months, wanted)
         ids = {g.campaign_id for g in groups if g.campaign_id}
-        campaigns = await _campaigns(session, query.campaign, ids)
+        campaigns = await _campaigns(session, query.campaign, ids, stop)
+        facts = await _gather_facts(session, query, campaigns, (start, stop, months))
         reports = [
             await _campaign_report(
                 session,
@@ -290,6 +349,7 @@ async def savings_report(
                 campaign,
                 [g for g in groups if g.campaign_id == campaign.id],
                 (start, stop, months),
+                facts[campaign.id],
             )
             for campaign in campaigns
         ]

@@ -12,12 +12,13 @@ from gateway.clock import parse_time_input
 from gateway.costs.model import MissingConversionRate
 from gateway.costs.savings import SavingsError, SavingsQuery, UnknownCampaign, savings_report
 from gateway.db.engine import Database
-from gateway.db.models import CostEntry
+from gateway.db.models import Call, CostEntry
 from gateway.settings import CostRates, Settings
 from tests.unit.costs.population import (
     add_campaign,
     add_customers,
     assign,
+    call_row,
     callers,
     insert_rows,
     ledger_row,
@@ -169,3 +170,34 @@ async def test_an_unknown_campaign_and_bad_windows_are_refused(
         SavingsQuery(start=NOVEMBER, end=datetime(2026, 10, 1, tzinfo=UTC))
     with pytest.raises(SavingsError):
         november(assumed_deflection=Decimal("1.2"))
+
+
+async def test_a_campaign_without_topic_measures_all_inbound_calls_per_month(
+    database: Database, settings: Settings
+) -> None:
+    control = await add_customers(database, 100, NOVEMBER, prefix="h")
+    treated = await add_customers(database, 100, NOVEMBER, prefix="t")
+    campaign = await add_campaign(database, "any-topic", NOVEMBER, topic=None)
+    await assign(database, campaign, {"holdout": control, "email": treated}, NOVEMBER)
+    october = datetime(2026, 10, 10, tzinfo=UTC)
+    rows = [call_row(i, c, october, topic="complaint") for i, c in enumerate(control[:50])]
+    rows += [call_row(100 + i, c, NOVEMBER, topic=None) for i, c in enumerate(control[:30])]
+    rows += [call_row(200 + i, c, NOVEMBER, topic="other") for i, c in enumerate(treated[:10])]
+    await insert_rows(database, Call, rows)
+    query = SavingsQuery(
+        start=parse_time_input("2026-10-01", ZONE),
+        end=parse_time_input("2026-11-30", ZONE, end_of_day=True),
+        handling_minutes=Decimal("2"),
+    )
+    report = await savings_report(database, settings, query)
+    [result] = report["campaigns"]
+    assert result["topic"] == {"value": None, "source": "all inbound calls"}
+    # Control: 50 distinct callers over the window (the 30 in November called in October too).
+    assert result["deflection"]["control_callers"] == 50
+    assert result["deflection"]["treated_callers"] == 10
+    assert result["deflection"]["value"] == pytest.approx(0.4)
+    # October: 50 % vs 0 % → 100 × 0.5 × 2 min × 1.50; November: 30 % vs 10 %.
+    months = {m["month"]: m["gross_savings"] for m in result["months"]}
+    assert months == {"2026-10": "150.00", "2026-11": "60.00"}
+    assert report["months_covered"] == "2.0000"
+    assert result["handling_calls_measured"] == 90
