@@ -10,6 +10,7 @@ import crm_sync.outbox_http
 import crm_sync.webhooks_http
 import gateway.calls.http
 import gateway.campaigns.http
+import gateway.console
 import gateway.customers.http
 import gateway.live.http
 import gateway.messages.http
@@ -32,4 +33,5 @@ FEATURES: tuple[Feature, ...] = (
     gateway.messages.unsubscribe_http.setup,
     gateway.messages.http.setup,
     gateway.campaigns.http.setup,
+    gateway.console.setup,
 )
