@@ -28,6 +28,7 @@ lint: $(TEST_STAMP)
 
 ## Set up, make sure PostgreSQL and Redis run (starting or installing them), lint, run every test.
 test: $(TEST_STAMP) lint
+	scripts/ensure-chromium.sh >/dev/null
 	eval "$$(scripts/ensure-services.sh)" && $(BIN)/python -m pytest -q
 
 test-faults: $(TEST_STAMP)
