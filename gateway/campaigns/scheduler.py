@@ -391,15 +391,19 @@ async def _advance_ids(
     """Advance claimed enrollments in one transaction, their contacts in one insert."""
     async with database.transaction() as session:
         enrollments = list(await session.scalars(select(Enrollment).where(Enrollment.id.in_(ids))))
-        effects = Effects()
+        effects, advanced = Effects(), 0
         for enrollment in enrollments:
+            due = enrollment.next_run_at
+            if enrollment.state not in LIVE_STATES or due is None or as_utc(due) > as_of:
+                continue  # advanced by another process after our claim's lease ran out
             journey = await versions.journey(session, enrollment)
             await engine.advance(session, enrollment, journey, as_of, effects)
+            advanced += 1
             flag_modified(enrollment, "context")
             enrollment.locked_until = None
             enrollment.updated_at = as_of
         contacts, tasks = await effects.flush(session)
-    report.enrollments += len(enrollments)
+    report.enrollments += advanced
     report.steps += effects.steps
     report.contacts += contacts
     report.tasks += tasks

@@ -6,7 +6,9 @@ through the campaign store; time only moves when the test moves it (no sleeping)
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -26,6 +28,7 @@ from gateway.campaigns.scheduler import (
     tick,
 )
 from gateway.campaigns.store import save_definition
+from gateway.cli import UsageError
 from gateway.clock import isoformat_z
 from gateway.db.engine import Database
 from gateway.db.models import (
@@ -41,6 +44,7 @@ from gateway.db.models import (
 )
 from gateway.lifecycle.transitions import apply_status
 from gateway.settings import Settings
+from tests.support.databases import truncate_all
 
 # 09:00 UTC is 11:00 in Kyiv: after the 10:00 (local) schedule of every campaign here.
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -413,3 +417,55 @@ async def test_branch_on_a_rule_reads_facts_at_that_moment(
         (buyer, "thanks"),
         (idle, "nudge"),
     }
+
+
+def _cli(argv: list[str], settings: Settings) -> int:
+    """Parse and run a command as `switchboard` would (with this module's commands added)."""
+    import argparse
+
+    import gateway.campaigns.cli
+    import gateway.campaigns.runner_cli
+
+    parser = argparse.ArgumentParser(prog="switchboard")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    gateway.campaigns.cli.register(subparsers)
+    gateway.campaigns.runner_cli.register(subparsers)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args, settings))
+    except UsageError:
+        return 2
+
+
+def test_cli_run_and_tick(database_url: str, settings: Settings, capsys: Any) -> None:
+    async def seed() -> None:
+        database = Database(database_url)
+        if not database.is_sqlite:
+            await truncate_all(database)
+        await campaign(database, WINBACK, day(-1))
+        await customer(database, "c-cold", day(-1), status="cold")
+        await database.dispose()
+
+    async def count() -> int:
+        database = Database(database_url)
+        async with database.sessions() as session:
+            found = await session.scalar(select(func.count()).select_from(OutboundContact))
+        await database.dispose()
+        return int(found or 0)
+
+    asyncio.run(seed())
+    assert _cli(["tick", "--as-of", "yesterday"], settings) == 2
+    assert _cli(["campaign", "run", "nope", "--as-of", "2026-11-02T11:00"], settings) == 2
+    assert asyncio.run(count()) == 0
+    assert (
+        _cli(
+            ["campaign", "run", "winback", "--as-of", "2026-11-02T11:00", "--format", "json"],
+            settings,
+        )
+        == 0
+    )
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["enrolled"], printed["advance"]["contacts"]) == (1, 1)
+    assert _cli(["tick", "--as-of", "2026-12-03"], settings) == 0
+    assert "tasks 1" in capsys.readouterr().out  # the 30-day wait timed out: a call task
+    assert asyncio.run(count()) == 1
