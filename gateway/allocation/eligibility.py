@@ -2,32 +2,53 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Hashable, Sequence
+from dataclasses import fields
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.allocation.model import Contact, PartnerTerms
-from gateway.campaigns.rules import evaluate, segment
+from gateway.campaigns.rules import CustomerFacts, evaluate, segment
 from gateway.db.models import Customer
 
 # Customer ids per IN (...) list: well below SQLite's and asyncpg's parameter limits.
 _CHUNK = 5_000
+_FACT_FIELDS = tuple(
+    f.name
+    for f in fields(CustomerFacts)
+    if f.name not in ("customer_id", "attributes", "topic_calls_30d", "last_contact_days")
+)
 
 
 def eligible_in_python(
     contacts: Sequence[Contact], partners: Sequence[PartnerTerms]
 ) -> list[list[int]]:
     """For each contact, the indexes of the partners whose rule holds for its facts."""
-    return [
-        [
-            index
-            for index, partner in enumerate(partners)
-            if partner.rule is None or evaluate(partner.rule, contact.facts)
-        ]
-        for contact in contacts
-    ]
+    # Many contacts share their facts (same region, products, age…): evaluate once each.
+    seen: dict[Hashable, list[int]] = {}
+    out: list[list[int]] = []
+    for contact in contacts:
+        key = _facts_key(contact.facts)
+        answer = seen.get(key)
+        if answer is None:
+            answer = [
+                index
+                for index, partner in enumerate(partners)
+                if partner.rule is None or evaluate(partner.rule, contact.facts)
+            ]
+            seen[key] = answer
+        out.append(answer)
+    return out
+
+
+def _facts_key(facts: CustomerFacts) -> Hashable:
+    """Everything a rule can read, minus the customer id, as one hashable value."""
+    values = [getattr(facts, name) for name in _FACT_FIELDS]
+    for name in ("attributes", "topic_calls_30d", "last_contact_days"):
+        values.append(tuple(sorted((k, repr(v)) for k, v in getattr(facts, name).items())))
+    return tuple(values)
 
 
 async def eligible_customers(

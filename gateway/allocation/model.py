@@ -89,9 +89,9 @@ class Plan:
     assignments: dict[str, str]
     unassigned: dict[str, str]
     total_cost: Decimal
-    # Σ (cost − weighted value) of the assignments, exact, and the LP's own optimum.
+    # Σ (cost − weighted value) of the assignments, exact, and the solver's own optimum.
     objective: Decimal
-    lp_objective: float
+    solver_objective: float
     used: dict[str, int]
     assigned_by_priority: dict[int, int]
     classes: int = 0

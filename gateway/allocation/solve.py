@@ -1,55 +1,65 @@
-"""The optimal plan, by linear programming with HiGHS (two solves, one warm-started model).
+"""The optimal plan, by min-cost flow (OR-Tools' network solver, exact integer costs).
 
-The problem is a transportation problem. Contacts with the same priority and the same
-eligible partners are interchangeable (cost depends on the partner only), so they are
-merged into one *class* with a supply of their count; variables x[g, p] say how many
-contacts of class g partner p takes:
+Contacts with the same priority and the same eligible partners are interchangeable (the
+cost depends on the partner only), so they are merged into one *class* g with a supply
+of |g|. The network is
 
-    class rows    Σ_p x[g, p] ≤ |g|
-    partner rows  Σ_g x[g, p] ≤ capacity[p]
-    level rows    Σ_{g at priority level k} Σ_p x[g, p]   (free in solve 1, = n_k in solve 2)
+    source → class g (capacity |g|) → partner p, if eligible (capacity |g|)
+           → sink (capacity = p's capacity left today)
 
-Solve 1 maximises Σ rank(g)·x with rank 1, 2, … by ascending priority. The sets of
-contacts that can be served together form a transversal matroid, and in a matroid every
-maximum-weight basis has the same multiset of weights (the greedy basis dominates every
-basis position by position). So *any* increasing positive ranks give the same counts per
-level as the lexicographic objective "as many of the top level as possible, then the
-next, …": no big-M weights are needed and the coefficients stay small and exact.
+Solve 1 — most contacts, higher priority first. Arcs source → g cost −rank(g), with
+ranks 1, 2, … by ascending priority, and a free source → sink bypass lets contacts stay
+unserved. The sets of contacts that can be served together are the independent sets of
+a transversal matroid, and in a matroid every maximum-weight basis has the same multiset
+of weights (the greedy basis dominates every basis position by position). So *any*
+increasing positive ranks give the same counts per level n_k as the lexicographic
+objective "as many of the top level as possible, then the next, …": no big-M weight,
+which would overflow or swamp the costs, is needed.
 
-Solve 2 fixes those counts (level rows = n_k) and minimises Σ (cost − weighted value)·x,
-warm-started from solve 1's basis.
+Solve 2 — least cost for those counts. Each level k becomes a node with supply n_k
+feeding its classes; no bypass, so exactly n_k of level k are served; partner arcs cost
+(cost − weighted performance value) scaled to whole numbers exactly (at most 8
+decimals), so the optimum is exact, not within a tolerance.
 
-Integrality: the constraints are the flow conservation of the network
-source → level k → class g → partner p → sink (arc capacities |g| and capacity[p],
-level arcs fixed to n_k); a network matrix is totally unimodular and every right-hand
-side is an integer, so every vertex is integral. The dual simplex returns a vertex; the
-solution is checked to be integral anyway (`NotIntegral` otherwise) and the plan is
-checked against capacities and eligibility before it is returned.
+Integrality: flow conservation matrices are totally unimodular; with integer capacities
+and supplies every basic optimum (which a network algorithm returns) is integral, so the
+flows are whole numbers of contacts. `gateway.allocation.lp` solves the same problem as
+an LP with HiGHS (an independent check, and the LP bound the bench compares against).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any, Literal
 
 import numpy as np
-from highspy import _core as highs  # the plain solver: the wrapper class prints a banner
+from ortools.graph.python import min_cost_flow  # type: ignore[import-untyped]
 
 from gateway.allocation.model import CAPACITY_EXHAUSTED, NO_ELIGIBLE, Plan, Problem
 
 INTEGRALITY_TOLERANCE = 1e-6
+MAX_COST_PLACES = 8
 
 
 class SolverFailed(RuntimeError):
-    """HiGHS did not report an optimal solution (never expected: the LP is always feasible)."""
+    """The solver did not report an optimum (never expected: the problem is always feasible)."""
 
 
 class NotIntegral(RuntimeError):
     """A solution value was fractional, which total unimodularity rules out."""
 
 
-def solve(problem: Problem, eligible: Sequence[Sequence[int]]) -> Plan:
-    """The plan for `problem`; `eligible[i]` lists the partner indexes contact i may go to."""
+def solve(
+    problem: Problem,
+    eligible: Sequence[Sequence[int]],
+    *,
+    method: Literal["flow", "lp"] = "flow",
+) -> Plan:
+    """The plan for `problem`; `eligible[i]` lists the partner indexes contact i may go to.
+
+    `method="lp"` solves with HiGHS instead (same plan value; used to cross-check).
+    """
     contacts, partners = problem.contacts, problem.partners
     if len(eligible) != len(contacts):
         raise ValueError("one eligible set per contact is needed")
@@ -67,7 +77,13 @@ def solve(problem: Problem, eligible: Sequence[Sequence[int]]) -> Plan:
             continue
         members.setdefault((contact.priority, open_), []).append(index)
     keys = list(members)
-    flows, lp_value = _optimal_flows(keys, [len(members[k]) for k in keys], problem, net)
+    sizes = [len(members[k]) for k in keys]
+    if method == "lp":
+        from gateway.allocation.lp import lp_flows
+
+        flows, solver_value = lp_flows(keys, sizes, problem, net)
+    else:
+        flows, solver_value = network_flows(keys, sizes, problem, net)
 
     assignments: dict[str, str] = {}
     used = {partner.id: 0 for partner in partners}
@@ -93,94 +109,99 @@ def solve(problem: Problem, eligible: Sequence[Sequence[int]]) -> Plan:
         unassigned={c.id: unassigned[c.id] for c in contacts if c.id in unassigned},
         total_cost=sum((partners[by_id[p]].cost_per_contact for p in ordered.values()), Decimal(0)),
         objective=sum((net[by_id[p]] for p in ordered.values()), Decimal(0)),
-        lp_objective=lp_value,
+        solver_objective=solver_value,
         used=used,
         assigned_by_priority=by_priority,
         classes=len(keys),
     )
 
 
-def _optimal_flows(
+def network_flows(
     keys: list[tuple[int, tuple[int, ...]]],
     sizes: list[int],
     problem: Problem,
     net: list[Decimal],
 ) -> tuple[list[dict[int, int]], float]:
-    """x[g, p] for every class g (only the nonzero ones) and solve 2's LP optimum."""
+    """x[g, p] for every class g (nonzero ones) and solve 2's optimum, from two flow solves."""
     if not keys:
         return [], 0.0
-    partners = problem.partners
+    scale, costs = _whole_costs(net, sum(sizes))
     levels = sorted({priority for priority, _ in keys})
     level_of = {priority: index for index, priority in enumerate(levels)}
-    n_classes, n_partners = len(keys), len(partners)
-    level_row0 = n_classes + n_partners
-    columns = [(g, p) for g, (_, allowed) in enumerate(keys) for p in allowed]
-    n_cols = len(columns)
-    col_class = np.fromiter((g for g, _ in columns), dtype=np.int32, count=n_cols)
-    col_partner = np.fromiter((p for _, p in columns), dtype=np.int32, count=n_cols)
-    class_level = np.array([level_of[priority] for priority, _ in keys], dtype=np.int32)
+    n_classes = len(keys)
+    source, sink, first_class = 0, 1, 2
+    first_partner = first_class + n_classes
+    first_level = first_partner + len(problem.partners)
+    class_of = np.array([g for g, (_, allowed) in enumerate(keys) for _ in allowed], np.int64)
+    partner_of = np.array([p for _, allowed in keys for p in allowed], dtype=np.int64)
+    size = np.array(sizes, dtype=np.int64)
+    capacity = np.array([partner.capacity for partner in problem.partners], dtype=np.int64)
+    rank = np.array([level_of[priority] + 1 for priority, _ in keys], dtype=np.int64)
+    class_level = rank - 1
+    total = int(size.sum())
 
-    lp = highs.HighsLp()
-    lp.num_col_ = n_cols
-    lp.num_row_ = level_row0 + len(levels)
-    lp.col_lower_ = np.zeros(n_cols)
-    lp.col_upper_ = np.full(n_cols, highs.kHighsInf)
-    lp.col_cost_ = (class_level[col_class] + 1).astype(np.float64)
-    lp.sense_ = highs.ObjSense.kMaximize
-    capacities = np.array([partner.capacity for partner in partners], dtype=np.float64)
-    lp.row_lower_ = np.full(lp.num_row_, -highs.kHighsInf)
-    lp.row_upper_ = np.concatenate(
-        [np.array(sizes, dtype=np.float64), capacities, np.full(len(levels), highs.kHighsInf)]
+    def network(head_tails: np.ndarray, caps: np.ndarray, arc_costs: np.ndarray) -> Any:
+        graph = min_cost_flow.SimpleMinCostFlow()
+        graph.add_arcs_with_capacity_and_unit_cost(head_tails[0], head_tails[1], caps, arc_costs)
+        return graph
+
+    # Arcs common to both solves: class → partner, partner → sink.
+    middle_tails = np.concatenate(
+        [first_class + class_of, first_partner + np.arange(len(capacity))]
     )
-    # Column-wise: each column has exactly three ones (its class, partner and level rows).
-    rows = np.stack([col_class, n_classes + col_partner, level_row0 + class_level[col_class]], 1)
-    lp.a_matrix_.format_ = highs.MatrixFormat.kColwise
-    lp.a_matrix_.num_col_ = n_cols
-    lp.a_matrix_.num_row_ = lp.num_row_
-    lp.a_matrix_.start_ = np.arange(0, 3 * n_cols + 1, 3, dtype=np.int32)
-    lp.a_matrix_.index_ = rows.reshape(-1).astype(np.int32)
-    lp.a_matrix_.value_ = np.ones(3 * n_cols)
+    middle_heads = np.concatenate([first_partner + partner_of, np.full(len(capacity), sink)])
+    middle_caps = np.concatenate([size[class_of], capacity])
+    n_edges = len(class_of)
 
-    solver = highs._Highs()
-    solver.setOptionValue("output_flag", False)
-    # Simplex, not interior point: only a basic (vertex) solution is sure to be integral.
-    solver.setOptionValue("solver", "simplex")
-    solver.setOptionValue("random_seed", 0)
-    _run(solver.passModel(lp), solver, "load")
-    _run(solver.run(), solver, "solve 1 (most contacts by priority)")
-    served = _integral(np.asarray(solver.getSolution().col_value))
-    counts = np.bincount(class_level[col_class], weights=served, minlength=len(levels))
+    # Solve 1: source → class (−rank), bypass source → sink (0).
+    tails = np.concatenate([np.full(n_classes, source), middle_tails, [source]])
+    heads = np.concatenate([first_class + np.arange(n_classes), middle_heads, [sink]])
+    graph = network(
+        np.stack([tails, heads]),
+        np.concatenate([size, middle_caps, [total]]),
+        np.concatenate([-rank, np.zeros(len(middle_tails) + 1, dtype=np.int64)]),
+    )
+    graph.set_node_supply(source, total)
+    graph.set_node_supply(sink, -total)
+    _solved(graph.solve(), "solve 1 (most contacts by priority)")
+    served = graph.flows(np.arange(n_classes))
+    counts = np.bincount(class_level, weights=served, minlength=len(levels)).astype(np.int64)
 
+    # Solve 2: level k (supply n_k) → its classes; class → partner arcs cost net.
+    tails = np.concatenate([first_level + class_level, middle_tails])
+    heads = np.concatenate([first_class + np.arange(n_classes), middle_heads])
+    edge_costs = np.array(costs, dtype=np.int64)[partner_of]
+    graph = network(
+        np.stack([tails, heads]),
+        np.concatenate([size, middle_caps]),
+        np.concatenate(
+            [np.zeros(n_classes, np.int64), edge_costs, np.zeros(len(capacity), np.int64)]
+        ),
+    )
     for level, count in enumerate(counts.tolist()):
-        solver.changeRowBounds(level_row0 + level, count, count)
-    solver.changeObjectiveSense(highs.ObjSense.kMinimize)
-    costs = np.array([float(value) for value in net], dtype=np.float64)[col_partner]
-    solver.changeColsCost(n_cols, np.arange(n_cols, dtype=np.int32), costs)
-    _run(solver.run(), solver, "solve 2 (least cost for those counts)")
-    amounts = _integral(np.asarray(solver.getSolution().col_value))
-    lp_value = float(solver.getInfo().objective_function_value)
-
+        graph.set_node_supply(first_level + level, int(count))
+    graph.set_node_supply(sink, -int(counts.sum()))
+    _solved(graph.solve(), "solve 2 (least cost for those counts)")
+    amounts = graph.flows(np.arange(n_classes, n_classes + n_edges))
     flows: list[dict[int, int]] = [{} for _ in keys]
-    for column in np.flatnonzero(amounts):
-        flows[int(col_class[column])][int(col_partner[column])] = int(amounts[column])
-    return flows, lp_value
+    for edge in np.flatnonzero(amounts):
+        flows[int(class_of[edge])][int(partner_of[edge])] = int(amounts[edge])
+    return flows, float(Decimal(int(graph.optimal_cost())) / scale)
 
 
-def _run(status: object, solver: highs._Highs, what: str) -> None:
-    if status != highs.HighsStatus.kOk:
-        raise SolverFailed(f"{what}: HiGHS returned {status}")
-    model = solver.getModelStatus()
-    if what != "load" and model != highs.HighsModelStatus.kOptimal:
-        raise SolverFailed(f"{what}: {solver.modelStatusToString(model)}")
+def _whole_costs(net: list[Decimal], volume: int) -> tuple[int, list[int]]:
+    """Net costs as exact whole numbers (×10^k, k ≤ 8) that cannot overflow the solver."""
+    places = max((-v.normalize().as_tuple().exponent for v in net if v), default=0)  # type: ignore[operator]
+    scale = 10 ** min(max(int(places), 0), MAX_COST_PLACES)
+    costs = [int((value * scale).to_integral_value()) for value in net]
+    if max((abs(c) for c in costs), default=0) * max(volume, 1) >= 2**62:
+        raise SolverFailed("costs too large for exact integer arithmetic")
+    return scale, costs
 
 
-def _integral(values: np.ndarray) -> np.ndarray:
-    rounded = np.rint(values)
-    worst = float(np.max(np.abs(values - rounded))) if values.size else 0.0
-    if worst > INTEGRALITY_TOLERANCE:
-        raise NotIntegral(f"a flow is {worst} away from a whole number")
-    whole: np.ndarray = np.maximum(rounded, 0).astype(np.int64)
-    return whole
+def _solved(status: Any, what: str) -> None:
+    if status != min_cost_flow.SimpleMinCostFlow.OPTIMAL:
+        raise SolverFailed(f"{what}: the flow solver returned {status}")
 
 
 def _check(

@@ -206,12 +206,13 @@ def check_invariants(problem: Problem, eligible: list[list[int]], plan: Plan) ->
             assert why.options and all(option.full for option in why.options)
 
 
+@pytest.mark.parametrize("method", ["flow", "lp"])
 @pytest.mark.parametrize("seed", range(40))
-def test_matches_brute_force_on_tiny_instances(seed: int) -> None:
+def test_matches_brute_force_on_tiny_instances(seed: int, method: Any) -> None:
     rng = random.Random(seed)
     problem = random_problem(rng, rng.randint(1, 6), rng.randint(1, 3))
     eligible = eligible_in_python(problem.contacts, problem.partners)
-    plan = solve(problem, eligible)
+    plan = solve(problem, eligible, method=method)
     check_invariants(problem, eligible, plan)
     net = [p.net_cost(problem.weights) for p in problem.partners]
     best: tuple[Any, ...] | None = None
@@ -274,10 +275,27 @@ def test_matches_scipy_milp_on_small_instances(seed: int) -> None:
     rng = random.Random(1000 + seed)
     problem = random_problem(rng, rng.randint(20, 60), rng.randint(2, 7))
     eligible = eligible_in_python(problem.contacts, problem.partners)
-    plan = solve(problem, eligible)
-    check_invariants(problem, eligible, plan)
     counts, cost = scipy_lexicographic(problem, eligible)
     levels = sorted({c.priority for c in problem.contacts}, reverse=True)
-    assert [plan.assigned_by_priority.get(level, 0) for level in levels] == counts
-    assert float(plan.objective) == pytest.approx(cost, abs=1e-6)
-    assert plan.lp_objective == pytest.approx(float(plan.objective), abs=1e-6)
+    for method in ("flow", "lp"):
+        plan = solve(problem, eligible, method=method)
+        check_invariants(problem, eligible, plan)
+        assert [plan.assigned_by_priority.get(level, 0) for level in levels] == counts
+        assert float(plan.objective) == pytest.approx(cost, abs=1e-6)
+        assert plan.solver_objective == pytest.approx(float(plan.objective), abs=1e-6)
+
+
+def test_costs_with_many_decimals_stay_exact() -> None:
+    contacts = tuple(
+        Contact(id=f"c{i}", facts=CustomerFacts(customer_id=f"c{i}", status="active"))
+        for i in range(3)
+    )
+    partners = (
+        PartnerTerms("a", 2, Decimal("1.0001"), performance={"q": Decimal("0.12345")}),
+        PartnerTerms("b", 2, Decimal("1.0000"), performance={"q": Decimal("0.12344")}),
+    )
+    problem = Problem(contacts, partners, {"q": Decimal("0.0001")})
+    plan = solve(problem, [[0, 1]] * 3)
+    # Net a = 1.000087655, b = 0.999987656: b is cheaper by 0.0000999…, filled first.
+    assert plan.used == {"a": 1, "b": 2}
+    assert plan.objective == Decimal("1.000087655") + 2 * Decimal("0.999987656")
