@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import zlib
 from typing import Any
 
 from sqlalchemy import insert
@@ -19,6 +20,7 @@ from adapters.ami import AmiClient, AmiConfig, AmiError, AmiState
 from adapters.ami.protocol import AmiMessage
 from gateway.bus import Bus
 from gateway.calls.recorder import CallRecorder
+from gateway.calls.records import CallChange
 from gateway.calls.topology import Topology
 from gateway.calls.tracker import TRACKED_EVENTS, CallTracker
 from gateway.clock import Clock
@@ -30,6 +32,7 @@ from gateway.settings import Settings
 log = logging.getLogger(__name__)
 RAW_FLUSH_SECONDS = 0.2
 RAW_BATCH = 500
+APPLY_SHARDS = 8
 
 
 class PbxLink:
@@ -56,12 +59,16 @@ class PbxLink:
             ),
             on_connect=self._resync,
         )
-        # One queue for every tracked event, fed by a sync handler: the client gives each
-        # async subscription its own queue, which would let a BridgeEnter overtake the
-        # DialBegin before it. Call state needs the wire order across event names.
-        self._events: asyncio.Queue[AmiMessage] = asyncio.Queue()
+        # The tracker is fed synchronously by the reader, in wire order across every event
+        # name (the client gives each async subscription its own queue, which would let a
+        # BridgeEnter overtake its DialBegin). What a change means for the database and
+        # the bus is applied by workers sharded by call: one call's changes stay in
+        # order, while a slow write for one call never holds up another call's pop.
+        self._shards: list[asyncio.Queue[CallChange]] = [
+            asyncio.Queue() for _ in range(APPLY_SHARDS)
+        ]
         for name in TRACKED_EVENTS:
-            self.client.on(name, self._events.put_nowait)
+            self.client.on(name, self._on_wire)
         self._raw: list[dict[str, Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._logins = 0
@@ -74,7 +81,8 @@ class PbxLink:
     async def start(self) -> None:
         """Connect in the background: a PBX that is down at start must not stop the gateway."""
         self._tasks.append(asyncio.create_task(self._connect_forever(), name="ami-connect"))
-        self._tasks.append(asyncio.create_task(self._consume(), name="ami-calls"))
+        for index, shard in enumerate(self._shards):
+            self._tasks.append(asyncio.create_task(self._apply(shard), name=f"calls-{index}"))
         self._tasks.append(asyncio.create_task(self._flush_forever(), name="ami-raw-events"))
 
     async def stop(self) -> None:
@@ -112,18 +120,21 @@ class PbxLink:
         except AmiError as exc:
             log.warning("CoreShowChannels after login failed: %s", exc)
             return
-        await self.recorder.apply(self.tracker.resync(channels))
+        self._dispatch(self.tracker.resync(channels))
 
-    async def _consume(self) -> None:
-        """Apply events one at a time, in the order they came off the wire."""
+    def _dispatch(self, changes: list[CallChange]) -> None:
+        for change in changes:
+            shard = zlib.crc32(change.linkedid.encode()) % APPLY_SHARDS
+            self._shards[shard].put_nowait(change)
+
+    async def _apply(self, shard: asyncio.Queue[CallChange]) -> None:
+        """Apply one shard's changes in order (the recorder logs per-change failures)."""
         while True:
-            event = await self._events.get()
-            try:
-                await self._on_event(event)
-            except Exception:
-                log.exception("AMI event %s could not be applied", event.name)
+            change = await shard.get()
+            await self.recorder.apply([change])
 
-    async def _on_event(self, event: AmiMessage) -> None:
+    def _on_wire(self, event: AmiMessage) -> None:
+        """Called by the AMI reader for each tracked event, in wire order; never blocks."""
         self._metrics.ami_events.inc()
         if self._settings.pbx.raw_event_retention_days:
             self._raw.append(
@@ -134,7 +145,12 @@ class PbxLink:
                     "fields": dict(event.headers),
                 }
             )
-        await self.recorder.apply(self.tracker.feed(event))
+        try:
+            changes = self.tracker.feed(event)
+        except Exception:
+            log.exception("AMI event %s could not be tracked", event.name)
+            return
+        self._dispatch(changes)
 
     async def _flush_forever(self) -> None:
         while True:
