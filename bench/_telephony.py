@@ -198,23 +198,27 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
 
     EventDispatcher.dispatch = dispatched  # type: ignore[method-assign]
 
-    # Which event's handler made the pop, and when that handler started.
-    handling: contextvars.ContextVar[tuple[str, float]] = contextvars.ContextVar(
-        "handling", default=("", 0.0)
-    )
-    on_event = link.PbxLink._on_event
+    # When the tracker's change that made the pop was handed to its apply shard.
+    dispatched_at: dict[str, tuple[str, float]] = {}
+    dispatch_changes = link.PbxLink._dispatch
 
-    async def timed_on_event(self: link.PbxLink, event: Any) -> None:
-        handling.set((event.name or "", clock()))
-        await on_event(self, event)
+    def timed_dispatch(self: link.PbxLink, changes: list[Any]) -> None:
+        now = clock()
+        for change in changes:
+            dispatched_at.setdefault(
+                f"{call_id_for(change.linkedid)}:{change.kind}", (str(change.kind), now)
+            )
+        dispatch_changes(self, changes)
 
-    link.PbxLink._on_event = timed_on_event  # type: ignore[method-assign]
+    link.PbxLink._dispatch = timed_dispatch  # type: ignore[method-assign]
 
     class TimedRecorder(recorder.CallRecorder):
         async def _pop(self, live: Any, change: Any, extensions: tuple[str, ...]) -> None:
             current.set(live.call_id)
             started = clock()
-            name, handler_started = handling.get()
+            name, handler_started = dispatched_at.get(
+                f"{live.call_id}:{change.kind}", (str(change.kind), started)
+            )
             trace.append((f"trigger {name}", live.call_id, handler_started, started))
             await super()._pop(live, change, extensions)
             trace.append(("pop", live.call_id, started, clock()))

@@ -7,6 +7,8 @@ and then updated to the same values, ledger and outbox entries have deterministi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +44,14 @@ class _LiveCall:
     call_id: str
     match: PhoneMatch | None = None
     popped: set[str] = field(default_factory=set)
+    # The row's first insert runs beside the screen-pop; later writes wait for it.
+    inserted: asyncio.Task[None] | None = None
+
+    async def row_written(self) -> None:
+        """Wait until the call's row exists (its insert failing is logged, not raised)."""
+        if self.inserted is not None:
+            with contextlib.suppress(Exception):
+                await self.inserted
 
 
 class CallRecorder:
@@ -79,10 +89,16 @@ class CallRecorder:
             live = self._live[change.linkedid] = _LiveCall(call_id_for(change.linkedid))
         pop_on = self._settings.pbx.screen_pop_on
         if change.kind is ChangeKind.STARTED:
-            await self._insert_started(live.call_id, change)
-        elif change.kind is ChangeKind.RINGING and pop_on == "ring":
-            await self._pop(live, change, change.extensions)
-        elif change.kind is ChangeKind.ANSWERED:
+            # Not awaited here: the ringing pop that follows must not wait for a write.
+            live.inserted = asyncio.create_task(self._insert_started(live.call_id, change))
+            live.inserted.add_done_callback(_log_failure)
+            return
+        if change.kind is ChangeKind.RINGING:
+            if pop_on == "ring":
+                await self._pop(live, change, change.extensions)
+            return
+        await live.row_written()
+        if change.kind is ChangeKind.ANSWERED:
             if pop_on == "answer":
                 await self._pop(live, change, change.extensions)
             for extension in change.extensions:
@@ -110,19 +126,10 @@ class CallRecorder:
         if not extensions or change.direction is not Direction.INBOUND:
             return
         region = self._settings.default_region
+        first_look = live.match is None
         if live.match is None:
-            async with self._database.transaction() as session:
+            async with self._database.sessions() as session:
                 live.match = await find_by_phone(session, change.caller or "", region)
-                # The live row shows who is calling while the call lasts, not only after.
-                exact = live.match.match in ("exact", "suffix")
-                await session.execute(
-                    update(Call)
-                    .where(Call.id == live.call_id, Call.state != "ended")
-                    .values(
-                        match=live.match.match,
-                        customer_id=live.match.customers[0].id if exact else None,
-                    )
-                )
         for extension in extensions:
             if extension in live.popped:
                 continue
@@ -137,6 +144,19 @@ class CallRecorder:
                 timezone=self._settings.timezone,
             )
             await publish(self._bus, extension, message)
+        if first_look:
+            # After the pops: the live row shows who is calling while the call lasts.
+            await live.row_written()
+            exact = live.match.match in ("exact", "suffix")
+            async with self._database.transaction() as session:
+                await session.execute(
+                    update(Call)
+                    .where(Call.id == live.call_id, Call.state != "ended")
+                    .values(
+                        match=live.match.match,
+                        customer_id=live.match.customers[0].id if exact else None,
+                    )
+                )
 
     async def _insert_started(self, call_id: str, change: CallChange) -> None:
         now = self._clock.now()
@@ -308,6 +328,11 @@ class CallRecorder:
                 event_id=f"customer.unknown_caller:{record.linkedid}",
                 now=now,
             )
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("could not insert a call row", exc_info=task.exception())
 
 
 async def _insert_ignore(session: AsyncSession, **values: Any) -> None:
