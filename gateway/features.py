@@ -11,6 +11,7 @@ import crm_sync.webhooks_http
 import gateway.calls.http
 import gateway.campaigns.http
 import gateway.console
+import gateway.costs.http
 import gateway.customers.http
 import gateway.live.http
 import gateway.messages.http
@@ -34,4 +35,5 @@ FEATURES: tuple[Feature, ...] = (
     gateway.messages.http.setup,
     gateway.campaigns.http.setup,
     gateway.console.setup,
+    gateway.costs.http.setup,
 )

@@ -78,6 +78,9 @@ class CostRates(BaseModel):
     sms_per_segment: Decimal = Decimal("0.30")
     email_per_message: Decimal = Decimal("0.01")
     call_per_minute: Decimal = Decimal("1.50")
+    # Average operator handling time per call topic, minutes ("*": any other topic);
+    # the savings report prefers a measurement from call records when there is one.
+    handling_minutes: dict[str, Decimal] = Field(default_factory=lambda: {"*": Decimal("2.5")})
     operator_per_minute: Decimal = Decimal("1.50")
     conversion: dict[str, Decimal] = Field(default_factory=dict)
 
