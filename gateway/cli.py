@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "gateway.calls.cli",
     "gateway.costs.cli",
     "gateway.campaigns.cli",
+    "gateway.allocation.cli",
 )
 
 Handler = Callable[[argparse.Namespace, Settings], int]

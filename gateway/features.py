@@ -8,6 +8,7 @@ from aiohttp import web
 
 import crm_sync.outbox_http
 import crm_sync.webhooks_http
+import gateway.allocation.http
 import gateway.calls.http
 import gateway.campaigns.http
 import gateway.console
@@ -36,4 +37,5 @@ FEATURES: tuple[Feature, ...] = (
     gateway.campaigns.http.setup,
     gateway.console.setup,
     gateway.costs.http.setup,
+    gateway.allocation.http.setup,
 )

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 # Data-only models of other layers that the config file carries (no behaviour imported).
 from channels.policy import ContactPolicy
+from gateway.allocation.policy import AllocationPolicy
 from gateway.lifecycle.policy import LifecyclePolicy
 
 DEFAULT_CONFIG_PATH = Path("config/switchboard.yaml")
@@ -136,6 +137,7 @@ class Settings(BaseSettings):
     costs: CostRates = Field(default_factory=CostRates)
     policy: ContactPolicy = Field(default_factory=ContactPolicy)
     lifecycle: LifecyclePolicy = Field(default_factory=LifecyclePolicy)
+    allocation: AllocationPolicy = Field(default_factory=AllocationPolicy)
     # Provider send rates per channel (messages per second), shared across instances
     # through Redis when it is configured.
     send_rates: dict[str, float] = Field(default_factory=lambda: {"sms": 50.0, "email": 20.0})
