@@ -185,6 +185,8 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # (enrollment, event, wait start, as_of) → earliest such event, or None
+        self._events: dict[tuple[str, str, datetime, datetime], datetime | None] = {}
 
     async def advance(
         self,
@@ -368,7 +370,7 @@ class Engine:
         ended_at = deadline
         if step.until:
             found = await self._first_event(
-                session, enrollment, step.until, started, min(deadline, run.as_of)
+                session, enrollment, step.until, started, min(deadline, run.as_of), run.as_of
             )
             if found is not None:
                 outcome, ended_at = found
@@ -387,6 +389,61 @@ class Engine:
         run.facts = None  # facts are of a moment; that moment moved
         return True
 
+    async def prefetch(
+        self, session: AsyncSession, batch: Sequence[tuple[Enrollment, Journey]], as_of: datetime
+    ) -> None:
+        """Look up the awaited events of a batch's parked enrollments: one query per kind."""
+        wanted: dict[str, list[Enrollment]] = {}
+        for enrollment, journey in batch:
+            if enrollment.state != WAITING or enrollment.wait_started_at is None:
+                continue
+            step = next((s for s in journey.steps if s.id == enrollment.step), None)
+            if isinstance(step, WaitStep):
+                for awaited in step.until:
+                    wanted.setdefault(awaited, []).append(enrollment)
+        for kind, enrollments in wanted.items():
+            await self._lookup(session, kind, enrollments, as_of)
+
+    async def _lookup(
+        self, session: AsyncSession, event: str, enrollments: Sequence[Enrollment], as_of: datetime
+    ) -> None:
+        """The earliest `event` in (wait_started_at, as_of] of each enrollment, cached."""
+        ids = [enrollment.id for enrollment in enrollments]
+        start = Enrollment.wait_started_at
+        query: Select[*tuple[Any, ...]]
+        if event in ("activity", "order"):
+            query = (
+                select(Enrollment.id, func.min(Activity.at))
+                .join(Activity, Activity.customer_id == Enrollment.customer_id)
+                .where(Activity.at > start, Activity.at <= as_of)
+            )
+            if event == "order":
+                query = query.where(Activity.kind == "order")
+        elif event == "replied":
+            query = (
+                select(Enrollment.id, func.min(OutboundContact.replied_at))
+                .join(OutboundContact, OutboundContact.customer_id == Enrollment.customer_id)
+                .where(OutboundContact.replied_at > start, OutboundContact.replied_at <= as_of)
+            )
+        elif event == "delivered":
+            # Delivery of this journey's own messages, not of anything else we sent.
+            query = (
+                select(Enrollment.id, func.min(OutboundContact.delivered_at))
+                .join(OutboundContact, OutboundContact.enrollment_id == Enrollment.id)
+                .where(OutboundContact.delivered_at > start, OutboundContact.delivered_at <= as_of)
+            )
+        else:  # call_answered
+            query = (
+                select(Enrollment.id, func.min(Call.answered_at))
+                .join(Call, Call.customer_id == Enrollment.customer_id)
+                .where(Call.answered_at > start, Call.answered_at <= as_of)
+            )
+        rows = await session.execute(query.where(Enrollment.id.in_(ids)).group_by(Enrollment.id))
+        found = {enrollment_id: as_utc(at) for enrollment_id, at in rows.all() if at is not None}
+        for enrollment in enrollments:
+            key = (enrollment.id, event, as_utc(enrollment.wait_started_at or as_of), as_of)
+            self._events[key] = found.get(enrollment.id)
+
     async def _first_event(
         self,
         session: AsyncSession,
@@ -394,40 +451,22 @@ class Engine:
         events: Sequence[str],
         after: datetime,
         until: datetime,
+        as_of: datetime,
     ) -> tuple[str, datetime] | None:
         """The earliest awaited event in (after, until], with its time."""
-        customer = enrollment.customer_id
+        if after >= until:
+            return None  # the wait has only just begun: nothing can have happened in it
         best: tuple[str, datetime] | None = None
-        query: Select[Any]
         for event in events:
-            if event in ("activity", "order"):
-                query = select(func.min(Activity.at)).where(
-                    Activity.customer_id == customer, Activity.at > after, Activity.at <= until
-                )
-                if event == "order":
-                    query = query.where(Activity.kind == "order")
-            elif event == "replied":
-                query = select(func.min(OutboundContact.replied_at)).where(
-                    OutboundContact.customer_id == customer,
-                    OutboundContact.replied_at > after,
-                    OutboundContact.replied_at <= until,
-                )
-            elif event == "delivered":
-                # Delivery of this journey's own messages, not of anything else we sent.
-                query = select(func.min(OutboundContact.delivered_at)).where(
-                    OutboundContact.enrollment_id == enrollment.id,
-                    OutboundContact.delivered_at > after,
-                    OutboundContact.delivered_at <= until,
-                )
-            else:  # call_answered
-                query = select(func.min(Call.answered_at)).where(
-                    Call.customer_id == customer,
-                    Call.answered_at > after,
-                    Call.answered_at <= until,
-                )
-            at = await session.scalar(query)
-            if at is not None and (best is None or as_utc(at) < best[1]):
-                best = (event, as_utc(at))
+            key = (enrollment.id, event, after, as_of)
+            if key not in self._events:
+                # The wait started in this very advance: its row is flushed, look it up.
+                await session.flush()
+                await self._lookup(session, event, [enrollment], as_of)
+            # The earliest up to as_of; past the deadline it means none within the wait.
+            at = self._events.get(key)
+            if at is not None and at <= until and (best is None or at < best[1]):
+                best = (event, at)
         return best
 
     async def _branch(self, session: AsyncSession, run: _Run, step: BranchStep) -> str | None:

@@ -203,8 +203,10 @@ async def _enroll_batch(
     rows: list[tuple[str, Any]],
     as_of: datetime,
     report: RunReport,
+    engine: Engine,
+    versions: _Versions,
 ) -> None:
-    """Enroll one batch of (customer id, occurrence); existing enrollments stay as they are."""
+    """Enroll one batch of (customer id, occurrence) and start the new journeys."""
     definition = valid.definition
     arms: dict[str, str] = {}
     customer_ids = [customer_id for customer_id, _ in rows]
@@ -255,12 +257,28 @@ async def _enroll_batch(
     result = await session.execute(
         _insert(session)(Enrollment)
         .on_conflict_do_nothing(index_elements=["campaign_id", "customer_id", "occurrence"])
-        .returning(Enrollment.state),
+        .returning(Enrollment.id, Enrollment.state),
         values,
     )
-    for (state,) in result.all():
+    fresh = []
+    for enrollment_id, state in result.all():
         report.enrolled += 1
         report.holdout += int(state == HOLDOUT)
+        if state == ACTIVE:
+            fresh.append(enrollment_id)
+    if not fresh:
+        return
+    # Nobody else can see rows this transaction inserted: advance them here, without
+    # a claim. Should that fail, they stay due and `advance_due` takes them one by one.
+    partial = AdvanceReport()
+    try:
+        async with session.begin_nested():
+            started = await session.scalars(select(Enrollment).where(Enrollment.id.in_(fresh)))
+            await _advance_loaded(session, engine, versions, list(started), as_of, partial)
+    except Exception:
+        log.exception("advancing new enrollments of %s failed; left due", campaign.name)
+        return
+    report.advance.add(partial)
 
 
 async def _enroll(
@@ -274,6 +292,7 @@ async def _enroll(
     lock: Lock | None,
 ) -> None:
     last = ""
+    engine, versions = Engine(settings), _Versions()
     while True:
         async with database.transaction() as session:
             audience = segment(session, valid.audience, as_of, timezone=settings.timezone)
@@ -287,7 +306,7 @@ async def _enroll(
             if not rows:
                 return
             report.audience += len(rows)
-            await _enroll_batch(session, campaign, valid, rows, as_of, report)
+            await _enroll_batch(session, campaign, valid, rows, as_of, report, engine, versions)
         last = rows[-1][0]
         if lock is not None:
             await lock.extend(RUN_LOCK_SECONDS)
@@ -339,7 +358,7 @@ async def run_campaign(
                 row.last_run_at = as_of if last is None or as_utc(last) < as_of else last
                 row.next_run_at = next_fire(schedule, settings.timezone, as_of)
                 row.updated_at = as_of
-        report.advance = await advance_due(database, settings, as_of, campaign_id=campaign.id)
+        report.advance.add(await advance_due(database, settings, as_of, campaign_id=campaign.id))
         return report
     finally:
         if lock is not None:
@@ -351,33 +370,68 @@ async def _claim(
 ) -> list[str]:
     """Lease up to `limit` due enrollments of enabled campaigns."""
     free = or_(Enrollment.locked_until.is_(None), Enrollment.locked_until <= as_of)
-    condition = and_(
-        Enrollment.state.in_(LIVE_STATES),
-        Enrollment.next_run_at <= as_of,
-        free,
-        Enrollment.campaign_id.in_(select(Campaign.id).where(Campaign.enabled.is_(True))),
-    )
-    if campaign_id is not None:
-        condition = and_(condition, Enrollment.campaign_id == campaign_id)
-    query = (
-        select(Enrollment.id)
-        .where(condition)
-        .order_by(Enrollment.next_run_at, Enrollment.id)
-        .limit(limit)
-    )
-    if not database.is_sqlite:
-        query = query.with_for_update(skip_locked=True, of=Enrollment)
+    enabled = Enrollment.campaign_id.in_(select(Campaign.id).where(Campaign.enabled.is_(True)))
     async with database.transaction() as session:
-        ids = list(await session.scalars(query))
-        if not ids:
-            return []
-        claimed = await session.scalars(
-            update(Enrollment)
-            .where(Enrollment.id.in_(ids), condition)
-            .values(locked_until=as_of + LEASE)
-            .returning(Enrollment.id)
-        )
-        return list(claimed)
+        claimed: list[str] = []
+        # One state at a time, in `ix_enrollments_due` order: a plain index scan that
+        # stops at `limit` (an IN over both states sorted or bitmap-scanned every due
+        # row for every batch, which made a large tick quadratic).
+        for state in LIVE_STATES:
+            condition = and_(
+                Enrollment.state == state, Enrollment.next_run_at <= as_of, free, enabled
+            )
+            if campaign_id is not None:
+                condition = and_(condition, Enrollment.campaign_id == campaign_id)
+            query = (
+                select(Enrollment.id)
+                .where(condition)
+                .order_by(Enrollment.next_run_at)
+                .limit(limit - len(claimed))
+            )
+            if not database.is_sqlite:
+                query = query.with_for_update(skip_locked=True, of=Enrollment)
+            ids = list(await session.scalars(query))
+            if ids:
+                claimed += await session.scalars(
+                    update(Enrollment)
+                    .where(Enrollment.id.in_(ids), condition)
+                    .values(locked_until=as_of + LEASE)
+                    .returning(Enrollment.id)
+                )
+            if len(claimed) >= limit:
+                break
+        return claimed
+
+
+async def _advance_loaded(
+    session: AsyncSession,
+    engine: Engine,
+    versions: _Versions,
+    enrollments: list[Enrollment],
+    as_of: datetime,
+    report: AdvanceReport,
+) -> None:
+    """Advance enrollments this transaction holds, their contacts in one insert."""
+    effects, batch = Effects(), []
+    for enrollment in enrollments:
+        due = enrollment.next_run_at
+        if enrollment.state not in LIVE_STATES or due is None or as_utc(due) > as_of:
+            continue  # advanced by another process after our claim's lease ran out
+        batch.append((enrollment, await versions.journey(session, enrollment)))
+    await engine.prefetch(session, batch, as_of)
+    for enrollment, journey in batch:
+        await engine.advance(session, enrollment, journey, as_of, effects)
+        flag_modified(enrollment, "context")
+        enrollment.locked_until = None
+        enrollment.updated_at = as_of
+    contacts, tasks = await effects.flush(session)
+    await session.flush()
+    report.enrollments += len(batch)
+    report.steps += effects.steps
+    report.contacts += contacts
+    report.tasks += tasks
+    report.status_moves += effects.status_moves
+    report.crm_actions += effects.crm_actions
 
 
 async def _advance_ids(
@@ -388,27 +442,12 @@ async def _advance_ids(
     as_of: datetime,
     report: AdvanceReport,
 ) -> None:
-    """Advance claimed enrollments in one transaction, their contacts in one insert."""
+    """Advance claimed enrollments in one transaction."""
+    partial = AdvanceReport()
     async with database.transaction() as session:
         enrollments = list(await session.scalars(select(Enrollment).where(Enrollment.id.in_(ids))))
-        effects, advanced = Effects(), 0
-        for enrollment in enrollments:
-            due = enrollment.next_run_at
-            if enrollment.state not in LIVE_STATES or due is None or as_utc(due) > as_of:
-                continue  # advanced by another process after our claim's lease ran out
-            journey = await versions.journey(session, enrollment)
-            await engine.advance(session, enrollment, journey, as_of, effects)
-            advanced += 1
-            flag_modified(enrollment, "context")
-            enrollment.locked_until = None
-            enrollment.updated_at = as_of
-        contacts, tasks = await effects.flush(session)
-    report.enrollments += advanced
-    report.steps += effects.steps
-    report.contacts += contacts
-    report.tasks += tasks
-    report.status_moves += effects.status_moves
-    report.crm_actions += effects.crm_actions
+        await _advance_loaded(session, engine, versions, enrollments, as_of, partial)
+    report.add(partial)  # counted only once committed
 
 
 async def _mark_failed(database: Database, enrollment_id: str, error: str, as_of: datetime) -> None:
