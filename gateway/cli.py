@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "gateway.calls.cli",
     "gateway.costs.cli",
     "gateway.campaigns.cli",
+    "gateway.campaigns.runner_cli",
     "gateway.allocation.cli",
 )
 

@@ -11,6 +11,7 @@ import crm_sync.webhooks_http
 import gateway.allocation.http
 import gateway.calls.http
 import gateway.campaigns.http
+import gateway.campaigns.worker
 import gateway.console
 import gateway.costs.http
 import gateway.customers.http
@@ -35,6 +36,7 @@ FEATURES: tuple[Feature, ...] = (
     gateway.messages.unsubscribe_http.setup,
     gateway.messages.http.setup,
     gateway.campaigns.http.setup,
+    gateway.campaigns.worker.setup,
     gateway.console.setup,
     gateway.costs.http.setup,
     gateway.allocation.http.setup,

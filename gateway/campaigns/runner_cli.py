@@ -101,6 +101,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def _tick(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.bus import make_bus
     from gateway.campaigns.scheduler import tick
+    from gateway.daily_jobs import run_daily
 
     as_of = _as_of(args, settings)
 
@@ -108,6 +109,7 @@ def _tick(args: argparse.Namespace, settings: Settings) -> int:
         database, bus = Database(settings.database_url), make_bus(settings.redis_url)
         try:
             report = await tick(database, settings, as_of, bus)
+            daily = await run_daily(database, settings, as_of)
         finally:
             await bus.close()
             await database.dispose()
@@ -115,6 +117,8 @@ def _tick(args: argparse.Namespace, settings: Settings) -> int:
             "as_of": isoformat_z(report.as_of),
             "runs": [_run_json(run) for run in report.runs],
             "advance": vars(report.advance),
+            "daily": daily.done,
+            "daily_failed": daily.failed,
         }
         _print(data, args.format)
         return 0
