@@ -228,8 +228,39 @@ class Envelope(BaseModel):
     data: dict[str, Any]
 
 
+class NulCharacter(ValueError):
+    """A string holds U+0000, which PostgreSQL text cannot store: refused everywhere alike."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path}: the NUL character is not allowed in text")
+        self.path = path
+
+
+def find_nul(value: Any, path: str = "") -> str | None:
+    """The path of the first string (key or value) holding a NUL character, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return here
+            found = find_nul(item, here)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = find_nul(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
 def parse_envelope(raw: Any, context: ParseContext) -> Envelope:
-    """Validate the envelope; raises ValidationError, or UnknownEventType for `type`."""
+    """Validate the envelope; raises ValidationError, NulCharacter, or UnknownEventType."""
+    nul = find_nul(raw)
+    if nul is not None:
+        raise NulCharacter(nul)
     envelope = Envelope.model_validate(raw, context=context)
     if envelope.type not in EVENT_TYPES:
         raise UnknownEventType(f"unknown event type; expected one of {sorted(EVENT_TYPES)}")

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from crm_sync.events import (
     CustomerUpserted,
     Envelope,
+    NulCharacter,
     ParseContext,
     UnknownEventType,
     parse_data,
@@ -131,6 +132,9 @@ def _parse(raw: bytes, context: ParseContext) -> tuple[Envelope, Any]:
         raise _Refused("invalid", invalid_from_validation(exc)) from exc
     except UnknownEventType as exc:
         problem = InvalidInput(f"type: {exc}", errors=[{"field": "type", "message": str(exc)}])
+        raise _Refused("invalid", problem) from exc
+    except NulCharacter as exc:
+        problem = InvalidInput(str(exc), errors=[{"field": exc.path, "message": "NUL character"}])
         raise _Refused("invalid", problem) from exc
     try:
         return event, parse_data(event, context)

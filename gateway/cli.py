@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "gateway.campaigns.cli",
     "gateway.campaigns.runner_cli",
     "gateway.allocation.cli",
+    "gateway.retention_cli",
 )
 
 Handler = Callable[[argparse.Namespace, Settings], int]

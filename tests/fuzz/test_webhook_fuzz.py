@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-import pytest
 from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -308,13 +307,6 @@ async def test_reordered_events_leave_the_newest_in_place(
     await asyncio.to_thread(check)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a NUL character in a CRM text field (name, attributes, event id) is "
-    "accepted by the event schemas; PostgreSQL then refuses the write and the webhook "
-    "answers 500 (SQLite stores it: the two databases disagree). Fix: refuse NUL in "
-    "crm_sync/events.py (Text/Id types and JSON documents) with a 422 naming the field.",
-)
 async def test_a_nul_character_is_refused_like_any_invalid_text(
     client: Client, database: Database, clock: FixedClock
 ) -> None:
