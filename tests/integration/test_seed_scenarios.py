@@ -127,6 +127,18 @@ async def status_of(database: Database, customer_id: str) -> str:
         return row.status
 
 
+async def _send_pending(database: Database, settings: Settings, now: datetime) -> None:
+    channels: dict[str, Any] = {"sms": SandboxChannel("sms"), "email": SandboxChannel("email")}
+    sender = SendWorker(database, settings, FixedClock(now), channels, Preparer(settings))
+    while await sender.run_once():
+        pass
+
+
+async def _outbox(database: Database, type_: str) -> list[OutboxItem]:
+    async with database.sessions() as session:
+        return list(await session.scalars(select(OutboxItem).where(OutboxItem.type == type_)))
+
+
 async def test_payment_reminder_three_days_before_each_payment(
     seeded: Database, settings: Settings
 ) -> None:
@@ -165,21 +177,22 @@ async def test_payment_reminder_three_days_before_each_payment(
         await tick(database, settings, day(n, hours=8))  # later that day: nothing new
         again = await run_campaign(database, settings, "payment-reminder", day(n, hours=9))
         assert (again.enrolled, again.advance.contacts) == (0, 0)  # even run by hand
+        await _send_pending(database, settings, day(n, hours=1))
         sent = await contacts_of(database, caller)
         expected = [day(7)] if 7 <= n < 38 else [day(7), day(38)] if n >= 38 else []
         assert [c.created_at for c in sent] == expected, f"day {n}"
         created = [c.created_at for c in sent]
     assert created == [day(7), day(38)]  # 11 Jan and 11 Feb: three days before each
     sent = await contacts_of(database, caller)
-    assert [(c.channel, c.template) for c in sent] == [("sms", "payment-reminder")] * 2
+    assert [(c.channel, c.template, c.status) for c in sent] == [
+        ("sms", "payment-reminder", "delivered")
+    ] * 2
+    # Each rendered with its own payment (the one three days ahead), in uk by default.
+    assert [c.body for c in sent] == [
+        f"Нагадуємо: {due} платіж 120,50 грн за договором loan-1. Відповідь STOP - відписатися."
+        for due in ("14.01.2027", "14.02.2027")
+    ]
     assert await contacts_of(database, once) == []
-
-
-async def _send_pending(database: Database, settings: Settings, now: datetime) -> None:
-    channels: dict[str, Any] = {"sms": SandboxChannel("sms"), "email": SandboxChannel("email")}
-    sender = SendWorker(database, settings, FixedClock(now), channels, Preparer(settings))
-    while await sender.run_once():
-        pass
 
 
 async def test_reactivation_offer_reaction_call_and_cancellation(
@@ -242,11 +255,6 @@ async def test_reactivation_offer_reaction_call_and_cancellation(
     assert cancel.payload["reason"] == "silent_180_days"
     assert cancel.occurred_at == day(180)
     assert await status_of(database, silent) == "lost"
-
-
-async def _outbox(database: Database, type_: str) -> list[OutboxItem]:
-    async with database.sessions() as session:
-        return list(await session.scalars(select(OutboxItem).where(OutboxItem.type == type_)))
 
 
 async def test_monitoring_call_task_at_one_in_the_morning(
@@ -388,7 +396,7 @@ async def test_recession_detector_calls_a_silent_weekly_buyer(
         report = await tick(database, settings, day(n))
         recession_runs = [r for r in report.runs if r.campaign == "recession"]
         # The shipped campaign reads attributes.recession, which nothing sets.
-        assert all(r.audience == 0 for r in recession_runs)
+        assert [r.audience for r in recession_runs] == [0]
         recovery = [t for t in await tasks_of(database, weekly) if t.kind == "recovery_call"]
         # More than 3 x 7 days of silence since the last order, not a day sooner.
         assert len(recovery) == (0 if n < 21 else 1), f"day {n}"
