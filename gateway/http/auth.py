@@ -5,14 +5,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
+from collections import OrderedDict, deque
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from aiohttp import web
 
 from gateway.appkeys import BUS, CLOCK
 from gateway.http.endpoints import spec_of
-from gateway.http.problems import Forbidden, Handler, ServiceUnavailable, Unauthorized
+from gateway.http.problems import (
+    Forbidden,
+    Handler,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    problem_response,
+)
 from gateway.http.session import (
     CSRF_HEADER,
     SESSION_COOKIE,
@@ -29,6 +39,10 @@ from gateway.http.session import (
 log = logging.getLogger(__name__)
 
 ROLES = frozenset({"admin", "operator", "crm"})
+FAILURE_LIMIT = 20
+FAILURE_WINDOW = timedelta(minutes=1)
+# Bounds the brake's memory when a botnet spreads its guesses over many addresses.
+MAX_TRACKED_CLIENTS = 10_000
 
 
 class TokenConfigError(ValueError):
@@ -53,12 +67,72 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class FailureBrake:
+    """Sliding window of failed authentications per client address.
+
+    Kept in process memory on purpose: it is a brake on guessing tokens, not an
+    accounting, so losing it on restart costs nothing, and with several instances each
+    one brakes the share of guesses that reaches it (an attacker gets at most
+    `limit` guesses per window per instance, still far too few to find a token).
+    """
+
+    def __init__(
+        self,
+        limit: int = FAILURE_LIMIT,
+        window: timedelta = FAILURE_WINDOW,
+        max_clients: int = MAX_TRACKED_CLIENTS,
+    ) -> None:
+        if limit < 1 or window <= timedelta(0) or max_clients < 1:
+            raise ValueError("the brake needs a positive limit, window and client cap")
+        self.limit = limit
+        self.window = window
+        self._max_clients = max_clients
+        self._failures: OrderedDict[str, deque[datetime]] = OrderedDict()
+
+    def _recent(self, client: str, now: datetime) -> deque[datetime] | None:
+        failures = self._failures.get(client)
+        if failures is None:
+            return None
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        if not failures:
+            del self._failures[client]
+            return None
+        return failures
+
+    def retry_after(self, client: str, now: datetime) -> int | None:
+        """Whole seconds until `client` may try again, or None when it is not braked."""
+        failures = self._recent(client, now)
+        if failures is None or len(failures) < self.limit:
+            return None
+        # The window slides: one more attempt is allowed once the oldest failure ages out.
+        wait = (failures[0] + self.window - now).total_seconds()
+        return max(1, math.ceil(wait))
+
+    def record_failure(self, client: str, now: datetime) -> None:
+        """Count one failed authentication from `client`."""
+        failures = self._recent(client, now)
+        if failures is None:
+            failures = self._failures[client] = deque(maxlen=self.limit)
+            while len(self._failures) > self._max_clients:
+                self._failures.popitem(last=False)
+        else:
+            self._failures.move_to_end(client)
+        failures.append(now)
+
+    def tracked(self) -> int:
+        """How many client addresses have failures on record."""
+        return len(self._failures)
+
+
 class TokenRegistry:
     """Known tokens by digest. Looking up a digest leaks nothing useful about the token."""
 
-    def __init__(self) -> None:
+    def __init__(self, brake: FailureBrake | None = None) -> None:
         self._by_digest: dict[str, Principal] = {}
         self._session_key = session_key([])
+        # Lives with the tokens it protects: one per app, no global state.
+        self.brake = brake or FailureBrake()
 
     def add(self, token: str, role: str, agent_id: str | None = None) -> Principal:
         """Register a token."""
@@ -136,20 +210,58 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """
     spec = spec_of(request.match_info.handler)
     if spec is not None and spec.auth == "bearer":
-        token = bearer_token(request)
-        if token is not None:
-            principal = request.app[TOKENS].authenticate(token)
-            if principal is None:
-                log.warning("refused an unknown token on %s %s", request.method, request.path)
-                raise Unauthorized("unknown or revoked token")
-        elif SESSION_COOKIE in request.cookies:
-            principal = await session_principal(request, csrf=True)
-        else:
-            raise Unauthorized("missing bearer token or session cookie")
+        try:
+            principal = await _credential_principal(request)
+        except RateLimited as limited:
+            # problem_middleware knows no headers of ours; Retry-After is set here.
+            response = problem_response(limited)
+            response.headers["Retry-After"] = str(limited.retry_after)
+            return response
         if not principal.may(spec.roles):
             raise Forbidden(f"role {principal.role} may not call {spec.method} {spec.path}")
         request[PRINCIPAL] = principal
     return await handler(request)
+
+
+def client_address(request: web.Request) -> str:
+    """The peer address the failure brake counts by (the proxy's, behind one)."""
+    return request.remote or "unknown"
+
+
+async def _credential_principal(request: web.Request) -> Principal:
+    """Check the bearer token or session cookie, braking addresses that keep failing."""
+    registry = request.app[TOKENS]
+    client = client_address(request)
+    now = request.app[CLOCK].now()
+    wait = registry.brake.retry_after(client, now)
+    if wait is not None:
+        # Refused before looking at the credential: a braked guesser learns nothing.
+        raise RateLimited(
+            f"too many failed authentications from this address; retry in {wait} s", wait
+        )
+    token = bearer_token(request)
+    try:
+        if token is not None:
+            principal = registry.authenticate(token)
+            if principal is None:
+                log.warning("refused an unknown token on %s %s", request.method, request.path)
+                raise Unauthorized("unknown or revoked token")
+            return principal
+        if SESSION_COOKIE in request.cookies:
+            return await session_principal(request, csrf=True)
+    except Unauthorized:
+        registry.brake.record_failure(client, now)
+        raise
+    # No credential at all is not a guess: it does not count against the address.
+    raise Unauthorized("missing bearer token or session cookie")
+
+
+class RateLimited(TooManyRequests):
+    """Too many failed authentications from one address; says when to come back."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after
 
 
 async def session_principal(request: web.Request, *, csrf: bool) -> Principal:

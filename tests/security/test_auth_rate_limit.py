@@ -1,0 +1,153 @@
+"""Failed authentications are braked per client address: past the limit, 429 with
+Retry-After until the sliding window lets the oldest failure age out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.clock import FixedClock
+from gateway.http.auth import FAILURE_LIMIT, FAILURE_WINDOW, FailureBrake
+from gateway.http.problems import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
+from gateway.http.session import SESSION_COOKIE
+from tests.conftest import ADMIN_TOKEN, bearer
+
+Client = TestClient[Any, Any]
+WRONG = bearer("wrong-token-" + "x" * 20)
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+async def status_of(client: Client, headers: dict[str, str]) -> int:
+    response = await client.get("/api/customers", headers=headers)
+    await response.read()
+    return response.status
+
+
+async def fail_up_to_the_limit(client: Client, clock: FixedClock | None = None) -> None:
+    for _ in range(FAILURE_LIMIT):
+        assert await status_of(client, WRONG) == 401
+        if clock is not None:
+            clock.advance(timedelta(seconds=1))
+
+
+async def test_past_the_limit_even_a_valid_token_gets_429_with_retry_after(
+    client: Client,
+) -> None:
+    assert await status_of(client, bearer(ADMIN_TOKEN)) == 200
+    await fail_up_to_the_limit(client)
+
+    response = await client.get("/api/customers", headers=bearer(ADMIN_TOKEN))
+    assert response.status == 429
+    assert response.content_type == PROBLEM_CONTENT_TYPE
+    body = await response.json()
+    assert body["type"] == PROBLEM_BASE + "too-many-requests"
+    assert body["status"] == 429
+    assert body["retry_after"] == int(FAILURE_WINDOW.total_seconds())
+    assert response.headers["Retry-After"] == str(int(FAILURE_WINDOW.total_seconds()))
+    # Wrong tokens are refused the same way: the token is not even looked at.
+    assert await status_of(client, WRONG) == 429
+
+
+async def test_the_window_slides_one_attempt_back_per_expired_failure(
+    client: Client, clock: FixedClock
+) -> None:
+    await fail_up_to_the_limit(client, clock)  # failures at t=0 … t=19 s; now t=20 s
+    response = await client.get("/api/customers", headers=bearer(ADMIN_TOKEN))
+    assert response.status == 429
+    assert response.headers["Retry-After"] == "40"
+
+    clock.advance(timedelta(seconds=40))  # t=60 s: the failure at t=0 has aged out
+    assert await status_of(client, WRONG) == 401  # one attempt, and it failed again
+    assert await status_of(client, bearer(ADMIN_TOKEN)) == 429
+
+    clock.advance(timedelta(seconds=1))  # t=61 s: the failure at t=1 s has aged out
+    assert await status_of(client, bearer(ADMIN_TOKEN)) == 200
+
+
+async def test_after_the_window_passes_the_address_is_free_again(
+    client: Client, clock: FixedClock
+) -> None:
+    await fail_up_to_the_limit(client)
+    assert await status_of(client, bearer(ADMIN_TOKEN)) == 429
+    clock.advance(FAILURE_WINDOW)
+    assert await status_of(client, bearer(ADMIN_TOKEN)) == 200
+    # And it has a whole new allowance.
+    await fail_up_to_the_limit(client)
+    assert await status_of(client, WRONG) == 429
+
+
+async def test_forged_session_cookies_count_as_failures(client: Client) -> None:
+    forged = {"Cookie": f"{SESSION_COOKIE}=forged.cookie.value"}
+    for _ in range(FAILURE_LIMIT):
+        assert await status_of(client, forged) == 401
+    assert await status_of(client, forged) == 429
+    assert await status_of(client, bearer(ADMIN_TOKEN)) == 429
+
+
+async def test_missing_credentials_and_successes_do_not_count(client: Client) -> None:
+    for _ in range(FAILURE_LIMIT * 2):
+        assert await status_of(client, {}) == 401
+    for _ in range(FAILURE_LIMIT - 1):
+        assert await status_of(client, WRONG) == 401
+        assert await status_of(client, bearer(ADMIN_TOKEN)) == 200
+    assert await status_of(client, WRONG) == 401  # the limit-th failure still answered
+    assert await status_of(client, WRONG) == 429
+
+
+async def test_unauthenticated_routes_are_not_braked(client: Client) -> None:
+    await fail_up_to_the_limit(client)
+    response = await client.get("/health")
+    assert response.status == 200
+
+
+async def test_another_address_is_not_braked(client: Client) -> None:
+    await fail_up_to_the_limit(client)
+    assert await status_of(client, bearer(ADMIN_TOKEN)) == 429
+    # 127.0.0.2 is loopback too on Linux: a second real client address.
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with aiohttp.ClientSession(connector=connector) as other:
+        url = client.make_url("/api/customers")
+        async with other.get(url, headers=bearer(ADMIN_TOKEN)) as response:
+            assert response.status == 200
+        async with other.get(url, headers=WRONG) as response:
+            assert response.status == 401
+
+
+def test_brake_counts_per_client_and_forgets_old_failures() -> None:
+    brake = FailureBrake(limit=3, window=timedelta(seconds=10))
+    for second in range(3):
+        assert brake.retry_after("a", T0 + timedelta(seconds=second)) is None
+        brake.record_failure("a", T0 + timedelta(seconds=second))
+    assert brake.retry_after("a", T0 + timedelta(seconds=2)) == 8
+    assert brake.retry_after("a", T0 + timedelta(seconds=9, milliseconds=500)) == 1
+    assert brake.retry_after("b", T0) is None
+    assert brake.retry_after("a", T0 + timedelta(seconds=10)) is None
+    assert brake.retry_after("a", T0 + timedelta(seconds=30)) is None
+    assert brake.tracked() == 0  # expired addresses are dropped, not kept forever
+
+
+def test_brake_memory_is_bounded_by_evicting_the_stalest_address() -> None:
+    brake = FailureBrake(limit=1, window=timedelta(minutes=1), max_clients=2)
+    brake.record_failure("a", T0)
+    brake.record_failure("b", T0)
+    brake.record_failure("a", T0)  # "a" is now the most recent
+    brake.record_failure("c", T0)
+    assert brake.tracked() == 2
+    assert brake.retry_after("b", T0) is None
+    assert brake.retry_after("a", T0) == 60
+    assert brake.retry_after("c", T0) == 60
+
+
+@pytest.mark.parametrize(
+    "limit, window, max_clients",
+    [(0, timedelta(minutes=1), 10), (5, timedelta(0), 10), (5, timedelta(minutes=1), 0)],
+)
+def test_brake_refuses_a_meaningless_configuration(
+    limit: int, window: timedelta, max_clients: int
+) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        FailureBrake(limit=limit, window=window, max_clients=max_clients)
