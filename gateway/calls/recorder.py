@@ -232,7 +232,7 @@ class CallRecorder:
                 await _ledger(session, call_id, customer_id, cost, self._settings, record)
             await self._tell_crm(session, call_id, record, found, customer_id, cost, now)
             if customer_id is not None and self._settings.pbx.auto_complete_tasks:
-                await auto_complete_tasks(session, call_id, now)
+                await auto_complete_tasks(session, call_id, now, self._settings.lifecycle)
         return call_id
 
     async def _claim_row(

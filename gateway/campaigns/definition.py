@@ -73,6 +73,8 @@ class CallTaskStep(_Step):
     """Create a call task; it closes only with a verified call."""
 
     type: Literal["call_task"]
+    # `monitoring`: closing the task moves the customer's next monitoring date.
+    kind: Literal["call", "monitoring", "recovery_call"] = "call"
     assignee: Annotated[str, Field(min_length=1, max_length=128)] = "responsible_agent"
     min_call_seconds: int = Field(default=20, ge=0, le=3600)
     due_in: str = "3d"

@@ -129,9 +129,10 @@ def _bounded(text: str, prefix: str) -> str:
     return f"{prefix}:{hashlib.sha256(text.encode()).hexdigest()}"
 
 
-def task_id_for(enrollment_id: str, step_id: str) -> str:
-    """One task per enrollment and step, however often the step runs."""
-    digest = hashlib.sha256(f"{enrollment_id}|{step_id}".encode()).hexdigest()
+def task_id_for(enrollment_id: str, step_id: str, at: datetime) -> str:
+    """One task per enrollment, step and pass: a retried pass finds its task again,
+    while a journey that loops back to the step (a call every 14 days) makes a new one."""
+    digest = hashlib.sha256(f"{enrollment_id}|{step_id}|{at.isoformat()}".encode()).hexdigest()
     return f"tsk_c{digest[:30]}"
 
 
@@ -300,8 +301,8 @@ class Engine:
         )
         effects.tasks.append(
             {
-                "id": task_id_for(run.enrollment.id, step.id),
-                "kind": "call",
+                "id": task_id_for(run.enrollment.id, step.id, run.now),
+                "kind": step.kind,
                 "customer_id": customer.id,
                 "assignee": assignee,
                 "status": "open",

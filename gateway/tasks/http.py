@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.appkeys import CLOCK, DATABASE
+from gateway.appkeys import CLOCK, DATABASE, SETTINGS
 from gateway.http.auth import principal_of
 from gateway.http.endpoints import (
     add_endpoints,
@@ -60,7 +60,13 @@ async def complete(request: web.Request) -> web.Response:
     body = await read_body(request, CompleteTask)
     now = request.app[CLOCK].now()
     async with request.app[DATABASE].transaction() as session:
-        task = await complete_task(session, request.match_info["id"], body.call_id, now)
+        task = await complete_task(
+            session,
+            request.match_info["id"],
+            body.call_id,
+            now,
+            request.app[SETTINGS].lifecycle,
+        )
     return json_response(TaskOut.of(task).model_dump())
 
 

@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_sync.outbox import enqueue
 from crm_sync.phones import last_digits
-from gateway.db.models import Call, CustomerPhone, Task
+from gateway.db.models import Call, Customer, CustomerPhone, Task
 from gateway.http.problems import Conflict, NotFound
+from gateway.lifecycle.cadence import after_monitoring_call
+from gateway.lifecycle.policy import LifecyclePolicy
 
 
 class CallNotMatching(Conflict):
@@ -72,8 +74,18 @@ async def verify_call_for_task(session: AsyncSession, task: Task, call: Call) ->
         )
 
 
-async def complete_task(session: AsyncSession, task_id: str, call_id: str, now: datetime) -> Task:
-    """Close an open task with a verifying call and tell the CRM (same transaction)."""
+async def complete_task(
+    session: AsyncSession,
+    task_id: str,
+    call_id: str,
+    now: datetime,
+    lifecycle: LifecyclePolicy | None = None,
+) -> Task:
+    """Close an open task with a verifying call and tell the CRM (same transaction).
+
+    A monitoring task also moves the customer's next monitoring date (+1 month when
+    Active, +3 otherwise), so the monitoring campaign doesn't ask again tomorrow.
+    """
     task = await session.get(Task, task_id)
     if task is None:
         raise NotFound(f"no task {task_id}")
@@ -93,6 +105,10 @@ async def complete_task(session: AsyncSession, task_id: str, call_id: str, now: 
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise TaskNotOpen(f"task {task_id} was completed concurrently")
     await session.refresh(task)
+    if task.kind == "monitoring":
+        customer = await session.get(Customer, task.customer_id)
+        if customer is not None:
+            await after_monitoring_call(session, customer, now, lifecycle or LifecyclePolicy())
     await enqueue(
         session,
         type="task.completed",
@@ -112,7 +128,9 @@ async def complete_task(session: AsyncSession, task_id: str, call_id: str, now: 
     return task
 
 
-async def auto_complete_tasks(session: AsyncSession, call_id: str, now: datetime) -> list[Task]:
+async def auto_complete_tasks(
+    session: AsyncSession, call_id: str, now: datetime, lifecycle: LifecyclePolicy | None = None
+) -> list[Task]:
     """Close every open call task that `call_id` satisfies (settings.pbx.auto_complete_tasks)."""
     call = await session.get(Call, call_id)
     if call is None or call.customer_id is None or call.started_at is None:
@@ -121,12 +139,15 @@ async def auto_complete_tasks(session: AsyncSession, call_id: str, now: datetime
         select(Task.id).where(
             Task.customer_id == call.customer_id,
             Task.status == "open",
-            Task.kind == "call",
+            Task.kind.in_(("call", "monitoring", "recovery_call")),
             Task.created_at <= call.started_at,
             Task.min_call_seconds < (call.talk_seconds or 0),
         )
     )
-    return [await complete_task(session, task_id, call_id, now) for task_id in candidates.scalars()]
+    return [
+        await complete_task(session, task_id, call_id, now, lifecycle)
+        for task_id in candidates.scalars()
+    ]
 
 
 def task_query(

@@ -287,14 +287,6 @@ async def test_monitoring_call_task_at_one_in_the_morning(
     assert every[0].min_call_seconds == 20 and every[0].due_at == one_am + timedelta(days=1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "nothing calls gateway.lifecycle.cadence.after_monitoring_call: completing the "
-        "monitoring task leaves customers.next_monitoring_at in the past, so the "
-        "monitoring campaign (occurrence: run) makes a new task every night"
-    ),
-)
 async def test_a_completed_monitoring_call_plans_the_next_one(
     seeded: Database, settings: Settings
 ) -> None:
@@ -408,15 +400,6 @@ async def test_recession_detector_calls_a_silent_weekly_buyer(
     assert await tasks_of(database, weekly, campaign="recession") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a call_task step's task id is task_id_for(enrollment, step): when the "
-        "lost-customers journey loops back to call-warm / call-cold, the insert collides "
-        "with the first task (ON CONFLICT DO NOTHING), so the enabled campaign makes one "
-        "call per customer, not one every 14 / 30 days"
-    ),
-)
 async def test_lost_customers_campaign_enabled_calls_on_its_cadence(
     seeded: Database, settings: Settings
 ) -> None:
