@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crm_sync.phones import InvalidPhone, normalize_phone
 from gateway.bus import Bus, BusError
 from gateway.customers.service import PhoneMatch, card, summary
-from gateway.db.engine import Database
 from gateway.live.http import agent_channel
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def display_number(raw: str | None, region: str) -> str | None:
 
 
 async def screen_pop(
-    database: Database,
+    session: AsyncSession,
     found: PhoneMatch,
     *,
     call_id: str,
@@ -45,8 +46,7 @@ async def screen_pop(
     open_tasks: list[dict[str, Any]] = []
     if found.match in ("exact", "suffix") and found.customers:
         today = now.astimezone(ZoneInfo(timezone)).date()
-        async with database.sessions() as session:
-            the_card = await card(session, found.customers[0], today)
+        the_card = await card(session, found.customers[0], today)
         customer = the_card.model_dump()
         open_tasks = customer["open_tasks"]
     message: dict[str, Any] = {

@@ -127,23 +127,24 @@ class CallRecorder:
             return
         region = self._settings.default_region
         first_look = live.match is None
-        if live.match is None:
-            async with self._database.sessions() as session:
+        # One session for the lookup and the cards: a screen-pop is on the clock.
+        async with self._database.sessions() as session:
+            if live.match is None:
                 live.match = await find_by_phone(session, change.caller or "", region)
-        for extension in extensions:
-            if extension in live.popped:
-                continue
-            live.popped.add(extension)
-            message = await screen_pop(
-                self._database,
-                live.match,
-                call_id=live.call_id,
-                caller=display_number(change.caller, region),
-                extension=extension,
-                now=change.at,
-                timezone=self._settings.timezone,
-            )
-            await publish(self._bus, extension, message)
+            for extension in extensions:
+                if extension in live.popped:
+                    continue
+                live.popped.add(extension)
+                message = await screen_pop(
+                    session,
+                    live.match,
+                    call_id=live.call_id,
+                    caller=display_number(change.caller, region),
+                    extension=extension,
+                    now=change.at,
+                    timezone=self._settings.timezone,
+                )
+                await publish(self._bus, extension, message)
         if first_look:
             # After the pops: the live row shows who is calling while the call lasts.
             await live.row_written()
