@@ -6,8 +6,10 @@ import { el, flash } from "./dom.js";
 import { startLive, stopLive } from "./live.js";
 import { clearPops, initPops, onLive } from "./pops.js";
 import { clearTasks, initTasks, loadTasks } from "./tasks.js";
+import { clearDashboard, initDashboard, loadDashboard } from "./dashboard.js";
+import { clearEditor, initEditor, loadCampaigns } from "./editor.js";
 
-const VIEWS = ["calls", "customers", "tasks"];
+const VIEWS = ["calls", "customers", "tasks", "dashboard", "campaigns"];
 let me = null;
 
 function show(view) {
@@ -18,6 +20,8 @@ function show(view) {
     else button.removeAttribute("aria-current");
   }
   if (view === "tasks") loadTasks();
+  if (view === "dashboard") loadDashboard();
+  if (view === "campaigns") loadCampaigns();
 }
 
 function myExtension() {
@@ -47,6 +51,10 @@ function signedIn(identity) {
   picker.replaceChildren(...identity.extensions.map((ext) => el("option", { value: ext }, ext)));
   document.getElementById("ext-picker").hidden = identity.extensions.length === 0;
   document.getElementById("nav").hidden = false;
+  // The admin pages are only offered to admins (the API refuses other roles anyway).
+  for (const button of document.querySelectorAll("#nav [data-role]")) {
+    button.hidden = button.dataset.role !== identity.role;
+  }
   document.getElementById("sign-out").hidden = false;
   initPops({ topics: identity.call_topics, call, open: openCustomer });
   startLive(identity.extensions, onLive);
@@ -60,6 +68,8 @@ function signedOut() {
   clearPops();
   clearCustomers();
   clearTasks();
+  clearDashboard();
+  clearEditor();
   document.getElementById("who").textContent = "";
   document.getElementById("ext-picker").hidden = true;
   document.getElementById("nav").hidden = true;
@@ -117,6 +127,8 @@ document.addEventListener("pop", () => {
 
 initCustomers({ call });
 initTasks({ call, open: openCustomer });
+initDashboard();
+initEditor();
 showHealth();
 setInterval(showHealth, 15000);
 

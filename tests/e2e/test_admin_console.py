@@ -1,0 +1,173 @@
+"""The admin pages of the console in headless Chromium: the dashboard's SVG charts over
+seeded reports, and the campaign editor (form-built audience, save with the server's error
+paths, preview, versions, rollback), with API text rendered as text."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from playwright.async_api import expect
+
+from gateway.clock import SystemClock
+from gateway.db.engine import Database
+from gateway.db.models import CostEntry, OutboundContact
+from tests.conftest import ADMIN_TOKEN, bearer
+from tests.e2e.conftest import Client
+from tests.e2e.test_console import XSS_NAME, add_customer
+from tests.unit.costs.population import add_campaign, add_customers, insert_rows, ledger_row
+
+CAMPAIGN = "north-sms"
+DEFINITION: dict[str, Any] = {
+    "name": CAMPAIGN,
+    "description": XSS_NAME,
+    "enabled": False,  # the workers are on: the campaign must not run during the test
+    "schedule": "0 10 * * *",
+    "audience": {"all": [{"field": "region", "op": "==", "value": "south"}]},
+    "steps": [
+        {"id": "remind", "type": "send", "channel": "sms", "template": "payment-reminder"},
+        {"id": "pause", "type": "wait", "until": ["replied"], "timeout": "3d"},
+        {"id": "thanks", "type": "send", "channel": "sms", "template": "reactivation-thanks"},
+    ],
+}
+EDITED_AUDIENCE = {
+    "all": [
+        {"field": "region", "op": "==", "value": "north"},
+        {"not": {"field": "language", "op": "==", "value": "en"}},
+    ]
+}
+
+
+def delivered_sms(number: int, customer_id: str, at: datetime) -> dict[str, Any]:
+    """An SMS created, sent and delivered at `at`."""
+    return {
+        "id": f"oc{number:08d}",
+        "idempotency_key": f"dashboard-{number}",
+        "channel": "sms",
+        "customer_id": customer_id,
+        "status": "delivered",
+        "variables": {},
+        "created_at": at,
+        "updated_at": at,
+        "sent_at": at,
+        "delivered_at": at,
+    }
+
+
+async def test_dashboard_draws_statuses_contacts_costs_and_savings(
+    open_console: Any, database: Database
+) -> None:
+    # Days before yesterday: the workers freeze yesterday's snapshot as they start, before
+    # the rows below exist.
+    spent = SystemClock().now() - timedelta(days=3)
+    ids = await add_customers(database, 3, spent - timedelta(days=2))
+    campaign_id = await add_campaign(database, "reminder", spent)
+    await insert_rows(
+        database,
+        CostEntry,
+        [ledger_row(i, cid, campaign_id, spent) for i, cid in enumerate(ids)],
+    )
+    await insert_rows(
+        database, OutboundContact, [delivered_sms(i, cid, spent) for i, cid in enumerate(ids)]
+    )
+    admin = await open_console()
+    await admin.sign_in(ADMIN_TOKEN)
+    await admin.page.click("#nav button[data-view=dashboard]")
+    # The default range (two weeks to today) draws first.
+    await expect(admin.page.locator("#dash-status")).to_contain_text("14 days from")
+    today = SystemClock().now().date()
+    await admin.page.fill("#dash-from", (today - timedelta(days=6)).isoformat())
+    await admin.page.fill("#dash-to", (today - timedelta(days=2)).isoformat())
+    await admin.page.click("#dash-range button[type=submit]")
+    page = admin.page
+    await expect(page.locator("#dash-status")).to_contain_text("5 days from")
+    # Three SMS at 0.30 on one day: one point of 0.9 on the cost line.
+    await expect(page.locator('#chart-costs svg circle[data-value="0.9"]')).to_have_count(1)
+    await expect(page.locator("#chart-statuses svg polyline[data-series=active]")).to_have_count(1)
+    contacts = page.locator("#chart-contacts svg")
+    await expect(contacts.locator('rect[data-value="3"]')).to_have_count(3)
+    await expect(contacts.locator("text", has_text="sms delivered")).to_have_count(1)
+    await expect(page.locator("#chart-savings svg rect")).to_have_count(1)
+    await expect(page.locator("#chart-savings svg text").last).to_have_text("reminder")
+    await expect(page.locator("#daily-figures dl")).to_contain_text("Customers active")
+    await admin.screenshot("dashboard")
+    assert not admin.errors and not admin.dialogs
+
+
+async def preview_count(gateway: Client) -> int:
+    response = await gateway.post(
+        f"/api/campaigns/{CAMPAIGN}/preview", json={}, headers=bearer(ADMIN_TOKEN)
+    )
+    assert response.status == 200
+    return int((await response.json())["count"])
+
+
+async def test_campaign_editor_builds_saves_refuses_and_rolls_back(
+    open_console: Any, gateway: Client, database: Database
+) -> None:
+    people = [
+        ("Olena", "north", "uk"),
+        (XSS_NAME, "north", "uk"),
+        ("Taras", "north", "uk"),
+        ("John", "north", "en"),
+        ("Iryna", "south", "uk"),
+        ("Petro", "south", "uk"),
+    ]
+    for number, (name, region, language) in enumerate(people):
+        await add_customer(
+            database, name, f"+38050123450{number}", region=region, language=language
+        )
+    response = await gateway.put(
+        f"/api/campaigns/{CAMPAIGN}", json=DEFINITION, headers=bearer(ADMIN_TOKEN)
+    )
+    assert response.status == 200, await response.text()
+    admin = await open_console()
+    await admin.sign_in(ADMIN_TOKEN)
+    page = admin.page
+    await page.click("#nav button[data-view=campaigns]")
+    row = page.locator(f"#campaigns tr[data-name={CAMPAIGN}]")
+    await expect(row.locator("td").nth(1)).to_have_text(XSS_NAME)
+    await row.locator("button.open-campaign").click()
+    await expect(page.locator("#audience-count")).to_have_text("2")
+    await expect(page.locator("#editor-steps li")).to_have_count(3)
+    await expect(page.locator("#editor-steps")).to_contain_text("wait until replied")
+
+    # Build region == north AND NOT language == en with the form alone.
+    first = page.locator("#audience-builder .condition").nth(0)
+    await first.locator("input.value").fill("north")
+    await page.locator("#audience-builder .add-condition").first.click()
+    second = page.locator("#audience-builder .condition").nth(1)
+    await second.locator("select.field").select_option("language")
+    await second.locator("select.op").select_option("==")
+    await second.locator("input.value").fill("en")
+    await second.locator("input.negate").check()
+    await page.click("#editor-save")
+    await expect(page.locator("#editor-status")).to_have_text("Saved as version 2.")
+    await expect(page.locator("#audience-count")).to_have_text("3")
+    response = await gateway.get(f"/api/campaigns/{CAMPAIGN}", headers=bearer(ADMIN_TOKEN))
+    assert (await response.json())["definition"]["audience"] == EDITED_AUDIENCE
+    assert await preview_count(gateway) == 3
+    await expect(page.locator("#editor-preview .sample li", has_text=XSS_NAME)).to_have_count(1)
+    await expect(page.locator("#editor-versions tr")).to_have_count(2)
+    await expect(page.locator("#editor-versions tr").first).to_contain_text("admin:")
+
+    # An invalid edit is refused whole, naming the exact path; nothing is saved.
+    await first.locator("select.field").select_option("days_since_activity")
+    first = page.locator("#audience-builder .condition").nth(0)
+    await first.locator("select.op").select_option(">=")
+    await first.locator("input.value").fill("soon")
+    await page.click("#editor-save")
+    errors = page.locator("#editor-errors li")
+    await expect(errors).to_have_count(1)
+    await expect(errors.locator("code.path")).to_have_text("audience.all[0].value")
+    await expect(errors).to_contain_text("whole number")
+    await expect(page.locator("#editor-versions tr")).to_have_count(2)
+    await admin.screenshot("campaign-editor")
+
+    # Roll back to version 1: saved as version 3, the south audience again.
+    await page.locator("#editor-versions tr[data-version='1'] button.rollback").click()
+    await expect(page.locator("#editor-status")).to_contain_text("version 3 restores version 1")
+    await expect(page.locator("#audience-count")).to_have_text("2")
+    await expect(page.locator("#editor-versions tr")).to_have_count(3)
+    assert await preview_count(gateway) == 2
+    assert not admin.errors and not admin.dialogs
