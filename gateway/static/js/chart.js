@@ -6,7 +6,7 @@ const SVG = "http://www.w3.org/2000/svg";
 const COLOURS = ["#1d4ed8", "#15803d", "#b45309", "#b91c1c", "#7c3aed", "#0e7490", "#be185d", "#4b5563"];
 const WIDTH = 560;
 const HEIGHT = 220;
-const PAD = { left: 56, right: 12, top: 12, bottom: 30 };
+const PAD = { left: 56, right: 24, top: 12, bottom: 30 };
 
 function svgEl(tag, attrs = {}, text) {
   const node = document.createElementNS(SVG, tag);
