@@ -12,7 +12,7 @@ from playwright.async_api import expect
 from gateway.clock import SystemClock
 from gateway.db.engine import Database
 from gateway.db.models import CostEntry, OutboundContact
-from tests.conftest import ADMIN_TOKEN, bearer
+from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
 from tests.e2e.conftest import Client
 from tests.e2e.test_console import XSS_NAME, add_customer
 from tests.unit.costs.population import add_campaign, add_customers, insert_rows, ledger_row
@@ -34,6 +34,12 @@ EDITED_AUDIENCE = {
     "all": [
         {"field": "region", "op": "==", "value": "north"},
         {"not": {"field": "language", "op": "==", "value": "en"}},
+        {
+            "any": [
+                {"field": "language", "op": "==", "value": "pl"},
+                {"field": "region", "op": "==", "value": "north"},
+            ]
+        },
     ]
 }
 
@@ -92,6 +98,11 @@ async def test_dashboard_draws_statuses_contacts_costs_and_savings(
     await expect(page.locator("#daily-figures dl")).to_contain_text("Customers active")
     await admin.screenshot("dashboard")
     assert not admin.errors and not admin.dialogs
+    operator = await open_console()
+    await operator.sign_in(OPERATOR_TOKEN)
+    await expect(operator.page.locator("#nav button[data-view=tasks]")).to_be_visible()
+    await expect(operator.page.locator("#nav button[data-view=dashboard]")).to_be_hidden()
+    await expect(operator.page.locator("#nav button[data-view=campaigns]")).to_be_hidden()
 
 
 async def preview_count(gateway: Client) -> int:
@@ -132,7 +143,8 @@ async def test_campaign_editor_builds_saves_refuses_and_rolls_back(
     await expect(page.locator("#editor-steps li")).to_have_count(3)
     await expect(page.locator("#editor-steps")).to_contain_text("wait until replied")
 
-    # Build region == north AND NOT language == en with the form alone.
+    # Build region == north AND NOT language == en AND (language == pl OR region == north)
+    # with the form alone.
     first = page.locator("#audience-builder .condition").nth(0)
     await first.locator("input.value").fill("north")
     await page.locator("#audience-builder .add-condition").first.click()
@@ -141,6 +153,15 @@ async def test_campaign_editor_builds_saves_refuses_and_rolls_back(
     await second.locator("select.op").select_option("==")
     await second.locator("input.value").fill("en")
     await second.locator("input.negate").check()
+    # A nested "any of" group: were it saved as "all of", nobody would match.
+    await page.locator("#audience-builder .add-group").first.click()
+    nested = page.locator("#audience-builder fieldset.group fieldset.group")
+    await expect(nested.locator("select.mode")).to_have_value("any")
+    for field, value in (("language", "pl"), ("region", "north")):
+        await nested.locator(".add-condition").click()
+        row = nested.locator(".condition").last
+        await row.locator("select.field").select_option(field)
+        await row.locator("input.value").fill(value)
     await page.click("#editor-save")
     await expect(page.locator("#editor-status")).to_have_text("Saved as version 2.")
     await expect(page.locator("#audience-count")).to_have_text("3")
