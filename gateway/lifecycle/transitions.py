@@ -39,7 +39,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_sync.outbox import enqueue
+from crm_sync.outbox import Activity, enqueue_many
 from gateway.clock import as_utc, isoformat_z
 from gateway.db.models import Complaint, Customer, StatusChange
 from gateway.db.models.customers import CUSTOMER_STATUSES
@@ -136,22 +136,26 @@ async def _record(session: AsyncSession, moves: Sequence[Move], now: datetime) -
     await session.execute(
         _insert(session)(StatusChange).on_conflict_do_nothing(index_elements=["id"]), rows
     )
-    for m in moves:
-        await enqueue(
-            session,
-            type=EVENT_TYPE,
-            data={
-                "external_id": m.external_id,
-                "from": m.from_status,
-                "to": m.to_status,
-                "at": m.at,
-                "reason": m.reason,
-            },
-            ordering_key=m.customer_id,
-            occurred_at=m.at,
-            event_id=event_id(m.customer_id, m.at, m.to_status),
-            now=now,
-        )
+    await enqueue_many(
+        session,
+        [
+            Activity(
+                type=EVENT_TYPE,
+                data={
+                    "external_id": m.external_id,
+                    "from": m.from_status,
+                    "to": m.to_status,
+                    "at": m.at,
+                    "reason": m.reason,
+                },
+                ordering_key=m.customer_id,
+                occurred_at=m.at,
+                event_id=event_id(m.customer_id, m.at, m.to_status),
+            )
+            for m in moves
+        ],
+        now,
+    )
 
 
 async def apply_status(
