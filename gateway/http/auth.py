@@ -209,18 +209,36 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     its CSRF token required on state-changing methods.
     """
     spec = spec_of(request.match_info.handler)
-    if spec is not None and spec.auth == "bearer":
-        try:
+    try:
+        if spec is not None and spec.auth == "bearer":
             principal = await _credential_principal(request)
-        except RateLimited as limited:
-            # problem_middleware knows no headers of ours; Retry-After is set here.
-            response = problem_response(limited)
-            response.headers["Retry-After"] = str(limited.retry_after)
-            return response
-        if not principal.may(spec.roles):
-            raise Forbidden(f"role {principal.role} may not call {spec.method} {spec.path}")
-        request[PRINCIPAL] = principal
-    return await handler(request)
+            if not principal.may(spec.roles):
+                raise Forbidden(f"role {principal.role} may not call {spec.method} {spec.path}")
+            request[PRINCIPAL] = principal
+        return await handler(request)
+    except RateLimited as limited:
+        # problem_middleware knows no headers of ours; Retry-After is set here, also for
+        # handlers that check tokens themselves (check_auth_brake).
+        response = problem_response(limited)
+        response.headers["Retry-After"] = str(limited.retry_after)
+        return response
+
+
+def check_auth_brake(request: web.Request) -> None:
+    """Raise RateLimited (429 + Retry-After) when the caller's address is braked."""
+    # Handlers that take a token themselves (sign-in, WebSocket) call this before looking
+    # at it, and record_auth_failure when it is wrong, to share the address's allowance.
+    wait = request.app[TOKENS].brake.retry_after(client_address(request), request.app[CLOCK].now())
+    if wait is not None:
+        # Refused before looking at the credential: a braked guesser learns nothing.
+        raise RateLimited(
+            f"too many failed authentications from this address; retry in {wait} s", wait
+        )
+
+
+def record_auth_failure(request: web.Request) -> None:
+    """Count a failed authentication against the caller's address."""
+    request.app[TOKENS].brake.record_failure(client_address(request), request.app[CLOCK].now())
 
 
 def client_address(request: web.Request) -> str:
@@ -231,14 +249,7 @@ def client_address(request: web.Request) -> str:
 async def _credential_principal(request: web.Request) -> Principal:
     """Check the bearer token or session cookie, braking addresses that keep failing."""
     registry = request.app[TOKENS]
-    client = client_address(request)
-    now = request.app[CLOCK].now()
-    wait = registry.brake.retry_after(client, now)
-    if wait is not None:
-        # Refused before looking at the credential: a braked guesser learns nothing.
-        raise RateLimited(
-            f"too many failed authentications from this address; retry in {wait} s", wait
-        )
+    check_auth_brake(request)
     token = bearer_token(request)
     try:
         if token is not None:
@@ -250,7 +261,7 @@ async def _credential_principal(request: web.Request) -> Principal:
         if SESSION_COOKIE in request.cookies:
             return await session_principal(request, csrf=True)
     except Unauthorized:
-        registry.brake.record_failure(client, now)
+        record_auth_failure(request)
         raise
     # No credential at all is not a guess: it does not count against the address.
     raise Unauthorized("missing bearer token or session cookie")

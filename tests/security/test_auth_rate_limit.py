@@ -8,11 +8,27 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.appkeys import CLOCK
 from gateway.clock import FixedClock
-from gateway.http.auth import FAILURE_LIMIT, FAILURE_WINDOW, FailureBrake
-from gateway.http.problems import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
+from gateway.http.auth import (
+    FAILURE_LIMIT,
+    FAILURE_WINDOW,
+    TOKENS,
+    FailureBrake,
+    TokenRegistry,
+    auth_middleware,
+    check_auth_brake,
+    record_auth_failure,
+)
+from gateway.http.problems import (
+    PROBLEM_BASE,
+    PROBLEM_CONTENT_TYPE,
+    Unauthorized,
+    problem_middleware,
+)
 from gateway.http.session import SESSION_COOKIE
 from tests.conftest import ADMIN_TOKEN, bearer
 
@@ -151,3 +167,36 @@ def test_brake_refuses_a_meaningless_configuration(
 ) -> None:
     with pytest.raises(ValueError, match="positive"):
         FailureBrake(limit=limit, window=window, max_clients=max_clients)
+
+
+def token_checking_app(clock: FixedClock) -> web.Application:
+    """A bare app whose one handler takes a token itself, as sign-in does."""
+    registry = TokenRegistry()
+    registry.add(ADMIN_TOKEN, "admin")
+
+    async def sign_in(request: web.Request) -> web.Response:
+        check_auth_brake(request)
+        if request.app[TOKENS].authenticate((await request.json())["token"]) is None:
+            record_auth_failure(request)
+            raise Unauthorized("unknown token")
+        return web.json_response({"ok": True})
+
+    app = web.Application(middlewares=[problem_middleware, auth_middleware])
+    app[TOKENS] = registry
+    app[CLOCK] = clock
+    app.router.add_post("/sign-in", sign_in)
+    return app
+
+
+async def test_handlers_checking_tokens_themselves_share_the_brake(clock: FixedClock) -> None:
+    async with TestClient(TestServer(token_checking_app(clock), host="127.0.0.1")) as client:
+        for _ in range(FAILURE_LIMIT):
+            response = await client.post("/sign-in", json={"token": "guess-" + "y" * 20})
+            assert response.status == 401
+        response = await client.post("/sign-in", json={"token": ADMIN_TOKEN})
+        assert response.status == 429
+        assert response.headers["Retry-After"] == "60"
+        assert (await response.json())["type"] == PROBLEM_BASE + "too-many-requests"
+        clock.advance(FAILURE_WINDOW)
+        response = await client.post("/sign-in", json={"token": ADMIN_TOKEN})
+        assert response.status == 200
