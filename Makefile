@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint unit test-faults fuzz bench clean
+.PHONY: run test lint unit test-faults fuzz bench clean multi-instance
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ fuzz: $(TEST_STAMP)
 
 bench: $(TEST_STAMP)
 	eval "$$(scripts/ensure-services.sh)" && for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+## Two gateways, one simulator, one PostgreSQL and Redis (local scale-out testing; not CI).
+multi-instance: $(STAMP)
+	scripts/multi-instance.sh
 
 clean:
 	rm -rf $(VENV) switchboard.db*

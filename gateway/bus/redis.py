@@ -74,12 +74,15 @@ class RedisBus:
         self._has_channels = asyncio.Event()
 
     async def start(self) -> None:
-        """Check the server answers and start the pub/sub reader."""
+        """Start the pub/sub reader, then check the server answers (BusError if not).
+
+        The reader starts first and survives outages: when Redis comes back after a start
+        without it, subscriptions deliver again without a restart."""
+        self._reader = asyncio.create_task(self._read_forever(), name="redis-bus-reader")
         try:
             await self._client.ping()  # type: ignore[misc]
-        except RedisError as exc:
+        except (RedisError, OSError) as exc:
             raise BusError(f"redis unreachable: {exc}") from exc
-        self._reader = asyncio.create_task(self._read_forever(), name="redis-bus-reader")
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         """PUBLISH as JSON."""

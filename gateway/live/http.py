@@ -19,7 +19,15 @@ from sqlalchemy import select
 
 from gateway.appkeys import BUS, DATABASE, SETTINGS
 from gateway.db.models import Agent, AgentExtension
-from gateway.http.auth import TOKENS, Principal, bearer_token, principal_of, session_principal
+from gateway.http.auth import (
+    TOKENS,
+    Principal,
+    bearer_token,
+    check_auth_brake,
+    principal_of,
+    record_auth_failure,
+    session_principal,
+)
 from gateway.http.endpoints import add_endpoints, endpoint, json_response
 from gateway.http.problems import ApiProblem, Forbidden, Unauthorized
 from gateway.http.session import SESSION_COOKIE
@@ -62,16 +70,19 @@ async def create_ticket(request: web.Request) -> web.Response:
 async def _principal_for_socket(request: web.Request) -> Principal:
     if any(name in request.query for name in URL_TOKEN_PARAMS):
         raise ApiProblem("API tokens are not accepted in the URL; use a ticket or a header")
+    check_auth_brake(request)
     token = bearer_token(request)
     if token is not None:
         principal = request.app[TOKENS].authenticate(token)
         if principal is None:
+            record_auth_failure(request)
             raise Unauthorized("unknown or revoked token")
         return principal
     ticket = request.query.get("ticket")
     if ticket:
         identity = await request.app[BUS].take(f"ws-ticket:{ticket}")
         if identity is None:
+            record_auth_failure(request)
             raise Unauthorized("ticket unknown, expired or already used")
         data = json.loads(identity)
         return Principal(data["role"], data.get("agent_id"))
