@@ -18,7 +18,7 @@ from sqlalchemy import insert
 
 from adapters.ami import AmiClient, AmiConfig, AmiError, AmiState
 from adapters.ami.protocol import AmiMessage
-from gateway.bus import Bus
+from gateway.bus import Bus, BusError
 from gateway.calls.recorder import CallRecorder
 from gateway.calls.records import CallChange
 from gateway.calls.topology import Topology
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 RAW_FLUSH_SECONDS = 0.2
 RAW_BATCH = 500
 APPLY_SHARDS = 8
+LEADER_TTL = 15.0
+LEADER_RENEW = 5.0
 
 
 class PbxLink:
@@ -48,7 +50,11 @@ class PbxLink:
             metrics,
         )
         self.tracker = CallTracker(Topology.from_settings(settings.pbx), clock.now)
+        self._bus = bus
         self.recorder = CallRecorder(database, bus, settings, clock)
+        # One instance with the in-process bus leads from the start; with Redis the
+        # leader loop decides within its first pass.
+        self.recorder.announce = bus.kind == "memory"
         self.client = AmiClient(
             AmiConfig(
                 host=settings.ami_host or "127.0.0.1",
@@ -84,6 +90,7 @@ class PbxLink:
         for index, shard in enumerate(self._shards):
             self._tasks.append(asyncio.create_task(self._apply(shard), name=f"calls-{index}"))
         self._tasks.append(asyncio.create_task(self._flush_forever(), name="ami-raw-events"))
+        self._tasks.append(asyncio.create_task(self._lead_forever(), name="ami-leader"))
 
     async def stop(self) -> None:
         """Close the session and write what is buffered."""
@@ -151,6 +158,27 @@ class PbxLink:
             log.exception("AMI event %s could not be tracked", event.name)
             return
         self._dispatch(changes)
+
+    async def _lead_forever(self) -> None:
+        """Hold the pop-leader lock (with expiry) while alive; others stay quiet.
+
+        Every instance keeps its own AMI session, so a PBX or instance failure loses
+        nothing: all of them track calls and write the (idempotent) records. Only the
+        leader publishes screen-pops; if it dies its lock expires and another takes over
+        within LEADER_TTL seconds. With the in-process bus there is one instance: it leads.
+        """
+        lock = self._bus.lock("ami-pop-leader", LEADER_TTL)
+        held = False
+        while True:
+            try:
+                held = await (lock.extend(LEADER_TTL) if held else lock.acquire())
+            except BusError as exc:
+                # Redis is down: pub/sub is down too, so nobody's pops get through anyway.
+                log.warning("pop leadership unknown (%s)", exc)
+            if held != self.recorder.announce:
+                log.info("screen-pop leadership %s", "taken" if held else "lost")
+            self.recorder.announce = held
+            await asyncio.sleep(LEADER_RENEW)
 
     async def _flush_forever(self) -> None:
         while True:

@@ -70,6 +70,13 @@ class CallRecorder:
         self._database, self._bus, self._settings, self._clock = database, bus, settings, clock
         self._records_only = records_only
         self._live: dict[str, _LiveCall] = {}
+        # Records are written by every instance that sees the events (idempotently);
+        # pops and call updates only by the leader, or operators would get each twice.
+        self.announce = True
+
+    async def _announce(self, extension: str, message: dict[str, Any]) -> None:
+        if self.announce:
+            await publish(self._bus, extension, message)
 
     async def apply(self, changes: list[CallChange]) -> None:
         """Apply changes in order; one failing change is logged, the rest still apply."""
@@ -102,7 +109,7 @@ class CallRecorder:
             if pop_on == "answer":
                 await self._pop(live, change, change.extensions)
             for extension in change.extensions:
-                await publish(self._bus, extension, call_update(live.call_id, "answered"))
+                await self._announce(extension, call_update(live.call_id, "answered"))
             await self._mark_answered(live.call_id, change)
         elif change.kind is ChangeKind.RING_STOPPED:
             state = (
@@ -111,7 +118,7 @@ class CallRecorder:
                 else "ended"
             )
             for extension in change.extensions:
-                await publish(self._bus, extension, call_update(live.call_id, state))
+                await self._announce(extension, call_update(live.call_id, state))
         elif change.kind is ChangeKind.ENDED and change.record is not None:
             self._live.pop(change.linkedid, None)
             call_id = await self.record(change.record, live.match)
@@ -120,7 +127,7 @@ class CallRecorder:
             if change.record.extension:
                 reached.add(change.record.extension)
             for extension in sorted(reached):
-                await publish(self._bus, extension, update_message)
+                await self._announce(extension, update_message)
 
     async def _pop(self, live: _LiveCall, change: CallChange, extensions: tuple[str, ...]) -> None:
         if not extensions or change.direction is not Direction.INBOUND:
@@ -144,7 +151,7 @@ class CallRecorder:
                     now=change.at,
                     timezone=self._settings.timezone,
                 )
-                await publish(self._bus, extension, message)
+                await self._announce(extension, message)
         if first_look:
             # After the pops: the live row shows who is calling while the call lasts.
             await live.row_written()
