@@ -25,10 +25,9 @@ from gateway.db.models import Agent, Partner
 from gateway.http.endpoints import (
     PageQuery,
     add_endpoints,
-    decode_cursor,
     endpoint,
     json_response,
-    page,
+    keyset_page,
     read_body,
     read_query,
 )
@@ -159,13 +158,9 @@ class AgentPage(BaseModel):
 async def list_partners(request: web.Request) -> web.Response:
     """A page of partners."""
     params = read_query(request, PageQuery)
-    query = select(Partner).order_by(Partner.id).limit(params.limit + 1)
-    after = decode_cursor(params.cursor)
-    if after is not None:
-        query = query.where(Partner.id > after)
-    async with request.app[DATABASE].sessions() as session:
-        rows = (await session.scalars(query)).all()
-    return json_response(page([PartnerOut.of(r).model_dump() for r in rows], params.limit))
+    return await keyset_page(
+        request, select(Partner), Partner.id, lambda r: PartnerOut.of(r).model_dump(), params
+    )
 
 
 @endpoint(
@@ -241,13 +236,9 @@ async def put_partner(request: web.Request) -> web.Response:
 async def list_agents(request: web.Request) -> web.Response:
     """A page of agents."""
     params = read_query(request, PageQuery)
-    query = select(Agent).order_by(Agent.id).limit(params.limit + 1)
-    after = decode_cursor(params.cursor)
-    if after is not None:
-        query = query.where(Agent.id > after)
-    async with request.app[DATABASE].sessions() as session:
-        rows = (await session.scalars(query)).all()
-    return json_response(page([AgentOut.of(r).model_dump() for r in rows], params.limit))
+    return await keyset_page(
+        request, select(Agent), Agent.id, lambda r: AgentOut.of(r).model_dump(), params
+    )
 
 
 @endpoint(

@@ -10,6 +10,8 @@ from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from gateway.http.problems import ApiProblem, InvalidInput, invalid_from_validation
 
@@ -141,6 +143,25 @@ def decode_cursor(cursor: str | None) -> str | None:
         return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("cursor: not a cursor this API gave out") from exc
+
+
+async def keyset_page(
+    request: web.Request,
+    query: Select[Any],
+    key: InstrumentedAttribute[str],
+    serialize: Callable[[Any], dict[str, Any]],
+    params: PageQuery,
+) -> web.Response:
+    """Answer a collection ordered by `key`, paged by cursor (the last key given out)."""
+    from gateway.appkeys import DATABASE  # the app's keys import settings, not the reverse
+
+    after = decode_cursor(params.cursor)
+    if after is not None:
+        query = query.where(key > after)
+    query = query.order_by(key).limit(params.limit + 1)
+    async with request.app[DATABASE].sessions() as session:
+        rows = (await session.scalars(query)).all()
+    return json_response(page([serialize(row) for row in rows], params.limit))
 
 
 def page(items: list[dict[str, Any]], limit: int, key: str = "id") -> dict[str, Any]:

@@ -177,6 +177,9 @@ async def test_agent_api_moves_extensions(client: Client) -> None:
     assert bad.status == 422
     listing = await (await client.get("/api/agents?limit=1", headers=ADMIN)).json()
     assert len(listing["items"]) == 1 and listing["next_cursor"]
+    rest = await client.get(f"/api/agents?limit=5&cursor={listing['next_cursor']}", headers=ADMIN)
+    following = (await rest.json())["items"]
+    assert following and listing["items"][0]["id"] not in {a["id"] for a in following}
 
 
 async def test_run_assigns_optimally_and_a_rerun_changes_nothing(
