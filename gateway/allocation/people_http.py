@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.allocation.model import MAX_CAPACITY
 from gateway.allocation.people import (
@@ -146,6 +148,32 @@ class AgentPage(BaseModel):
     next_cursor: str | None
 
 
+async def _save_answering(
+    request: web.Request, save: Callable[[AsyncSession], Awaitable[dict[str, Any]]]
+) -> web.Response:
+    """Run a create-or-replace in one transaction and answer with the saved row.
+
+    Refusals become problems (422 naming the field, 409 for an older write); two first
+    saves of the same id racing on the unique key are retried once: the retry finds the
+    winner's row and updates it.
+    """
+    for attempt in range(2):
+        try:
+            async with request.app[DATABASE].transaction() as session:
+                out = await save(session)
+            return json_response(out)
+        except InvalidTerms as exc:
+            raise InvalidInput(
+                str(exc), errors=[{"field": exc.field, "message": exc.message}]
+            ) from None
+        except StaleWrite as exc:
+            raise Conflict(str(exc)) from exc
+        except IntegrityError:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
 @endpoint(
     "GET",
     "/api/partners",
@@ -195,33 +223,23 @@ async def put_partner(request: web.Request) -> web.Response:
     key = request.match_info["id"]
     given = await read_body(request, PartnerIn)
     now = request.app[CLOCK].now()
-    for attempt in range(2):
-        try:
-            async with request.app[DATABASE].transaction() as session:
-                row = await save_partner(
-                    session,
-                    key,
-                    name=given.name,
-                    capacity=given.capacity_per_day,
-                    cost_per_contact=given.cost_per_contact,
-                    currency=given.currency,
-                    eligibility=given.eligibility,
-                    figures=given.performance,
-                    active=given.active,
-                    now=now,
-                )
-                out = PartnerOut.of(row).model_dump()
-            return json_response(out)
-        except InvalidTerms as exc:
-            raise InvalidInput(
-                str(exc), errors=[{"field": exc.field, "message": exc.message}]
-            ) from None
-        except StaleWrite as exc:
-            raise Conflict(str(exc)) from exc
-        except IntegrityError:
-            if attempt:  # two first saves raced; the retry finds the winner's row
-                raise
-    raise AssertionError("unreachable")
+
+    async def save(session: AsyncSession) -> dict[str, Any]:
+        row = await save_partner(
+            session,
+            key,
+            name=given.name,
+            capacity=given.capacity_per_day,
+            cost_per_contact=given.cost_per_contact,
+            currency=given.currency,
+            eligibility=given.eligibility,
+            figures=given.performance,
+            active=given.active,
+            now=now,
+        )
+        return PartnerOut.of(row).model_dump()
+
+    return await _save_answering(request, save)
 
 
 @endpoint(
@@ -273,33 +291,23 @@ async def put_agent(request: web.Request) -> web.Response:
     key = request.match_info["id"]
     given = await read_body(request, AgentIn)
     now = request.app[CLOCK].now()
-    for attempt in range(2):
-        try:
-            async with request.app[DATABASE].transaction() as session:
-                row = await save_agent(
-                    session,
-                    key,
-                    name=given.name,
-                    extensions=list(given.extensions),
-                    crm_user_id=given.crm_user_id,
-                    skills=list(given.skills),
-                    regions=list(given.regions),
-                    capacity_per_day=given.capacity_per_day,
-                    active=given.active,
-                    now=now,
-                )
-                out = AgentOut.of(row).model_dump()
-            return json_response(out)
-        except InvalidTerms as exc:
-            raise InvalidInput(
-                str(exc), errors=[{"field": exc.field, "message": exc.message}]
-            ) from None
-        except StaleWrite as exc:
-            raise Conflict(str(exc)) from exc
-        except IntegrityError:
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+
+    async def save(session: AsyncSession) -> dict[str, Any]:
+        row = await save_agent(
+            session,
+            key,
+            name=given.name,
+            extensions=list(given.extensions),
+            crm_user_id=given.crm_user_id,
+            skills=list(given.skills),
+            regions=list(given.regions),
+            capacity_per_day=given.capacity_per_day,
+            active=given.active,
+            now=now,
+        )
+        return AgentOut.of(row).model_dump()
+
+    return await _save_answering(request, save)
 
 
 def setup(app: web.Application, workers: bool) -> None:

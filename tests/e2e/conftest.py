@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
-from pydantic import SecretStr
 
 from gateway.clock import SystemClock
 from gateway.db.engine import Database
@@ -21,7 +20,9 @@ from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN
 from tests.e2e.wiring import console_app
 from tests.integration.test_live_socket import add_agent
-from tests.integration.test_telephony_e2e import health_ami, wait_for
+from tests.support.pbx import health_ami, pbx, wait_for, wired_to
+
+__all__ = ["pbx"]  # the simulator fixture
 
 CHROMIUM = os.environ.get("SWITCHBOARD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -37,7 +38,6 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 SECOND_OPERATOR_TOKEN = "operator-two-token-0123"
 SECOND_AGENT = "agent-202"
-SPEED = 40.0  # simulated seconds per real second
 Client = TestClient[Any, Any]
 
 
@@ -59,28 +59,11 @@ def tokens() -> TokenRegistry:
 
 
 @pytest.fixture
-async def pbx() -> AsyncIterator[SimulatorServer]:
-    """The simulator on a free loopback port, stamping events with simulated time."""
-    async with SimulatorServer(
-        "127.0.0.1", 0, username="gw", secret="s3cret", speed=SPEED, timestamp_events=True
-    ) as server:
-        yield server
-
-
-@pytest.fixture
 async def gateway(
     settings: Settings, database: Database, tokens: TokenRegistry, pbx: SimulatorServer
 ) -> AsyncIterator[Client]:
     """The gateway with the console, workers on, connected to the simulator."""
-    wired = settings.model_copy(
-        update={
-            "ami_host": "127.0.0.1",
-            "ami_port": pbx.port,
-            "ami_username": "gw",
-            "ami_secret": SecretStr("s3cret"),
-        }
-    )
-    app = console_app(wired, workers=True, clock=SystemClock(), tokens=tokens)
+    app = console_app(wired_to(settings, pbx), workers=True, clock=SystemClock(), tokens=tokens)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         await wait_for(lambda: health_ami(client), "connected")
         now = SystemClock().now()

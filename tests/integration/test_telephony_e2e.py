@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from aiohttp import ClientWebSocketResponse
 from aiohttp.test_utils import TestClient, TestServer
-from pydantic import SecretStr
 
 from gateway.app import create_app
 from gateway.clock import SystemClock
@@ -21,19 +20,12 @@ from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
 from tests.integration.test_live_socket import add_agent
 from tests.support.factories import make_customer, make_task
+from tests.support.pbx import health_ami, pbx, wait_for, wired_to
+
+__all__ = ["health_ami", "pbx", "wait_for"]  # `pbx` is a fixture; the others are reused
 
 Client = TestClient[Any, Any]
 OLENA = "+380501234567"
-SPEED = 40.0  # simulated seconds per real second: a 25 s call takes ~0.6 s
-
-
-@pytest.fixture
-async def pbx() -> AsyncIterator[SimulatorServer]:
-    """The simulator on a free loopback port, stamping events with simulated time."""
-    async with SimulatorServer(
-        "127.0.0.1", 0, username="gw", secret="s3cret", speed=SPEED, timestamp_events=True
-    ) as server:
-        yield server
 
 
 @pytest.fixture
@@ -41,34 +33,10 @@ async def gateway(
     settings: Settings, database: Database, tokens: TokenRegistry, pbx: SimulatorServer
 ) -> AsyncIterator[Client]:
     """The whole gateway (workers on) connected to the simulator."""
-    wired = settings.model_copy(
-        update={
-            "ami_host": "127.0.0.1",
-            "ami_port": pbx.port,
-            "ami_username": "gw",
-            "ami_secret": SecretStr("s3cret"),
-        }
-    )
-    app = create_app(wired, clock=SystemClock(), tokens=tokens, workers=True)
+    app = create_app(wired_to(settings, pbx), clock=SystemClock(), tokens=tokens, workers=True)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         await wait_for(lambda: health_ami(client), "connected")
         yield client
-
-
-async def health_ami(client: Client) -> str:
-    return str((await (await client.get("/health")).json())["components"]["ami"])
-
-
-async def wait_for(probe: Any, expected: Any, timeout: float = 10.0) -> Any:
-    """Poll an async probe until it returns `expected` (or fail with the last value)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    value = None
-    while asyncio.get_running_loop().time() < deadline:
-        value = await probe()
-        if value == expected:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"waited for {expected!r}, last saw {value!r}")
 
 
 async def operator_socket(client: Client, extension: str) -> ClientWebSocketResponse:

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from pydantic import SecretStr
 
 from gateway.app import create_app
 from gateway.clock import SystemClock
@@ -18,11 +17,13 @@ from gateway.http.auth import TokenRegistry
 from gateway.pbx_simulator import CallSpec, SimulatorServer
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, bearer
-from tests.integration.test_telephony_e2e import OLENA, ended_calls, health_ami, wait_for
+from tests.integration.test_telephony_e2e import OLENA, ended_calls
+from tests.support.pbx import health_ami, pbx, wait_for, wired_to
+
+__all__ = ["pbx"]  # the simulator fixture
 from tests.support.factories import make_customer
 
 Client = TestClient[Any, Any]
-pytest_plugins = ["tests.integration.test_telephony_e2e"]  # the `pbx` fixture
 
 
 @pytest.fixture
@@ -34,15 +35,7 @@ async def gateways(
     redis_url: str,
 ) -> AsyncIterator[tuple[Client, Client]]:
     """Two instances with workers, sharing the database, Redis and the PBX."""
-    wired = settings.model_copy(
-        update={
-            "ami_host": "127.0.0.1",
-            "ami_port": pbx.port,
-            "ami_username": "gw",
-            "ami_secret": SecretStr("s3cret"),
-            "redis_url": redis_url,
-        }
-    )
+    wired = wired_to(settings, pbx, redis_url=redis_url)
     apps = [create_app(wired, clock=SystemClock(), tokens=tokens) for _ in range(2)]
     async with (
         TestClient(TestServer(apps[0], host="127.0.0.1")) as first,

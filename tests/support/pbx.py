@@ -1,0 +1,56 @@
+"""The built-in PBX simulator as a test peer: its fixture, and settings wired to it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
+
+from gateway.pbx_simulator import SimulatorServer
+from gateway.settings import Settings
+
+SPEED = 40.0  # simulated seconds per real second: a 25 s call takes ~0.6 s
+USERNAME, SECRET = "gw", "s3cret"
+
+
+@pytest.fixture
+async def pbx() -> AsyncIterator[SimulatorServer]:
+    """The simulator on a free loopback port, stamping events with simulated time."""
+    async with SimulatorServer(
+        "127.0.0.1", 0, username=USERNAME, secret=SECRET, speed=SPEED, timestamp_events=True
+    ) as server:
+        yield server
+
+
+def wired_to(settings: Settings, pbx: SimulatorServer, **more: Any) -> Settings:
+    """`settings` pointing the gateway's AMI session at the simulator."""
+    return settings.model_copy(
+        update={
+            "ami_host": "127.0.0.1",
+            "ami_port": pbx.port,
+            "ami_username": USERNAME,
+            "ami_secret": SecretStr(SECRET),
+            **more,
+        }
+    )
+
+
+async def health_ami(client: TestClient[Any, Any]) -> str:
+    """The AMI component of /health."""
+    return str((await (await client.get("/health")).json())["components"]["ami"])
+
+
+async def wait_for(probe: Any, expected: Any, timeout: float = 10.0) -> Any:
+    """Poll an async probe until it returns `expected` (or fail with the last value)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    value = None
+    while asyncio.get_running_loop().time() < deadline:
+        value = await probe()
+        if value == expected:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"waited for {expected!r}, last saw {value!r}")
