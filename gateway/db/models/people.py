@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db.models.base import Base, Timestamped
@@ -27,6 +27,18 @@ class Agent(Timestamped, Base):
     regions: Mapped[list[str]] = mapped_column(JsonDocument, default=list)
     capacity_per_day: Mapped[int | None] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(default=True)
+    # An agent is an allocation target like a partner: what one contact costs (their
+    # loaded minute cost times handling time, say), a rule over the customer, and figures.
+    cost_per_contact: Mapped[Decimal] = mapped_column(
+        Money, default=Decimal("0"), server_default="0"
+    )
+    currency: Mapped[str] = mapped_column(String(3), default="UAH", server_default="UAH")
+    eligibility: Mapped[dict[str, Any]] = mapped_column(
+        JsonDocument, default=dict, server_default=text("'{}'")
+    )
+    performance: Mapped[dict[str, Any]] = mapped_column(
+        JsonDocument, default=dict, server_default=text("'{}'")
+    )
 
 
 class AgentExtension(Base):
