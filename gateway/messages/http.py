@@ -30,7 +30,8 @@ from gateway.messages.pipeline import SendWorker
 from gateway.messages.prepare import Preparer
 from gateway.messages.ratelimit import RateLimiter, RedisTokenBucket, TokenBucket
 from gateway.messages.schemas import MessageOut, MessagePage, MessageQuery
-from gateway.messages.twilio_http import TWILIO_ADAPTER, settle_prices
+from gateway.messages.twilio_http import TWILIO_ADAPTER
+from gateway.messages.twilio_prices import settle_prices
 from gateway.messages.voice import VoiceTaskChannel
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from gateway.db.models import CostEntry, Customer, CustomerPhone, OutboundContac
 from gateway.db.types import new_id
 from gateway.http.auth import TokenRegistry
 from gateway.messages import twilio_http
-from gateway.messages.twilio_http import settle_prices
+from gateway.messages.twilio_prices import settle_prices
 from gateway.settings import Settings
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.factories import make_customer
