@@ -20,7 +20,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crm_sync.csv_import import BATCH_ROWS, COLUMNS, import_customers
+from crm_sync.csv_import import import_customers
+from crm_sync.csv_rows import COLUMNS
+from crm_sync.csv_source import BATCH_ROWS
 from gateway.clock import SystemClock
 from gateway.db.engine import Database
 from tests.support.databases import (

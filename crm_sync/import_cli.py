@@ -11,7 +11,9 @@ from typing import IO, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from crm_sync.csv_import import BATCH_ROWS, ImportFileError, ImportReport, import_customers
+from crm_sync.csv_import import ImportReport, import_customers
+from crm_sync.csv_rows import ImportFileError
+from crm_sync.csv_source import BATCH_ROWS
 from gateway.clock import SystemClock
 from gateway.db.engine import Database
 from gateway.settings import Settings

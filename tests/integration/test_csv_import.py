@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from crm_sync.csv_import import COLUMNS, ImportFileError, import_customers
+from crm_sync.csv_import import import_customers
+from crm_sync.csv_rows import COLUMNS, ImportFileError
 from crm_sync.demo import DemoDataMissing, load_demo
 from gateway import cli
 from gateway.clock import FixedClock
