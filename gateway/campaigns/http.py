@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.appkeys import CLOCK, DATABASE, SETTINGS
 from gateway.campaigns import store
-from gateway.campaigns.definition import DefinitionError, validate_definition
+from gateway.campaigns.definition import DefinitionError, ValidCampaign, validate_definition
 from gateway.campaigns.preview import preview
 from gateway.campaigns.rules import catalogue
 from gateway.clock import TimeInputError, isoformat_z, parse_time_input
@@ -82,11 +82,18 @@ class RollbackIn(BaseModel):
 
 
 class PreviewIn(BaseModel):
-    """When to preview at (default: now); ISO 8601, or a date in SWITCHBOARD_TIMEZONE."""
+    """When to preview at (default: now), and optionally an unsaved definition to dry-run."""
 
     model_config = ConfigDict(extra="forbid")
 
-    as_of: str | None = None
+    as_of: str | None = Field(
+        default=None, description="ISO 8601, or a date in SWITCHBOARD_TIMEZONE"
+    )
+    definition: dict[str, Any] | None = Field(
+        default=None,
+        description="an edited definition to preview without saving it (its name must be "
+        "the path's); absent: the current saved version",
+    )
 
 
 class FieldList(BaseModel):
@@ -248,13 +255,17 @@ async def rollback_campaign(request: web.Request) -> web.Response:
 @endpoint(
     "POST",
     "/api/campaigns/{name}/preview",
-    summary="Dry run: who, which first step and channel per arm, estimated cost; sends nothing",
+    summary="Dry run (saved version or posted draft): who, first step per arm, cost; sends nothing",
     roles=["admin"],
     body=PreviewIn,
     tags=["campaigns"],
 )
 async def preview_campaign(request: web.Request) -> web.Response:
-    """The preview of the current version at `as_of` (default now)."""
+    """The preview of the current version, or of a posted draft, at `as_of` (default now).
+
+    A draft is validated like a save (422 naming `definition.<exact path>`) but nothing is
+    written: the editor counts the audience of an edit before anyone saves it.
+    """
     name = request.match_info["name"]
     given = await read_body(request, PreviewIn) if request.can_read_body else PreviewIn()
     settings = request.app[SETTINGS]
@@ -266,15 +277,36 @@ async def preview_campaign(request: web.Request) -> web.Response:
             raise InvalidInput(
                 f"as_of: {exc}", errors=[{"field": "as_of", "message": str(exc)}]
             ) from exc
+    draft = _valid_draft(name, given.definition) if given.definition is not None else None
     async with request.app[DATABASE].sessions() as session:
-        try:
-            _, version = await store.current(session, name)
-        except store.CampaignNotFound as exc:
-            raise NotFound(str(exc)) from exc
-        result = await preview(session, validate_definition(version.definition), as_of, settings)
+        version: int | None = None
+        if draft is None:
+            try:
+                _, saved = await store.current(session, name)
+            except store.CampaignNotFound as exc:
+                raise NotFound(str(exc)) from exc
+            draft, version = validate_definition(saved.definition), saved.version
+        result = await preview(session, draft, as_of, settings)
     body = result.as_json()
-    body["version"] = version.version
+    body["version"] = version
+    body["draft"] = given.definition is not None
     return json_response(body)
+
+
+def _valid_draft(name: str, raw: dict[str, Any]) -> ValidCampaign:
+    """A posted definition checked as a save would check it; paths under `definition.`."""
+    if raw.get("name") != name:
+        raise InvalidInput(
+            f"definition.name: the body names {raw.get('name')!r} but the path {name!r}",
+            errors=[{"field": "definition.name", "message": "must equal the name in the path"}],
+        )
+    try:
+        return validate_definition(raw)
+    except DefinitionError as exc:
+        path = f"definition.{exc.path}"
+        raise InvalidInput(
+            f"{path}: {exc.message}", errors=[{"field": path, "message": exc.message}]
+        ) from exc
 
 
 @endpoint(

@@ -192,3 +192,76 @@ async def test_campaign_editor_builds_saves_refuses_and_rolls_back(
     await expect(page.locator("#editor-versions tr")).to_have_count(3)
     assert await preview_count(gateway) == 2
     assert not admin.errors and not admin.dialogs
+
+
+async def draft_count(gateway: Client, audience: dict[str, Any]) -> int:
+    """The API's count for the definition with `audience`, unsaved."""
+    response = await gateway.post(
+        f"/api/campaigns/{CAMPAIGN}/preview",
+        json={"definition": {**DEFINITION, "audience": audience}},
+        headers=bearer(ADMIN_TOKEN),
+    )
+    assert response.status == 200, await response.text()
+    return int((await response.json())["count"])
+
+
+async def test_editor_counts_the_unsaved_edit_as_the_api_does(
+    open_console: Any, gateway: Client, database: Database
+) -> None:
+    people = [("Olena", "north", "uk"), ("John", "north", "en"), ("Iryna", "south", "uk")]
+    for number, (name, region, language) in enumerate(people):
+        await add_customer(
+            database, name, f"+38050123460{number}", region=region, language=language
+        )
+    response = await gateway.put(
+        f"/api/campaigns/{CAMPAIGN}", json=DEFINITION, headers=bearer(ADMIN_TOKEN)
+    )
+    assert response.status == 200, await response.text()
+    admin = await open_console()
+    await admin.sign_in(ADMIN_TOKEN)
+    page = admin.page
+    await page.click("#nav button[data-view=campaigns]")
+    await page.locator(f"#campaigns tr[data-name={CAMPAIGN}] button.open-campaign").click()
+    await expect(page.locator("#preview-of")).to_have_text("version 1")
+    await expect(page.locator("#audience-count")).to_have_text("1")
+
+    # region == north: counted as typed, before any save.
+    first = page.locator("#audience-builder .condition").nth(0)
+    await first.locator("input.value").fill("north")
+    await expect(page.locator("#preview-of")).to_have_text("unsaved edit")
+    north = {"all": [{"field": "region", "op": "==", "value": "north"}]}
+    await expect(page.locator("#audience-count")).to_have_text(
+        str(await draft_count(gateway, north))
+    )
+    assert await draft_count(gateway, north) == 2
+
+    # … and not English: the count follows the form again, still unsaved.
+    await page.locator("#audience-builder .add-condition").first.click()
+    second = page.locator("#audience-builder .condition").nth(1)
+    await second.locator("select.field").select_option("language")
+    await second.locator("input.value").fill("en")
+    await second.locator("input.negate").check()
+    edited = {"all": [north["all"][0], {"not": {"field": "language", "op": "==", "value": "en"}}]}
+    expected = await draft_count(gateway, edited)
+    assert expected == 1
+    await expect(page.locator("#audience-cost")).to_contain_text(" ")
+    await expect(page.locator("#preview-of")).to_have_text("unsaved edit")
+    await expect(page.locator("#audience-count")).to_have_text(str(expected))
+    await expect(page.locator("#preview-errors li")).to_have_count(0)
+    await admin.screenshot("campaign-editor-live-preview")
+
+    # An edit that cannot be counted lists the server's path; the last count is marked stale.
+    await first.locator("select.field").select_option("days_since_activity")
+    first = page.locator("#audience-builder .condition").nth(0)
+    await first.locator("select.op").select_option(">=")
+    await first.locator("input.value").fill("soon")
+    errors = page.locator("#preview-errors li")
+    await expect(errors.locator("code.path")).to_have_text("audience.all[0].value")
+    await expect(page.locator("#preview-of")).to_have_attribute("data-stale", "yes")
+    await admin.screenshot("campaign-editor-preview-error")
+
+    # Nothing was saved along the way.
+    await expect(page.locator("#editor-versions tr")).to_have_count(1)
+    response = await gateway.get(f"/api/campaigns/{CAMPAIGN}/versions", headers=bearer(ADMIN_TOKEN))
+    assert len((await response.json())["items"]) == 1
+    assert not admin.errors and not admin.dialogs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 import gateway.campaigns.http
 from gateway.app import create_app
 from gateway.campaigns import store
-from gateway.campaigns.rules import catalogue, segment
+from gateway.campaigns.rules import catalogue, segment, validate_rule
 from gateway.clock import FixedClock, parse_time_input
 from gateway.db.engine import Database
 from gateway.features import FEATURES
@@ -175,6 +176,85 @@ async def test_preview_matches_segment_and_writes_nothing(
     bad = await api.post("/api/campaigns/recession/preview", json={"as_of": "soon"}, headers=ADMIN)
     assert bad.status == 422 and (await bad.json())["errors"][0]["field"] == "as_of"
     assert (await api.post("/api/campaigns/nothing/preview", json={}, headers=ADMIN)).status == 404
+
+
+async def test_preview_of_a_posted_draft_counts_it_and_saves_nothing(
+    api: Client, database: Database, settings: Settings
+) -> None:
+    await add_customers(database)
+    saved = await api.put("/api/campaigns/spring", json=body(), headers=ADMIN)
+    assert saved.status == 200
+    before = await counts(database)
+    as_of = "2026-11-02T11:00"
+    draft = body(audience={"field": "status", "op": "in", "value": ["warm", "cold"]})
+    response = await api.post(
+        "/api/campaigns/spring/preview", json={"as_of": as_of, "definition": draft}, headers=ADMIN
+    )
+    assert response.status == 200, await response.text()
+    data = await response.json()
+    at = parse_time_input(as_of, settings.timezone)
+    async with database.sessions() as session:
+        warm_or_cold = set(
+            await session.scalars(
+                segment(session, validate_rule(draft["audience"]), at, timezone=settings.timezone)
+            )
+        )
+    assert data["count"] == len(warm_or_cold) == 40
+    assert (data["draft"], data["version"]) == (True, None)
+    # 40 SMS of one segment (the template is not saved yet) at the configured rate.
+    expected = (40 * settings.costs.sms_per_segment).quantize(Decimal("0.01"))
+    assert Decimal(data["estimated_cost"]) == expected
+    # The saved version still counts the warm customers only.
+    current = await (await api.post("/api/campaigns/spring/preview", json={}, headers=ADMIN)).json()
+    assert (current["count"], current["draft"], current["version"]) == (20, False, 1)
+
+    # A campaign never saved can be previewed too; still nothing is written.
+    fresh = dict(draft, name="summer")
+    response = await api.post(
+        "/api/campaigns/summer/preview", json={"definition": fresh}, headers=ADMIN
+    )
+    assert response.status == 200 and (await response.json())["count"] == 40
+    assert await counts(database) == before
+
+
+@pytest.mark.parametrize(
+    ("draft", "path"),
+    [
+        (
+            body(audience={"field": "days_since_activity", "op": ">=", "value": "soon"}),
+            "definition.audience.value",
+        ),
+        (body(steps=[{"id": "a", "type": "wait"}]), "definition.steps[0]"),
+        (
+            body(
+                steps=[
+                    {
+                        "id": "a",
+                        "type": "branch",
+                        "cases": [{"outcome": "replied", "goto": "a"}],
+                        "otherwise": "nowhere",
+                    }
+                ]
+            ),
+            "definition.steps[0].otherwise",
+        ),
+        (body(schedule="soon"), "definition.schedule"),
+        (body(name="other"), "definition.name"),
+    ],
+)
+async def test_preview_refuses_an_invalid_draft_naming_the_path(
+    api: Client, database: Database, draft: dict[str, Any], path: str
+) -> None:
+    await api.put("/api/campaigns/spring", json=body(), headers=ADMIN)
+    before = await counts(database)
+    response = await api.post(
+        "/api/campaigns/spring/preview", json={"definition": draft}, headers=ADMIN
+    )
+    assert response.status == 422
+    problem = await response.json()
+    assert [error["field"] for error in problem["errors"]] == [path]
+    assert problem["detail"].startswith(f"{path}: ")
+    assert await counts(database) == before
 
 
 async def test_rule_fields_and_openapi(api: Client) -> None:
