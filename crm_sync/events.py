@@ -189,6 +189,20 @@ class AgentUpserted(EventData):
         default_factory=list, max_length=50
     )
     crm_user_id: Annotated[str, Field(max_length=128)] | None = None
+    # Allocation terms (extensions to the contract): optional, and a key the CRM leaves
+    # out keeps the stored value, so an event with only the contract's fields changes none.
+    skills: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=100
+    )
+    regions: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=100
+    )
+    capacity_per_day: int | None = Field(default=None, ge=0)
+    cost_per_contact: Amount | None = Field(default=None, ge=0)
+    currency: str | None = Field(default=None, pattern=_CURRENCY)
+    eligibility: dict[str, Any] | None = None
+    performance: dict[str, Any] | None = None
+    active: bool | None = None
 
 
 class PartnerUpserted(EventData):

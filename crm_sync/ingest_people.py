@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +33,7 @@ async def agent_upserted(
     agent.name = data.name
     agent.crm_user_id = data.crm_user_id
     agent.extensions = extensions
+    _apply_allocation_terms(agent, data)
     agent.updated_at = now
     await session.flush()  # extensions reference the agent row
     await session.execute(
@@ -54,6 +58,32 @@ async def agent_upserted(
                 previous.updated_at = now
             row.agent_id = agent.id
     return "applied"
+
+
+# Column value for a key sent as null: the column's own default.
+_WHEN_NULL: dict[str, Any] = {
+    "skills": [],
+    "regions": [],
+    "capacity_per_day": None,
+    "cost_per_contact": Decimal("0"),
+    "currency": "UAH",
+    "eligibility": {},
+    "performance": {},
+    "active": True,
+}
+
+
+def _apply_allocation_terms(agent: Agent, data: AgentUpserted) -> None:
+    """Write the allocation keys the event carries; a key left out keeps the stored value."""
+    for name in sorted(data.model_fields_set & _WHEN_NULL.keys()):
+        value = getattr(data, name)
+        if value is None:
+            value = copy.copy(_WHEN_NULL[name])
+        elif name in ("skills", "regions"):
+            value = list(dict.fromkeys(value))
+        elif name in ("eligibility", "performance"):
+            value = dict(value)
+        setattr(agent, name, value)
 
 
 async def partner_upserted(

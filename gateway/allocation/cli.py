@@ -1,13 +1,15 @@
-"""`switchboard allocate …` and `switchboard partners import FILE.csv`."""
+"""`switchboard allocate …`, `switchboard partners import FILE.csv`, `agents import`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -16,9 +18,12 @@ from gateway.clock import SystemClock, TimeInputError, parse_time_input
 from gateway.db.engine import Database
 from gateway.settings import Settings
 
+if TYPE_CHECKING:
+    from gateway.allocation.partners_csv import PartnerImport
+
 
 def register(subparsers: Any) -> None:
-    """Add `allocate` and `partners import`."""
+    """Add `allocate`, `partners import` and `agents import`."""
     allocate = subparsers.add_parser(
         "allocate",
         help="allocate open call tasks to partners (or solve a file with --input)",
@@ -46,6 +51,20 @@ def register(subparsers: Any) -> None:
     )
     importer.add_argument("file", type=Path)
     importer.set_defaults(handler=_import_partners)
+
+    agents = subparsers.add_parser("agents", help="operators as allocation targets")
+    agents_sub = agents.add_subparsers(dest="agents_command", required=True)
+    agent_importer = agents_sub.add_parser(
+        "import",
+        help="upsert agents' allocation terms from a CSV file",
+        description="Columns: agent_id (required), name, crm_user_id, extensions, skills "
+        "and regions (separated by ';'), capacity_per_day (blank: not a target), "
+        "cost_per_contact, currency, min_contract_age_days, max_contract_age_days, "
+        "eligibility (JSON rule), quality_score, cancellation_rate, upsell_rate. "
+        "Exit 0: every row imported; 3: some rows rejected; 2: unreadable file.",
+    )
+    agent_importer.add_argument("file", type=Path)
+    agent_importer.set_defaults(handler=_import_agents)
 
 
 def _allocate(args: argparse.Namespace, settings: Settings) -> int:
@@ -125,8 +144,9 @@ async def _database_mode(
         f"run {result.run_id}: {summary['assigned']} of {summary['tasks']} task(s) assigned; "
         f"cost {totals or '0'}"
     )
-    for partner, reason in summary["skipped_partners"].items():
-        print(f"partner {partner} skipped: {reason}")
+    for target, reason in summary["skipped_partners"].items():
+        kind = "agent" if target.startswith("agt_") else "partner"
+        print(f"{kind} {target} skipped: {reason}")
     return 0
 
 
@@ -134,7 +154,7 @@ def _print_table(
     assignments: dict[str, str], unassigned: dict[str, str], total: str | None
 ) -> None:
     width = max((len(key) for key in (*assignments, *unassigned)), default=7)
-    print(f"{'contact':<{width}}  partner / reason")
+    print(f"{'contact':<{width}}  target / reason")
     for contact, partner in assignments.items():
         print(f"{contact:<{width}}  {partner}")
     for contact, reason in unassigned.items():
@@ -144,17 +164,34 @@ def _print_table(
 
 
 def _import_partners(args: argparse.Namespace, settings: Settings) -> int:
-    from gateway.allocation.partners_csv import PartnerFileError, import_partners
+    from gateway.allocation.partners_csv import import_partners
+
+    return _import(args, settings, "partners", import_partners)
+
+
+def _import_agents(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.allocation.agents_csv import import_agents
+
+    return _import(args, settings, "agents", import_agents)
+
+
+def _import(
+    args: argparse.Namespace,
+    settings: Settings,
+    what: str,
+    importer: Callable[[Database, Path, datetime], Awaitable[PartnerImport]],
+) -> int:
+    from gateway.allocation.partners_csv import PartnerFileError
 
     async def run() -> int:
         database = Database(settings.database_url)
         try:
-            report = await import_partners(database, args.file, SystemClock().now())
+            report = await importer(database, args.file, SystemClock().now())
         except PartnerFileError as exc:
             raise UsageError(str(exc)) from exc
         finally:
             await database.dispose()
-        print(f"partners imported: {report.imported}, rejected: {len(report.rejects)}")
+        print(f"{what} imported: {report.imported}, rejected: {len(report.rejects)}")
         for line, reason in report.rejects:
             print(f"line {line}: {reason}")
         return report.exit_status

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from gateway.campaigns.rules import CustomerFacts, Rule, RuleError, validate_rule
 from gateway.db.models import CUSTOMER_STATUSES
@@ -60,6 +60,9 @@ class PartnerTerms:
     cost_per_contact: Decimal
     rule: Rule | None = None  # None: every contact is eligible
     performance: Mapping[str, Decimal] = field(default_factory=dict)
+    # Database mode: agents are targets too; `external_id` is the CRM's partner_id/agent_id.
+    kind: Literal["partner", "agent"] = "partner"
+    external_id: str = ""
 
     def value(self, weights: Mapping[str, Decimal]) -> Decimal:
         """Weighted performance value per contact (figures without a weight count 0)."""

@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway.allocation.model import AllocationInputError, decimal
 from gateway.allocation.people import InvalidTerms, StaleWrite, save_partner
+from gateway.allocation.targets import all_of, implicit_conditions
 from gateway.db.engine import Database
 
 REQUIRED = ("partner_id", "capacity", "cost_per_contact")
@@ -59,7 +60,9 @@ class PartnerImport:
         return 3 if self.rejects else 0
 
 
-def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+def read_rows(
+    path: Path, required: tuple[str, ...] = REQUIRED, columns: frozenset[str] = COLUMNS
+) -> list[tuple[int, dict[str, str]]]:
     """(line number, row) for each data row; raises PartnerFileError for the file itself."""
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -67,11 +70,11 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
         raise PartnerFileError(f"cannot read {path}: {exc}") from exc
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [name.strip() for name in reader.fieldnames or []]
-    missing = [name for name in REQUIRED if name not in header]
-    unknown = [name for name in header if name not in COLUMNS]
+    missing = [name for name in required if name not in header]
+    unknown = [name for name in header if name not in columns]
     if missing or unknown:
         raise PartnerFileError(
-            f"{path}: header must have {', '.join(REQUIRED)}"
+            f"{path}: header must have {', '.join(required)}"
             + (f"; missing {', '.join(missing)}" if missing else "")
             + (f"; unknown column(s) {', '.join(unknown)}" if unknown else "")
         )
@@ -88,6 +91,64 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
     return rows
 
 
+def listed(row: dict[str, str], column: str) -> list[str]:
+    """A `;`-separated column as a list (blank items dropped)."""
+    return [item.strip() for item in row.get(column, "").split(";") if item.strip()]
+
+
+def whole(row: dict[str, str], column: str) -> int | None:
+    """A non-negative whole-number column; None when blank."""
+    if not row.get(column):
+        return None
+    try:
+        value = int(row[column])
+    except ValueError:
+        raise RowError(f"{column}: {row[column]!r} is not a whole number") from None
+    if value < 0:
+        raise RowError(f"{column}: must not be negative")
+    return value
+
+
+def shared_terms(
+    row: dict[str, str], products: list[str], regions: list[str], *, cost_required: bool
+) -> dict[str, Any]:
+    """What partner and agent rows share: the rule (implicit conditions and the
+    `eligibility` column, all of them), cost per contact, currency and figures."""
+    if "__extra__" in row:
+        raise RowError("more fields than header columns")
+    conditions = implicit_conditions(
+        products,
+        regions,
+        whole(row, "min_contract_age_days"),
+        whole(row, "max_contract_age_days"),
+    )
+    if row.get("eligibility"):
+        try:
+            conditions.append(json.loads(row["eligibility"]))
+        except json.JSONDecodeError as exc:
+            raise RowError(f"eligibility: not JSON ({exc.msg})") from None
+    if not cost_required and not row.get("cost_per_contact"):
+        row = {**row, "cost_per_contact": "0"}
+    try:
+        cost = decimal(row["cost_per_contact"], "cost_per_contact")
+        figures = {name: decimal(row[name], name) for name in FIGURES if row.get(name)}
+    except AllocationInputError as exc:
+        raise RowError(str(exc)) from None
+    if cost < 0:
+        raise RowError("cost_per_contact: must not be negative")
+    currency = row.get("currency") or "UAH"
+    if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+        raise RowError(f"currency: {currency!r} is not a 3-letter code such as UAH")
+    return {
+        "name": row.get("name", ""),
+        "cost_per_contact": cost,
+        "currency": currency,
+        "eligibility": all_of(conditions),
+        "figures": {name: str(value) for name, value in figures.items()},
+        "active": True,
+    }
+
+
 def terms_of(row: dict[str, str]) -> dict[str, Any]:
     """The row as save_partner's keywords; raises RowError naming the column."""
     if "__extra__" in row:
@@ -100,51 +161,8 @@ def terms_of(row: dict[str, str]) -> dict[str, Any]:
         raise RowError(f"capacity: {row['capacity']!r} is not a whole number") from None
     if capacity < 0:
         raise RowError("capacity: must not be negative")
-    conditions: list[dict[str, Any]] = []
-    products = [p.strip() for p in row.get("products", "").split(";") if p.strip()]
-    if products:
-        conditions.append(
-            {"any": [{"field": "products", "op": "contains", "value": p} for p in products]}
-        )
-    regions = [r.strip() for r in row.get("regions", "").split(";") if r.strip()]
-    if regions:
-        conditions.append({"field": "region", "op": "in", "value": regions})
-    for column, op in (("min_contract_age_days", ">="), ("max_contract_age_days", "<=")):
-        if row.get(column):
-            try:
-                bound = int(row[column])
-            except ValueError:
-                raise RowError(f"{column}: {row[column]!r} is not a whole number") from None
-            conditions.append({"field": "contract_age_days", "op": op, "value": bound})
-    if row.get("eligibility"):
-        try:
-            conditions.append(json.loads(row["eligibility"]))
-        except json.JSONDecodeError as exc:
-            raise RowError(f"eligibility: not JSON ({exc.msg})") from None
-    try:
-        cost = decimal(row["cost_per_contact"], "cost_per_contact")
-        figures = {name: decimal(row[name], name) for name in FIGURES if row.get(name)}
-    except AllocationInputError as exc:
-        raise RowError(str(exc)) from None
-    if cost < 0:
-        raise RowError("cost_per_contact: must not be negative")
-    rule: dict[str, Any] = {}
-    if len(conditions) == 1:
-        rule = conditions[0]
-    elif conditions:
-        rule = {"all": conditions}
-    currency = row.get("currency") or "UAH"
-    if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
-        raise RowError(f"currency: {currency!r} is not a 3-letter code such as UAH")
-    return {
-        "name": row.get("name", ""),
-        "capacity": capacity,
-        "cost_per_contact": cost,
-        "currency": currency,
-        "eligibility": rule,
-        "figures": {name: str(value) for name, value in figures.items()},
-        "active": True,
-    }
+    terms = shared_terms(row, listed(row, "products"), listed(row, "regions"), cost_required=True)
+    return {"capacity": capacity, **terms}
 
 
 async def import_partners(database: Database, path: Path, now: datetime) -> PartnerImport:

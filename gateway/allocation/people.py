@@ -117,22 +117,35 @@ async def save_agent(
     capacity_per_day: int | None,
     active: bool,
     now: datetime,
+    cost_per_contact: Decimal = Decimal("0"),
+    currency: str = "UAH",
+    eligibility: dict[str, Any] | None = None,
+    figures: dict[str, Any] | None = None,
 ) -> Agent:
-    """Create or replace an agent (found by either id); raises StaleWrite."""
+    """Create or replace an agent (found by either id); raises InvalidTerms, StaleWrite."""
+    eligibility = eligibility or {}
+    stored = check_terms(eligibility, figures or {})
     existing = await find_agent(session, key)
     agent_id = existing.agent_id if existing is not None else key
     if existing is None and not EXTERNAL_ID.match(key):
         raise InvalidTerms("agent_id", "letters, digits and _.:@- (at most 128)")
     data = AgentUpserted(
-        agent_id=agent_id, name=name, extensions=extensions, crm_user_id=crm_user_id
+        agent_id=agent_id,
+        name=name,
+        extensions=extensions,
+        crm_user_id=crm_user_id,
+        skills=skills,
+        regions=regions,
+        capacity_per_day=capacity_per_day,
+        cost_per_contact=cost_per_contact,
+        currency=currency,
+        eligibility=eligibility,
+        performance=stored,
+        active=active,
     )
     if await agent_upserted(session, _envelope("agent.upserted", now), data, now) == "stale":
         raise StaleWrite(f"agent {agent_id} has a later CRM update")
     await session.flush()
     row = await find_agent(session, agent_id)
     assert row is not None  # written just above
-    row.skills = list(dict.fromkeys(skills))
-    row.regions = list(dict.fromkeys(regions))
-    row.capacity_per_day = capacity_per_day
-    row.active = active
     return row

@@ -95,7 +95,11 @@ class PartnerPage(BaseModel):
 
 
 class AgentIn(BaseModel):
-    """An operator: name, extensions, CRM user id, and what allocation may ask of them."""
+    """An operator: name, extensions, CRM user id, and their terms as an allocation target.
+
+    With `capacity_per_day` set and active, the agent takes open call tasks like a
+    partner; skills (products) and regions narrow its eligibility rule (see targets.py).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -105,6 +109,12 @@ class AgentIn(BaseModel):
     skills: list[Tag] = Field(default_factory=list, max_length=100)
     regions: list[Tag] = Field(default_factory=list, max_length=100)
     capacity_per_day: int | None = Field(default=None, ge=0, le=MAX_CAPACITY)
+    cost_per_contact: Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)] = Decimal(
+        "0"
+    )
+    currency: str = Field(default="UAH", pattern=r"^[A-Z]{3}$")
+    eligibility: dict[str, Any] = Field(default_factory=dict)
+    performance: dict[str, Any] = Field(default_factory=dict)
     active: bool = True
 
 
@@ -119,6 +129,10 @@ class AgentOut(BaseModel):
     skills: list[str]
     regions: list[str]
     capacity_per_day: int | None
+    cost_per_contact: str
+    currency: str
+    eligibility: dict[str, Any]
+    performance: dict[str, Any]
     active: bool
     created_at: str
     updated_at: str
@@ -135,6 +149,10 @@ class AgentOut(BaseModel):
             skills=list(row.skills or []),
             regions=list(row.regions or []),
             capacity_per_day=row.capacity_per_day,
+            cost_per_contact=str(row.cost_per_contact),
+            currency=row.currency,
+            eligibility=dict(row.eligibility or {}),
+            performance=dict(row.performance or {}),
             active=row.active,
             created_at=isoformat_z(row.created_at) or "",
             updated_at=isoformat_z(row.updated_at) or "",
@@ -280,7 +298,8 @@ async def get_agent(request: web.Request) -> web.Response:
 @endpoint(
     "PUT",
     "/api/agents/{id}",
-    summary="Create or replace an operator; extensions move from whoever held them",
+    summary="Create or replace an operator; extensions move from whoever held them; "
+    "an invalid eligibility rule is refused with its path",
     roles=["admin"],
     body=AgentIn,
     response=AgentOut,
@@ -304,6 +323,10 @@ async def put_agent(request: web.Request) -> web.Response:
             capacity_per_day=given.capacity_per_day,
             active=given.active,
             now=now,
+            cost_per_contact=given.cost_per_contact,
+            currency=given.currency,
+            eligibility=given.eligibility,
+            figures=given.performance,
         )
         return AgentOut.of(row).model_dump()
 

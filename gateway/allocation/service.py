@@ -1,10 +1,13 @@
-"""Database mode: open call tasks without a partner → optimal plan → tasks and CRM outbox.
+"""Database mode: open call tasks nobody holds → optimal plan → tasks and CRM outbox.
+
+Targets are active partners and active agents with a capacity (targets.py); a task given
+to a partner gets `partner_id`, one given to an agent gets `assignee` (the agent_id).
 
 One transaction holds the whole run (on PostgreSQL behind an advisory lock, on SQLite
-behind BEGIN IMMEDIATE), so two runs never hand out the same capacity twice. A partner's
+behind BEGIN IMMEDIATE), so two runs never hand out the same capacity twice. A target's
 capacity is per day (in the configured time zone): what earlier runs of that day gave it
 is subtracted. A rerun finds the assigned tasks already taken and changes nothing; each
-`allocation.assigned` activity has the event id `allocation.assigned:<task>:<partner>`,
+`allocation.assigned` activity has the event id `allocation.assigned:<task>:<target>`,
 so even a replay could not enqueue one twice.
 """
 
@@ -23,22 +26,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_sync.outbox import enqueue
 from gateway.allocation.eligibility import eligible_customers
-from gateway.allocation.model import (
-    AllocationInputError,
-    Contact,
-    PartnerTerms,
-    Plan,
-    Problem,
-    eligibility_rule,
-    performance,
-)
+from gateway.allocation.model import Contact, Plan, Problem
 from gateway.allocation.policy import AllocationPolicy
+from gateway.allocation.run_detail import DETAIL, run_detail
 from gateway.allocation.solve import solve
+from gateway.allocation.targets import Target, load_targets, release_from_inactive
 from gateway.campaigns.rules import CustomerFacts
 from gateway.campaigns.rules.fields import local_today
 from gateway.clock import as_utc, isoformat_z
 from gateway.db.engine import Database
-from gateway.db.models import AllocationRun, Customer, Partner, Task
+from gateway.db.models import AllocationRun, Customer, Task
 from gateway.db.types import new_id
 
 # pg_advisory_xact_lock key: "allocation" as a number, the same for every instance.
@@ -83,19 +80,15 @@ async def run_allocation(
     timezone: str,
     policy: AllocationPolicy,
 ) -> AllocationResult:
-    """Allocate every open, partnerless call task created by `as_of`; commit the plan."""
+    """Allocate every open call task created by `as_of` that nobody holds; commit the plan."""
     as_of = as_utc(as_of)
     day = local_today(as_of, timezone)
     async with database.transaction() as session:
         if not database.is_sqlite:
             await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
-        rows = (
-            await session.scalars(
-                select(Partner).where(Partner.active.is_(True)).order_by(Partner.id)
-            )
-        ).all()
+        released = await release_from_inactive(session)
         used_today = await _used_on(session, day, timezone)
-        partners, skipped = _terms(rows, used_today)
+        partners, targets, skipped = await load_targets(session, used_today)
         tasks = await _open_tasks(session, as_of)
         selected = await eligible_customers(
             session, partners, {task.customer_id for task in tasks}, as_of, timezone=timezone
@@ -119,27 +112,11 @@ async def run_allocation(
         # CPU-bound: off the event loop.
         plan = await asyncio.to_thread(solve, problem, eligible)
         run_id = new_id("alr")
-        by_id = {row.id: row for row in rows}
-        await _write(session, tasks, plan, by_id, run_id, as_of, now)
-        summary = _summary(plan, by_id, day, skipped, len(tasks))
-        session.add(AllocationRun(id=run_id, as_of=as_of, created_at=now, summary=summary))
+        await _write(session, tasks, plan, targets, run_id, as_of, now)
+        summary = _summary(plan, targets, day, skipped, len(tasks), released)
+        stored = {**summary, DETAIL: run_detail(problem, eligible, plan)}
+        session.add(AllocationRun(id=run_id, as_of=as_of, created_at=now, summary=stored))
     return AllocationResult(run_id=run_id, as_of=as_of, plan=plan, summary=summary)
-
-
-def _terms(rows: Any, used_today: Counter[str]) -> tuple[tuple[PartnerTerms, ...], dict[str, str]]:
-    """Each partner's remaining capacity today; partners with an unusable rule are skipped."""
-    terms: list[PartnerTerms] = []
-    skipped: dict[str, str] = {}
-    for row in rows:
-        try:
-            rule = eligibility_rule(row.eligibility or {}, "eligibility")
-            figures = performance(row.performance or {}, "performance")
-        except AllocationInputError as exc:
-            skipped[row.id] = str(exc)  # stored by a CRM event; refused on our own API
-            continue
-        left = max(0, row.capacity_per_day - used_today[row.id])
-        terms.append(PartnerTerms(row.id, left, Decimal(row.cost_per_contact), rule, figures))
-    return tuple(terms), skipped
 
 
 async def _used_on(session: AsyncSession, day: date, timezone: str) -> Counter[str]:
@@ -154,13 +131,18 @@ async def _used_on(session: AsyncSession, day: date, timezone: str) -> Counter[s
     )
     used: Counter[str] = Counter()
     for summary in summaries:
-        for partner_id, count in (summary or {}).get("per_partner", {}).items():
-            used[partner_id] += int(count)
+        # Runs before agents were targets stored "per_partner".
+        per_target = (summary or {}).get("per_target", (summary or {}).get("per_partner", {}))
+        for target_id, count in per_target.items():
+            used[target_id] += int(count)
     return used
 
 
 async def _open_tasks(session: AsyncSession, as_of: datetime) -> list[_OpenTask]:
-    """Open call tasks with no partner yet, most urgent first (the tie-break in a class)."""
+    """Open call tasks nobody holds (no partner, no assignee), most urgent first.
+
+    A task the CRM or a campaign gave an assignee is that operator's: never taken away.
+    """
     rows = await session.execute(
         select(Task.id, Task.task_id, Task.customer_id, Customer.external_id, Task.priority)
         .join(Customer, Customer.id == Task.customer_id)
@@ -168,6 +150,7 @@ async def _open_tasks(session: AsyncSession, as_of: datetime) -> list[_OpenTask]
             Task.status == "open",
             Task.kind == "call",
             Task.partner_id.is_(None),
+            Task.assignee.is_(None),
             Task.created_at <= as_of,
         )
         .order_by(Task.priority.desc(), Task.due_at.asc().nulls_last(), Task.created_at, Task.id)
@@ -179,28 +162,40 @@ async def _write(
     session: AsyncSession,
     tasks: list[_OpenTask],
     plan: Plan,
-    partners: dict[str, Partner],
+    targets: dict[str, Target],
     run_id: str,
     as_of: datetime,
     now: datetime,
 ) -> None:
     if not plan.assignments:
         return
-    await session.execute(
-        _TASKS.update()
-        .where(
-            _TASKS.c.id == bindparam("task"),
-            _TASKS.c.partner_id.is_(None),
-            _TASKS.c.status == "open",
-        )
-        .values(partner_id=bindparam("partner")),
-        [{"task": task, "partner": partner} for task, partner in plan.assignments.items()],
+    to_partner, to_agent = [], []
+    for task_id, target_id in plan.assignments.items():
+        target = targets[target_id]
+        if target.kind == "partner":
+            to_partner.append({"task": task_id, "value": target.id})
+        else:
+            to_agent.append({"task": task_id, "value": target.external_id})
+    # Only tasks still nobody's: the run holds the lock, this guards anything else.
+    unheld = (
+        (_TASKS.c.id == bindparam("task"))
+        & _TASKS.c.partner_id.is_(None)
+        & _TASKS.c.assignee.is_(None)
+        & (_TASKS.c.status == "open")
     )
+    if to_partner:
+        await session.execute(
+            _TASKS.update().where(unheld).values(partner_id=bindparam("value")), to_partner
+        )
+    if to_agent:
+        await session.execute(
+            _TASKS.update().where(unheld).values(assignee=bindparam("value")), to_agent
+        )
     for task in tasks:
         chosen = plan.assignments.get(task.id)
         if chosen is None:
             continue
-        partner = partners[chosen]
+        target = targets[chosen]
         await enqueue(
             session,
             type=EVENT_TYPE,
@@ -208,36 +203,43 @@ async def _write(
                 "id": task.id,
                 "task_id": task.crm_task_id,
                 "external_id": task.external_id,
-                "partner_id": partner.partner_id,
-                "partner_name": partner.name,
-                "cost_per_contact": partner.cost_per_contact,
-                "currency": partner.currency,
+                **target.event_fields(),
+                "cost_per_contact": target.cost_per_contact,
+                "currency": target.currency,
                 "priority": task.priority,
                 "run_id": run_id,
                 "as_of": as_of,
             },
             ordering_key=task.customer_id,
             occurred_at=now,
-            event_id=f"{EVENT_TYPE}:{task.id}:{partner.id}",
+            event_id=f"{EVENT_TYPE}:{task.id}:{target.id}",
             now=now,
         )
 
 
 def _summary(
-    plan: Plan, partners: dict[str, Partner], day: date, skipped: dict[str, str], tasks: int
+    plan: Plan,
+    targets: dict[str, Target],
+    day: date,
+    skipped: dict[str, str],
+    tasks: int,
+    released: int,
 ) -> dict[str, Any]:
     totals: dict[str, Decimal] = {}
-    for partner_id in plan.assignments.values():
-        partner = partners[partner_id]
-        totals[partner.currency] = totals.get(partner.currency, Decimal(0)) + Decimal(
-            partner.cost_per_contact
+    for target_id in plan.assignments.values():
+        target = targets[target_id]
+        totals[target.currency] = totals.get(target.currency, Decimal(0)) + Decimal(
+            target.cost_per_contact
         )
+    per_target = {t: n for t, n in plan.used.items() if n}
     return {
         "day": day.isoformat(),
         "tasks": tasks,
         "assigned": len(plan.assignments),
+        "assigned_to_agents": sum(n for t, n in per_target.items() if targets[t].kind == "agent"),
+        "released": released,
         "unassigned": dict(Counter(plan.unassigned.values())),
-        "per_partner": {p: n for p, n in plan.used.items() if n},
+        "per_target": per_target,
         "total_cost": {currency: str(amount) for currency, amount in sorted(totals.items())},
         "objective": str(plan.objective),
         "skipped_partners": skipped,

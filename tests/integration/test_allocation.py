@@ -277,7 +277,7 @@ def test_file_mode_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert output["total_cost"] == "5.5"
     with_b = next(c for c, p in output["assignments"].items() if p == "B")
     assert cli_main(["allocate", "--input", str(path), "--explain", with_b]) == 0
-    assert "cheaper eligible partners are full: A" in capsys.readouterr().out
+    assert "cheaper eligible targets are full: partner A" in capsys.readouterr().out
     problem["partners"][0]["eligibility"] = {"field": "region", "op": ">", "value": "k"}
     path.write_text(json.dumps(problem), encoding="utf-8")
     assert cli_main(["allocate", "--input", str(path)]) == 2

@@ -59,7 +59,7 @@ def test_hand_checked_plan() -> None:
     eligible = eligible_in_python(problem.contacts, problem.partners)
     why = explain(problem, eligible, plan, "c3")
     assert why.partner_id == "B" and why.binding == ("A",)
-    assert "cheaper eligible partners are full: A (net 1.00, 1/1)" in why.text
+    assert "cheaper eligible targets are full: partner A (net 1.00, 1/1)" in why.text
     assert explain(problem, eligible, plan, "c1").binding == ()
     assert explain(problem, eligible, plan, "c4").reason == NO_ELIGIBLE
     with pytest.raises(UnknownContact):
@@ -79,7 +79,7 @@ def test_higher_priority_takes_the_last_place_whatever_the_input_order() -> None
     assert plan.assignments == {"due-tomorrow": "A"}
     assert plan.unassigned == {"later": CAPACITY_EXHAUSTED}
     why = explain(problem, eligible_in_python(problem.contacts, problem.partners), plan, "later")
-    assert why.binding == ("A",) and "every eligible partner is full (A 1/1)" in why.text
+    assert why.binding == ("A",) and "every eligible target is full (partner A 1/1)" in why.text
 
 
 def test_count_comes_before_cost() -> None:
