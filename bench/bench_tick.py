@@ -25,7 +25,8 @@ from sqlalchemy import func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.campaigns.scheduler import TickReport, tick
+from gateway.campaigns.run_reports import TickReport
+from gateway.campaigns.scheduler import tick
 from gateway.campaigns.store import save_definition
 from gateway.db.engine import Database
 from gateway.db.models import Enrollment, OutboundContact

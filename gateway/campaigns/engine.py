@@ -18,6 +18,9 @@ An enrollment holds the id of the step it is at (`step`), whether it is running
 - `branch` takes the first case whose rule holds (facts at that moment) or whose
   outcome is the last wait's.
 
+Journeys, states and keys are in `journey`, the batched inserts in `effects`, and the
+lookup of awaited events in `awaited`.
+
 Steps after a wait run *as of the moment the wait ended* (its deadline, or the event),
 not the tick that noticed it: a replayed month gives the same history whether it was
 ticked every minute or once a day.
@@ -25,18 +28,14 @@ ticked every minute or once a day.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_sync.outbox import enqueue
+from gateway.campaigns.awaited import AwaitedEvents
 from gateway.campaigns.definition import (
     END,
     BranchStep,
@@ -44,129 +43,33 @@ from gateway.campaigns.definition import (
     CrmActionStep,
     SendStep,
     SetStatusStep,
-    ValidCampaign,
     WaitStep,
     parse_duration,
 )
-from gateway.campaigns.rules import CustomerFacts, Rule, evaluate, load_facts
+from gateway.campaigns.effects import Effects
+from gateway.campaigns.journey import (
+    ACTIVE,
+    DONE,
+    LIVE_STATES,
+    STOPPED,
+    WAITING,
+    Journey,
+    JourneyError,
+    action_event_id,
+    contact_key,
+    task_id_for,
+)
+from gateway.campaigns.rules import CustomerFacts, evaluate, load_facts
 from gateway.clock import as_utc, isoformat_z
-from gateway.db.models import Activity, Call, Customer, Enrollment, OutboundContact, Task
+from gateway.db.models import Customer, Enrollment
 from gateway.db.types import new_id
 from gateway.lifecycle.transitions import StatusLocked, apply_status
 from gateway.settings import Settings
 
-ACTIVE, WAITING, DONE, HOLDOUT, STOPPED, FAILED = (
-    "active",
-    "waiting",
-    "done",
-    "holdout",
-    "stopped",
-    "failed",
-)
-LIVE_STATES = (ACTIVE, WAITING)
 # How often a wait for events looks again; the deadline is never passed by more.
 WAIT_POLL = timedelta(hours=1)
 # A journey that runs this many steps without waiting is looping on branches.
 MAX_STEPS = 200
-_KEY_LIMIT = 128
-
-
-class JourneyError(Exception):
-    """A journey that cannot go on (a loop without waits, a step that is not there)."""
-
-
-@dataclass(frozen=True)
-class Journey:
-    """One arm's steps of one campaign version, with the branch rules they use."""
-
-    campaign_id: str
-    campaign_name: str
-    arm: str
-    steps: tuple[Any, ...]
-    prefix: str
-    rules: dict[str, Rule]
-
-    def position(self, step_id: str) -> int:
-        """Index of a step (JourneyError if the version has no such step)."""
-        for index, step in enumerate(self.steps):
-            if step.id == step_id:
-                return index
-        raise JourneyError(f"{self.campaign_name} ({self.arm}) has no step {step_id!r}")
-
-    @property
-    def first(self) -> str:
-        """Id of the step a new enrollment starts at."""
-        return str(self.steps[0].id)
-
-
-def journey_for(campaign_id: str, valid: ValidCampaign, arm: str) -> Journey:
-    """The steps an enrollment on `arm` follows (JourneyError for an unknown arm)."""
-    definition = valid.definition
-    if definition.experiment is None:
-        if arm != "default":
-            raise JourneyError(f"{definition.name} has no arm {arm!r}")
-        return Journey(
-            campaign_id, definition.name, arm, tuple(definition.steps), "steps", valid.rules
-        )
-    for number, candidate in enumerate(definition.experiment.arms):
-        if candidate.name == arm:
-            prefix = f"experiment.arms[{number}].steps"
-            return Journey(
-                campaign_id, definition.name, arm, tuple(candidate.steps), prefix, valid.rules
-            )
-    raise JourneyError(f"{definition.name} has no arm {arm!r}")
-
-
-def contact_key(campaign: str, customer_id: str, step_id: str, occurrence: str) -> str:
-    """The outbound contact's idempotency key for one send step of one occurrence."""
-    return f"campaign:{campaign}:{customer_id}:{step_id}:{occurrence}"
-
-
-def _bounded(text: str, prefix: str) -> str:
-    """`text`, or a stable digest of it when it would not fit a 128-character key."""
-    if len(text) <= _KEY_LIMIT:
-        return text
-    return f"{prefix}:{hashlib.sha256(text.encode()).hexdigest()}"
-
-
-def task_id_for(enrollment_id: str, step_id: str, at: datetime) -> str:
-    """One task per enrollment, step and pass: a retried pass finds its task again,
-    while a journey that loops back to the step (a call every 14 days) makes a new one."""
-    digest = hashlib.sha256(f"{enrollment_id}|{step_id}|{at.isoformat()}".encode()).hexdigest()
-    return f"tsk_c{digest[:30]}"
-
-
-def action_event_id(campaign: str, customer_id: str, step_id: str, occurrence: str) -> str:
-    """Deterministic outbox event id of a `crm_action` step."""
-    return _bounded(f"campaign:{campaign}:{customer_id}:{step_id}:{occurrence}", "campaign")
-
-
-@dataclass
-class Effects:
-    """Rows a batch of advances writes together (one statement each, not one per row)."""
-
-    contacts: list[dict[str, Any]] = field(default_factory=list)
-    tasks: list[dict[str, Any]] = field(default_factory=list)
-    steps: int = 0
-    status_moves: int = 0
-    crm_actions: int = 0
-
-    async def flush(self, session: AsyncSession) -> tuple[int, int]:
-        """Insert the collected contacts and tasks; returns how many of each were new."""
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        created = [0, 0]
-        for slot, (model, rows, key) in enumerate(
-            ((OutboundContact, self.contacts, "idempotency_key"), (Task, self.tasks, "id"))
-        ):
-            if not rows:
-                continue
-            result = await session.execute(
-                insert(model).on_conflict_do_nothing(index_elements=[key]).returning(model.id),  # type: ignore[attr-defined]
-                rows,
-            )
-            created[slot] = len(result.all())
-            rows.clear()
-        return created[0], created[1]
 
 
 @dataclass
@@ -186,8 +89,7 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # (enrollment, event, wait start, as_of) → earliest such event, or None
-        self._events: dict[tuple[str, str, datetime, datetime], datetime | None] = {}
+        self.awaited = AwaitedEvents()
 
     async def advance(
         self,
@@ -370,7 +272,7 @@ class Engine:
         outcome: str | None = None
         ended_at = deadline
         if step.until:
-            found = await self._first_event(
+            found = await self.awaited.first(
                 session, enrollment, step.until, started, min(deadline, run.as_of), run.as_of
             )
             if found is not None:
@@ -389,86 +291,6 @@ class Engine:
         run.now = ended_at
         run.facts = None  # facts are of a moment; that moment moved
         return True
-
-    async def prefetch(
-        self, session: AsyncSession, batch: Sequence[tuple[Enrollment, Journey]], as_of: datetime
-    ) -> None:
-        """Look up the awaited events of a batch's parked enrollments: one query per kind."""
-        wanted: dict[str, list[Enrollment]] = {}
-        for enrollment, journey in batch:
-            if enrollment.state != WAITING or enrollment.wait_started_at is None:
-                continue
-            step = next((s for s in journey.steps if s.id == enrollment.step), None)
-            if isinstance(step, WaitStep):
-                for awaited in step.until:
-                    wanted.setdefault(awaited, []).append(enrollment)
-        for kind, enrollments in wanted.items():
-            await self._lookup(session, kind, enrollments, as_of)
-
-    async def _lookup(
-        self, session: AsyncSession, event: str, enrollments: Sequence[Enrollment], as_of: datetime
-    ) -> None:
-        """The earliest `event` in (wait_started_at, as_of] of each enrollment, cached."""
-        ids = [enrollment.id for enrollment in enrollments]
-        start = Enrollment.wait_started_at
-        query: Select[*tuple[Any, ...]]
-        if event in ("activity", "order"):
-            query = (
-                select(Enrollment.id, func.min(Activity.at))
-                .join(Activity, Activity.customer_id == Enrollment.customer_id)
-                .where(Activity.at > start, Activity.at <= as_of)
-            )
-            if event == "order":
-                query = query.where(Activity.kind == "order")
-        elif event == "replied":
-            query = (
-                select(Enrollment.id, func.min(OutboundContact.replied_at))
-                .join(OutboundContact, OutboundContact.customer_id == Enrollment.customer_id)
-                .where(OutboundContact.replied_at > start, OutboundContact.replied_at <= as_of)
-            )
-        elif event == "delivered":
-            # Delivery of this journey's own messages, not of anything else we sent.
-            query = (
-                select(Enrollment.id, func.min(OutboundContact.delivered_at))
-                .join(OutboundContact, OutboundContact.enrollment_id == Enrollment.id)
-                .where(OutboundContact.delivered_at > start, OutboundContact.delivered_at <= as_of)
-            )
-        else:  # call_answered
-            query = (
-                select(Enrollment.id, func.min(Call.answered_at))
-                .join(Call, Call.customer_id == Enrollment.customer_id)
-                .where(Call.answered_at > start, Call.answered_at <= as_of)
-            )
-        rows = await session.execute(query.where(Enrollment.id.in_(ids)).group_by(Enrollment.id))
-        found = {enrollment_id: as_utc(at) for enrollment_id, at in rows.all() if at is not None}
-        for enrollment in enrollments:
-            key = (enrollment.id, event, as_utc(enrollment.wait_started_at or as_of), as_of)
-            self._events[key] = found.get(enrollment.id)
-
-    async def _first_event(
-        self,
-        session: AsyncSession,
-        enrollment: Enrollment,
-        events: Sequence[str],
-        after: datetime,
-        until: datetime,
-        as_of: datetime,
-    ) -> tuple[str, datetime] | None:
-        """The earliest awaited event in (after, until], with its time."""
-        if after >= until:
-            return None  # the wait has only just begun: nothing can have happened in it
-        best: tuple[str, datetime] | None = None
-        for event in events:
-            key = (enrollment.id, event, after, as_of)
-            if key not in self._events:
-                # The wait started in this very advance: its row is flushed, look it up.
-                await session.flush()
-                await self._lookup(session, event, [enrollment], as_of)
-            # The earliest up to as_of; past the deadline it means none within the wait.
-            at = self._events.get(key)
-            if at is not None and at <= until and (best is None or at < best[1]):
-                best = (event, at)
-        return best
 
     async def _branch(self, session: AsyncSession, run: _Run, step: BranchStep) -> str | None:
         outcome = run.enrollment.context.get("outcome")

@@ -20,7 +20,7 @@ from crm_sync.ingest import apply_event
 from gateway.bus import MemoryBus
 from gateway.campaigns.arms import HOLDOUT, assign_arm
 from gateway.campaigns.definition import validate_definition
-from gateway.campaigns.engine import DONE, WAITING, contact_key
+from gateway.campaigns.journey import DONE, WAITING, contact_key
 from gateway.campaigns.scheduler import (
     CampaignDisabled,
     CampaignNotFound,

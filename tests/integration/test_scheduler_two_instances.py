@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.bus import RedisBus
-from gateway.campaigns.engine import contact_key
-from gateway.campaigns.scheduler import TickReport, run_campaign, tick
+from gateway.campaigns.journey import contact_key
+from gateway.campaigns.run_reports import TickReport
+from gateway.campaigns.scheduler import run_campaign, tick
 from gateway.campaigns.store import save_definition
 from gateway.db.engine import Database
 from gateway.db.models import Customer, Enrollment, OutboundContact
