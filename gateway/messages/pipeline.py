@@ -16,7 +16,8 @@ The rule, step by step, for one outbound contact:
    timeout after the request left us). An unknown outcome, like a stranded `sending`,
    is resolved by asking the provider (`Channel.find_sent`, by our idempotency key)
    before any retry: found → `sent`; provably absent → sent again; can't tell →
-   `unknown`, left for a person, never retried blindly.
+   asked again later, and after `RESOLVE_GIVE_UP` `unknown`, left for a person, never
+   retried blindly.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ MAX_BACKOFF_SECONDS = 3600.0
 # date): "not found" counts as "not sent" only once the attempt is this old.
 RESOLVE_GRACE = timedelta(minutes=10)
 RESOLVE_RECHECK = timedelta(minutes=2)
+# A lookup that fails (the provider's 5xx, a timeout) is a "can't tell" of the moment: the
+# attempt is asked about again until it is this old, and only then left `unknown`.
+RESOLVE_GIVE_UP = timedelta(hours=1)
 
 
 class SendWorker:
@@ -159,7 +163,13 @@ class SendWorker:
         try:
             found = await channel.find_sent(message, since)
         except DeliveryError as error:
-            await self._finish(contact, status="unknown", error=str(error), code=error.code)
+            # Giving up at the first failed lookup left a message that was never sent
+            # `unknown` for good: lost, whenever the provider failed twice in a row
+            # (tests/faults/test_twilio_chaos.py). Ask again later instead.
+            if self.clock.now() - contact.updated_at < RESOLVE_GIVE_UP:
+                await self._hold(contact, min(RESOLVE_RECHECK, self.resolve_grace))
+            else:
+                await self._finish(contact, status="unknown", error=str(error), code=error.code)
             return
         if found is not None:
             await self._accepted(contact, channel, found)
@@ -325,4 +335,3 @@ async def _tell_crm(
         event_id=f"{kind}:{contact.id}",
         now=now,
     )
-

@@ -7,8 +7,10 @@ one (the price appears once it was delivered); `GET .../Messages.json?To=&DateSe
 lists, newest first. Errors are Twilio's JSON (`code`, `message`, `more_info`, `status`).
 Faults are configurable: latency, a share of 5xx answers, numbers that answer a given
 Twilio error, and numbers whose request is held and then dropped without an answer
-(before or after the message was created). `deliver()` and `send_inbound()` call the
-app as Twilio would, signed with `X-Twilio-Signature` from the auth token.
+(before or after the message was created). `Chaos` fails a random share of every
+request the ways a real provider does, including the ones where Twilio took the message
+but the answer never reached us. `deliver()` and `send_inbound()` call the app as Twilio
+would, signed with `X-Twilio-Signature` from the auth token.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import base64
 import random
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,6 +71,31 @@ class CreateRequest:
     content_type: str
 
 
+# How a chaotic create fails. Only the first two leave nothing at Twilio; the last two
+# are the double-send trap: the message exists, the sender cannot know it.
+CREATE_FAULTS = (
+    "error_5xx",  # 503 at once, nothing created
+    "timeout_before_create",  # no answer within the client's timeout, nothing created
+    "timeout_after_create",  # created, the answer comes after the client gave up
+    "drop_after_create",  # created, then the connection dies without an answer
+)
+LOOKUP_FAULTS = ("lookup_5xx", "lookup_timeout")
+
+
+@dataclass
+class Chaos:
+    """A share of all requests (creates and lookups) fail, the modes taken in turn.
+
+    `hold_seconds` must exceed the client's timeout so that a held request really times
+    out in the SDK. `max_in_a_row` caps the faults one number meets in a row, so a message
+    gets through within the sender's attempt budget (exhausting it is tested elsewhere).
+    """
+
+    share: float
+    hold_seconds: float
+    max_in_a_row: int = 4
+
+
 @dataclass
 class TwilioStub:
     """The fake Twilio; `await start()`, then point the adapter at `base_url`."""
@@ -87,9 +115,15 @@ class TwilioStub:
     messages: dict[str, StubMessage] = field(default_factory=dict)
     creates: list[CreateRequest] = field(default_factory=list)
     record_requests: bool = True
+    chaos: Chaos | None = None
+    # What chaos did, by mode (CREATE_FAULTS, LOOKUP_FAULTS) and "ok".
+    chaos_seen: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self._faults_in_a_row: Counter[str] = Counter()
+        self._faults_dealt: Counter[tuple[str, ...]] = Counter()
+        self._requests_seen: Counter[tuple[str, ...]] = Counter()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.base_url = ""
@@ -172,6 +206,31 @@ class TwilioStub:
             request.transport.abort()
         raise asyncio.CancelledError  # the client sees the connection die, no answer
 
+    def _chaos_mode(self, key: str, modes: tuple[str, ...]) -> str | None:
+        """The fault this request meets (None: it goes through), counted in `chaos_seen`."""
+        chaos = self.chaos
+        if chaos is None:
+            return None
+        # Evenly spread, not drawn: exactly `share` of the creates, and of the lookups, fail
+        # however short the run; which requests they hit follows the senders' timing.
+        self._requests_seen[modes] += 1
+        if self._faults_in_a_row[key] < chaos.max_in_a_row and self._faults_dealt[modes] < int(
+            self._requests_seen[modes] * chaos.share
+        ):
+            self._faults_in_a_row[key] += 1
+            mode = modes[self._faults_dealt[modes] % len(modes)]
+            self._faults_dealt[modes] += 1
+        else:
+            self._faults_in_a_row[key] = 0
+            mode = None
+        self.chaos_seen[mode or "ok"] += 1
+        return mode
+
+    async def _answer_too_late(self, response: web.Response) -> web.Response:
+        assert self.chaos is not None
+        await asyncio.sleep(self.chaos.hold_seconds)  # the client has timed out by now
+        return response
+
     async def _create(self, request: web.Request) -> web.StreamResponse:
         form = {key: str(value) for key, value in (await request.post()).items()}
         if self.record_requests:
@@ -195,6 +254,11 @@ class TwilioStub:
             return self._error(*self.errors[to])
         if self.failure_share and self._rng.random() < self.failure_share:
             return self._error(503, 20500, "Service unavailable")
+        fault = self._chaos_mode(f"create:{to}", CREATE_FAULTS)
+        if fault == "error_5xx":
+            return self._error(503, 20500, "Service unavailable")
+        if fault == "timeout_before_create":
+            return await self._answer_too_late(self._error(503, 20500, "Service unavailable"))
         message = StubMessage(
             sid="SM" + secrets.token_hex(16),
             to=to,
@@ -205,8 +269,12 @@ class TwilioStub:
             num_segments=_segments(body),
         )
         self.messages[message.sid] = message
-        if to in self.drop_after_create:
+        if to in self.drop_after_create or fault == "drop_after_create":
             return await self._hold_and_drop(request)
+        if fault == "timeout_after_create":
+            return await self._answer_too_late(
+                web.json_response(self._resource(message), status=201)
+            )
         return web.json_response(self._resource(message), status=201)
 
     async def _fetch(self, request: web.Request) -> web.Response:
@@ -221,6 +289,11 @@ class TwilioStub:
         if not self._authorised(request):
             return self._error(401, 20003, "Authenticate")
         to = request.query.get("To")
+        fault = self._chaos_mode(f"lookup:{to}", LOOKUP_FAULTS)
+        if fault == "lookup_5xx":
+            return self._error(503, 20500, "Service unavailable")
+        if fault == "lookup_timeout":
+            return await self._answer_too_late(self._error(503, 20500, "Service unavailable"))
         after = request.query.get("DateSent>")
         since = _parse_filter(after) if after else None
         found = [
