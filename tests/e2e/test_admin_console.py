@@ -98,11 +98,14 @@ async def test_dashboard_draws_statuses_contacts_costs_and_savings(
     await expect(page.locator("#daily-figures dl")).to_contain_text("Customers active")
     await admin.screenshot("dashboard")
     assert not admin.errors and not admin.dialogs
+    # The admin has no extension: no empty "Calls from" picker in the header.
+    await expect(page.locator("#ext-picker")).to_be_hidden()
     operator = await open_console()
     await operator.sign_in(OPERATOR_TOKEN)
     await expect(operator.page.locator("#nav button[data-view=tasks]")).to_be_visible()
     await expect(operator.page.locator("#nav button[data-view=dashboard]")).to_be_hidden()
     await expect(operator.page.locator("#nav button[data-view=campaigns]")).to_be_hidden()
+    await expect(operator.page.locator("#ext-picker")).to_be_visible()
 
 
 async def preview_count(gateway: Client) -> int:
