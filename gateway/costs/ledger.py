@@ -99,53 +99,6 @@ class LedgerGroup:
     units: int
 
 
-async def ledger_groups(
-    session: AsyncSession,
-    start: datetime,
-    stop: datetime,
-    months: Sequence[Month],
-    campaign_ids: Sequence[str] | None,
-) -> list[LedgerGroup]:
-    """One grouped pass over the ledger lines of the window (index on `at`)."""
-    bucket = month_bucket(CostEntry.at, months).label("month")
-    query = (
-        select(
-            CostEntry.campaign_id,
-            CostEntry.channel,
-            CostEntry.currency,
-            CostEntry.source,
-            bucket,
-            summed_amount(session).label("amount"),
-            func.count().label("lines"),
-            func.sum(CostEntry.units).label("units"),
-        )
-        .where(CostEntry.at >= start, CostEntry.at < stop)
-        .group_by(
-            CostEntry.campaign_id,
-            CostEntry.channel,
-            CostEntry.currency,
-            CostEntry.source,
-            bucket,
-        )
-    )
-    if campaign_ids is not None:
-        query = query.where(CostEntry.campaign_id.in_(campaign_ids))
-    rows = (await session.execute(query)).all()
-    return [
-        LedgerGroup(
-            campaign_id=row.campaign_id,
-            channel=row.channel,
-            currency=row.currency,
-            source=row.source,
-            month=row.month,
-            amount=amount_of(session, row.amount),
-            lines=int(row.lines),
-            units=int(row.units or 0),
-        )
-        for row in rows
-    ]
-
-
 async def reached_customers(
     session: AsyncSession, campaign_id: str, start: datetime, stop: datetime
 ) -> int:

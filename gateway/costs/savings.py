@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.campaigns.arms import HOLDOUT
 from gateway.clock import isoformat_z
-from gateway.costs import ledger
+from gateway.costs import ledger, rollup
 from gateway.costs.deflection import DEFAULT_CONFIDENCE, Deflection, measure
 from gateway.costs.estimate import MONTHS_PER_YEAR
 from gateway.costs.model import CostModel, Figure, money_str
@@ -337,7 +337,7 @@ async def savings_report(
         if query.campaign is not None:
             found = await _campaigns(session, query.campaign, set())
             wanted = [c.id for c in found]
-        groups = await ledger.ledger_groups(session, start, stop, months, wanted)
+        groups = await rollup.ledger_groups(session, months, wanted)
         ids = {g.campaign_id for g in groups if g.campaign_id}
         campaigns = await _campaigns(session, query.campaign, ids, stop)
         facts = await _gather_facts(session, query, campaigns, (start, stop, months))

@@ -12,6 +12,7 @@ from gateway.db.models.campaigns import (
 from gateway.db.models.contacts import (
     CONTACT_STATES,
     CostEntry,
+    CostLedgerHour,
     OutboundContact,
     Task,
     Template,
@@ -45,6 +46,7 @@ __all__ = [
     "CampaignVersion",
     "Complaint",
     "CostEntry",
+    "CostLedgerHour",
     "Customer",
     "CustomerPhone",
     "DailySnapshot",

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db.models.base import Base, Timestamped
@@ -125,3 +125,28 @@ class CostEntry(Base):
         Index("uq_cost_ledger_contact", "contact_id", unique=True),
         Index("uq_cost_ledger_call", "call_id", unique=True),
     )
+
+
+class CostLedgerHour(Base):
+    """The cost ledger summed per UTC hour, campaign, channel, currency and price source.
+
+    Written only by database triggers on `cost_ledger` (migration 0003): every insert,
+    update and delete of a ledger line, by any code path, bulk COPY or hand-made SQL,
+    adds or subtracts its line here in the same transaction, so the sums cannot drift
+    from the lines. Reports read whole hours from here and only the partial hours at
+    the window's edges from the ledger (see gateway/costs/rollup.py). Amounts are whole
+    ten-thousandths (the ledger's scale) so SQLite sums them exactly too.
+    """
+
+    __tablename__ = "cost_ledger_hourly"
+
+    hour: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    # The ledger's campaign_id, or '' for lines outside any campaign: a NULL in a key
+    # would make every such line a row of its own (NULLs never conflict).
+    campaign_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    amount_e4: Mapped[int] = mapped_column(BigInteger)
+    lines: Mapped[int] = mapped_column(BigInteger)
+    units: Mapped[int] = mapped_column(BigInteger)
