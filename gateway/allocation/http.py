@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from gateway.allocation import people_http
+from gateway.allocation.explain_http import explain_run
 from gateway.allocation.policy import AllocationPolicy
 from gateway.allocation.service import AllocationResult, run_allocation
 from gateway.appkeys import CLOCK, DATABASE, SETTINGS
@@ -80,6 +81,6 @@ async def run(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application, workers: bool) -> None:
-    """Add the allocation run route and the agents/partners API."""
-    add_endpoints(app, run)
+    """Add the allocation run and explain routes and the agents/partners API."""
+    add_endpoints(app, run, explain_run)
     people_http.setup(app, workers)
