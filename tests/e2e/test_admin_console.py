@@ -143,8 +143,9 @@ async def test_campaign_editor_builds_saves_refuses_and_rolls_back(
     await expect(row.locator("td").nth(1)).to_have_text(XSS_NAME)
     await row.locator("button.open-campaign").click()
     await expect(page.locator("#audience-count")).to_have_text("2")
-    await expect(page.locator("#editor-steps li")).to_have_count(3)
-    await expect(page.locator("#editor-steps")).to_contain_text("wait until replied")
+    await expect(page.locator("#editor-steps li.step")).to_have_count(3)
+    pause = page.locator("#editor-steps li.step[data-id=pause]")
+    await expect(pause.locator("select.wait-mode")).to_have_value("until")
 
     # Build region == north AND NOT language == en AND (language == pl OR region == north)
     # with the form alone.
@@ -267,4 +268,94 @@ async def test_editor_counts_the_unsaved_edit_as_the_api_does(
     await expect(page.locator("#editor-versions tr")).to_have_count(1)
     response = await gateway.get(f"/api/campaigns/{CAMPAIGN}/versions", headers=bearer(ADMIN_TOKEN))
     assert len((await response.json())["items"]) == 1
+    assert not admin.errors and not admin.dialogs
+
+
+EDITED_STEPS = [
+    DEFINITION["steps"][0],
+    {"id": "pause", "type": "wait", "until": ["replied"], "timeout": "5d"},
+    {
+        "id": "branch-1",
+        "type": "branch",
+        "cases": [
+            {"outcome": "replied", "goto": "thank-you"},
+            {"when": {"all": [{"field": "region", "op": "==", "value": "north"}]}, "goto": "end"},
+        ],
+        "otherwise": "end",
+    },
+    {"id": "thank-you", "type": "send", "channel": "email", "template": "reactivation-thanks"},
+]
+
+
+async def test_editor_edits_steps_and_shows_the_servers_messages_on_them(
+    open_console: Any, gateway: Client
+) -> None:
+    response = await gateway.put(
+        f"/api/campaigns/{CAMPAIGN}", json=DEFINITION, headers=bearer(ADMIN_TOKEN)
+    )
+    assert response.status == 200, await response.text()
+    admin = await open_console()
+    await admin.sign_in(ADMIN_TOKEN)
+    page = admin.page
+    await page.click("#nav button[data-view=campaigns]")
+    await page.locator(f"#campaigns tr[data-name={CAMPAIGN}] button.open-campaign").click()
+    steps = page.locator("#editor-steps li.step")
+    await expect(steps).to_have_count(3)
+
+    # A wait until a reply without a timeout: refused, the message on the wait itself.
+    pause = page.locator("#editor-steps li.step[data-id=pause]")
+    await pause.locator("input.timeout").fill("")
+    await page.click("#editor-save")
+    await expect(page.locator("#editor-errors li code.path")).to_have_text("steps[1]")
+    await expect(pause.locator(".step-errors li")).to_contain_text(
+        "waiting until an event needs a timeout"
+    )
+    await admin.screenshot("campaign-editor-step-error")
+    await pause.locator("input.timeout").fill("5d")
+
+    # A branch added at the end, moved up before "thanks"; a case on the wait's outcome
+    # and one on a rule built in the form.
+    await page.select_option("#editor-steps select.new-step-type", "branch")
+    await page.click("#editor-steps button.add-step")
+    await expect(steps).to_have_count(4)
+    branch = page.locator("#editor-steps li.step[data-id=branch-1]")
+    await branch.locator("button.move-up").click()
+    await expect(steps.nth(2)).to_have_attribute("data-id", "branch-1")
+    await branch.locator("li.case select.goto").first.select_option("thanks")
+    await branch.locator("button.add-case").click()
+    rule_case = branch.locator("li.case").nth(1)
+    await rule_case.locator("select.case-kind").select_option("rule")
+    await rule_case.locator(".add-condition").click()
+    await rule_case.locator("select.field").select_option("region")
+    await rule_case.locator("input.value").fill("north")
+
+    # A step added and removed again; the last message goes by e-mail under a new id
+    # that the branch follows.
+    await page.select_option("#editor-steps select.new-step-type", "wait")
+    await page.click("#editor-steps button.add-step")
+    await expect(steps).to_have_count(5)
+    await page.locator("#editor-steps li.step[data-id=wait-1] button.remove-step").click()
+    await expect(steps).to_have_count(4)
+    thanks = page.locator("#editor-steps li.step[data-id=thanks]")
+    await thanks.locator("select.channel").select_option("email")
+    await thanks.locator("input.step-id").fill("thank-you")
+    await thanks.locator("input.step-id").press("Tab")
+    await expect(branch.locator("li.case select.goto").first).to_have_value("thank-you")
+    await page.click("#editor-save")
+    await expect(page.locator("#editor-status")).to_have_text("Saved as version 2.")
+    await expect(page.locator("#editor-errors li")).to_have_count(0)
+    saved = await gateway.get(f"/api/campaigns/{CAMPAIGN}", headers=bearer(ADMIN_TOKEN))
+    assert (await saved.json())["definition"]["steps"] == EDITED_STEPS
+
+    # A reload shows the saved sequence.
+    await page.reload()
+    await page.click("#nav button[data-view=campaigns]")
+    await page.locator(f"#campaigns tr[data-name={CAMPAIGN}] button.open-campaign").click()
+    await expect(steps).to_have_count(4)
+    ids = [await steps.nth(n).get_attribute("data-id") for n in range(4)]
+    assert ids == ["remind", "pause", "branch-1", "thank-you"]
+    await expect(
+        page.locator("#editor-steps li.step[data-id=branch-1] .case-rule input.value")
+    ).to_have_value("north")
+    await admin.screenshot("campaign-editor-steps")
     assert not admin.errors and not admin.dialogs

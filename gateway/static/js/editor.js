@@ -1,15 +1,19 @@
 // The campaign editor (admin): list, open, the audience built with the shared form
-// builder (rulebuilder.js — no code typed), the steps as a sequence, save with the
-// server's exact error paths, the versions with rollback. While the admin edits, the
+// builder (rulebuilder.js — no code typed), the steps edited as a sequence (steps.js,
+// one editor per journey), save with the server's exact error paths (also shown on the
+// step they name), the versions with rollback. While the admin edits, the
 // unsaved definition is dry-run (POST …/preview with `definition`, debounced), so the
 // audience count and cost estimate are those of the edit before anyone saves it.
 
 import { api, ApiError } from "./api.js";
 import { el, when } from "./dom.js";
 import { forgetFields, loadFields, ruleBuilder } from "./rulebuilder.js";
+import { stepsEditor } from "./steps.js";
 
 const PREVIEW_DELAY_MS = 400;
 let fields = [];
+let templateNames = []; // offered when a send step names its template
+let journeys = []; // [{prefix: "steps" | "experiment.arms[i].steps", editor}]
 let current = null; // {name, version, definition}
 let audience = null; // the mounted rule builder
 let previewTimer = null;
@@ -19,40 +23,50 @@ const node = (id) => document.getElementById(id);
 
 // --- steps, preview, versions
 
-function describeStep(step) {
-  if (step.type === "send") return `send ${step.channel} “${step.template}”`;
-  if (step.type === "call_task") return `call task${step.topic ? ` about ${step.topic}` : ""}`;
-  if (step.type === "wait") {
-    const until = step.until?.length ? ` until ${step.until.join(" or ")}` : "";
-    return `wait${until}${step.timeout ? `, at most ${step.timeout}` : ""}${step.duration ? ` ${step.duration}` : ""}`;
-  }
-  if (step.type === "branch") {
-    const cases = (step.cases || []).map((c) => `if ${c.outcome ?? JSON.stringify(c.when)} → ${c.goto}`);
-    return `branch: ${[...cases, `otherwise → ${step.otherwise ?? "next"}`].join("; ")}`;
-  }
-  return step.type ?? "step";
-}
-
-function stepList(steps) {
-  return el("ol", { class: "steps" }, steps.map((step) => el("li", {}, el("code", {}, step.id), " ", describeStep(step))));
-}
-
+/** One step editor per journey: the steps, or each experiment arm's steps. */
 function renderSteps(definition) {
   const box = node("editor-steps");
+  const options = { onChange: schedulePreview, templates: templateNames };
+  journeys = [];
   const parts = [];
-  if (definition.steps?.length) parts.push(stepList(definition.steps));
   if (definition.experiment) {
     parts.push(el("p", {}, `Experiment: holdout ${definition.experiment.holdout ?? 0}`));
-    for (const arm of definition.experiment.arms || []) {
-      parts.push(el("h4", {}, `Arm ${arm.name} (weight ${arm.weight})`), stepList(arm.steps || []));
+    (definition.experiment.arms || []).forEach((arm, index) => {
+      const holder = el("div", { class: "journey", dataset: { arm: arm.name } });
+      parts.push(el("h5", {}, `Arm ${arm.name} (weight ${arm.weight})`), holder);
+      journeys.push({ prefix: `experiment.arms[${index}].steps`, editor: stepsEditor(holder, fields, arm.steps, options) });
+    });
+  } else {
+    const holder = el("div", { class: "journey" });
+    parts.push(holder);
+    journeys.push({ prefix: "steps", editor: stepsEditor(holder, fields, definition.steps, options) });
+  }
+  box.replaceChildren(...parts);
+}
+
+/** Put each error that names a step on that step too (`steps[2].timeout` → the third). */
+function markStepErrors(error, strip = "") {
+  for (const { editor } of journeys) editor.clearErrors();
+  const items = error instanceof ApiError ? error.problem.errors || [] : [];
+  for (const item of items) {
+    const path = String(item.field).startsWith(strip) ? item.field.slice(strip.length) : String(item.field);
+    for (const { prefix, editor } of journeys) {
+      const match = path.startsWith(`${prefix}[`) && /^\[(\d+)\]/.exec(path.slice(prefix.length));
+      if (match) editor.showErrors([{ index: Number(match[1]), path, message: item.message }]);
     }
   }
-  box.replaceChildren(...(parts.length ? parts : [el("p", { class: "hint" }, "No steps.")]));
 }
 
 /** The definition as edited now (not saved). */
 function draft() {
-  return { ...current.definition, description: node("editor-description").value, audience: audience.value() };
+  const edited = { ...current.definition, description: node("editor-description").value, audience: audience.value() };
+  if (edited.experiment) {
+    const arms = edited.experiment.arms.map((arm, index) => ({ ...arm, steps: journeys[index].editor.value() }));
+    edited.experiment = { ...edited.experiment, arms };
+  } else {
+    edited.steps = journeys[0].editor.value();
+  }
+  return edited;
 }
 
 /** Error items of a 422 as list entries: the exact path, then the server's message. */
@@ -85,6 +99,7 @@ async function loadPreview(edited = false) {
     const result = await api("POST", `/api/campaigns/${encodeURIComponent(current.name)}/preview`, body);
     if (seq !== previewSeq) return;
     node("preview-state").textContent = "";
+    for (const { editor } of journeys) editor.clearErrors();
     showPreview(result);
   } catch (error) {
     if (seq !== previewSeq) return;
@@ -92,6 +107,7 @@ async function loadPreview(edited = false) {
     node("preview-state").textContent = "The edit cannot be counted yet:";
     node("editor-preview").querySelector("#preview-of")?.setAttribute("data-stale", "yes");
     node("preview-errors").replaceChildren(...errorItems(error, "definition."));
+    markStepErrors(error, "definition.");
   }
 }
 
@@ -153,6 +169,7 @@ async function save(event) {
     loadCampaigns();
   } catch (error) {
     errors.replaceChildren(...errorItems(error));
+    markStepErrors(error);
   }
 }
 
@@ -160,6 +177,7 @@ async function save(event) {
 export async function loadCampaigns() {
   try {
     fields = await loadFields();
+    templateNames = (await api("GET", "/api/templates?limit=500")).items.map((t) => t.name);
     const { items } = await api("GET", "/api/campaigns");
     node("campaigns").replaceChildren(...items.map((c) => el("tr", { dataset: { name: c.name } },
       el("td", {}, el("button", { type: "button", class: "link open-campaign", onclick: () => open(c.name) }, c.name)),
@@ -182,6 +200,7 @@ export function initEditor() {
 export function clearEditor() {
   current = null;
   audience = null;
+  journeys = [];
   clearTimeout(previewTimer);
   forgetFields();
   node("editor").hidden = true;
