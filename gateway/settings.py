@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 # Data-only models of other layers that the config file carries (no behaviour imported).
 from channels.policy import ContactPolicy
@@ -102,6 +108,10 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     api_tokens: SecretStr | None = None
+    # Reverse proxies (addresses or CIDRs) whose X-Forwarded-For we believe; none by
+    # default, so a client cannot pick the address the auth brake and logs see.
+    # Environment: comma-separated (SWITCHBOARD_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     ami_host: str | None = None
     ami_port: int = 5038
@@ -144,6 +154,20 @@ class Settings(BaseSettings):
     call_topics: list[str] = Field(
         default_factory=lambda: ["payment_amount", "card_blocked", "complaint", "other"]
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: Any) -> Any:
+        entries = value.split(",") if isinstance(value, str) else value
+        if not isinstance(entries, list):
+            return entries
+        entries = [str(entry).strip() for entry in entries if str(entry).strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted_proxies: {entry!r} is not an address or CIDR") from exc
+        return entries
 
     @field_validator("default_region")
     @classmethod

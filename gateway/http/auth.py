@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
-from gateway.appkeys import BUS, CLOCK
+from gateway.appkeys import BUS, CLOCK, SETTINGS
 from gateway.http.endpoints import spec_of
+from gateway.http.forwarded import request_client
 from gateway.http.problems import (
     Forbidden,
     Handler,
@@ -242,8 +243,10 @@ def record_auth_failure(request: web.Request) -> None:
 
 
 def client_address(request: web.Request) -> str:
-    """The peer address the failure brake counts by (the proxy's, behind one)."""
-    return request.remote or "unknown"
+    """The address the failure brake counts by: the peer, or behind a trusted proxy the
+    right-most X-Forwarded-For hop that is not one of ours (settings.trusted_proxies)."""
+    settings = request.app.get(SETTINGS)
+    return request_client(request, settings.trusted_proxies if settings is not None else [])
 
 
 async def _credential_principal(request: web.Request) -> Principal:
@@ -255,7 +258,12 @@ async def _credential_principal(request: web.Request) -> Principal:
         if token is not None:
             principal = registry.authenticate(token)
             if principal is None:
-                log.warning("refused an unknown token on %s %s", request.method, request.path)
+                log.warning(
+                    "refused an unknown token on %s %s from %s",
+                    request.method,
+                    request.path,
+                    client_address(request),
+                )
                 raise Unauthorized("unknown or revoked token")
             return principal
         if SESSION_COOKIE in request.cookies:
