@@ -133,6 +133,17 @@ class PaymentScheduled(EventData):
     currency: str = Field(pattern=_CURRENCY)
 
 
+class PaymentPaid(EventData):
+    """A scheduled payment was paid (an extension to the contract): reminders stop.
+
+    The payment is named as `payment.scheduled` names it: customer, contract, due date.
+    """
+
+    external_id: Id
+    contract_id: Id
+    due_date: date
+
+
 class ComplaintCreated(EventData):
     """A complaint (or another topic the customer raised)."""
 
@@ -222,6 +233,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
     "customer.deleted": CustomerDeleted,
     "customer.activity": CustomerActivity,
     "payment.scheduled": PaymentScheduled,
+    "payment.paid": PaymentPaid,
     "complaint.created": ComplaintCreated,
     "consent.changed": ConsentChanged,
     "contact.requested": ContactRequested,

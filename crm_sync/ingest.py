@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import raiseload
 
 from crm_sync.customer_write import write_customer
 from crm_sync.events import (
@@ -19,7 +18,6 @@ from crm_sync.events import (
     CustomerUpserted,
     Envelope,
     EventData,
-    PaymentScheduled,
     TaskCreated,
 )
 from crm_sync.ingest_guards import (
@@ -28,15 +26,17 @@ from crm_sync.ingest_guards import (
     claim,
     claim_and_advance,
     consent_entity,
+    customer_row,
+    live_customer,
     newer,
 )
+from crm_sync.ingest_payments import payment_paid, payment_scheduled
 from crm_sync.ingest_people import agent_upserted, partner_upserted
 from gateway.db.models import (
     Activity,
     Complaint,
     Customer,
     OutboundContact,
-    Payment,
     StatusChange,
     Task,
     Template,
@@ -60,26 +60,6 @@ async def apply_event(
         return "duplicate"
     apply = _APPLIERS[event.type]
     return await apply(session, event, data, now)
-
-
-_CUSTOMER_BY_EXTERNAL_ID = (
-    select(Customer)
-    .where(Customer.external_id == bindparam("external_id"))
-    .options(raiseload(Customer.phones))
-)
-
-
-async def _customer_row(session: AsyncSession, external_id: str) -> Customer | None:
-    result = await session.execute(_CUSTOMER_BY_EXTERNAL_ID, {"external_id": external_id})
-    return result.scalar_one_or_none()
-
-
-async def _live_customer(session: AsyncSession, external_id: str) -> Customer:
-    """The customer an event refers to; unknown or deleted ones refuse the event."""
-    customer = await _customer_row(session, external_id)
-    if customer is None or customer.deleted_at is not None:
-        raise EventRejected("data.external_id", "unknown customer")
-    return customer
 
 
 def _status_change(
@@ -117,7 +97,7 @@ async def _customer_deleted(
     session: AsyncSession, event: Envelope, data: EventData, now: datetime
 ) -> Outcome:
     assert isinstance(data, CustomerDeleted)
-    customer = await _customer_row(session, data.external_id)
+    customer = await customer_row(session, data.external_id)
     if customer is None:
         raise EventRejected("data.external_id", "unknown customer")
     if not await newer(session, f"customer:{data.external_id}", event.occurred_at):
@@ -149,7 +129,7 @@ async def _customer_activity(
     session: AsyncSession, event: Envelope, data: EventData, now: datetime
 ) -> Outcome:
     assert isinstance(data, CustomerActivity)
-    customer = await _live_customer(session, data.external_id)
+    customer = await live_customer(session, data.external_id)
     session.add(
         Activity(
             id=new_id("act"),
@@ -169,42 +149,11 @@ async def _customer_activity(
     return "applied"
 
 
-async def _payment_scheduled(
-    session: AsyncSession, event: Envelope, data: EventData, now: datetime
-) -> Outcome:
-    assert isinstance(data, PaymentScheduled)
-    customer = await _live_customer(session, data.external_id)
-    key = f"payment:{data.external_id}:{data.contract_id}:{data.due_date.isoformat()}"
-    if not await newer(session, key, event.occurred_at):
-        return "stale"
-    result = await session.execute(
-        select(Payment).where(
-            Payment.customer_id == customer.id,
-            Payment.contract_id == data.contract_id,
-            Payment.due_date == data.due_date,
-        )
-    )
-    payment = result.scalar_one_or_none()
-    if payment is None:
-        payment = Payment(
-            id=new_id("pay"),
-            customer_id=customer.id,
-            contract_id=data.contract_id,
-            due_date=data.due_date,
-        )
-        session.add(payment)
-    payment.amount = data.amount
-    payment.currency = data.currency
-    payment.status = "due"
-    payment.updated_at = now
-    return "applied"
-
-
 async def _complaint_created(
     session: AsyncSession, event: Envelope, data: EventData, now: datetime
 ) -> Outcome:
     assert isinstance(data, ComplaintCreated)
-    customer = await _live_customer(session, data.external_id)
+    customer = await live_customer(session, data.external_id)
     session.add(
         Complaint(
             id=new_id("cmp"),
@@ -221,7 +170,7 @@ async def _consent_changed(
     session: AsyncSession, event: Envelope, data: EventData, now: datetime
 ) -> Outcome:
     assert isinstance(data, ConsentChanged)
-    customer = await _live_customer(session, data.external_id)
+    customer = await live_customer(session, data.external_id)
     key = consent_entity(data.external_id, data.channel)
     if not await newer(session, key, event.occurred_at):
         return "stale"
@@ -234,7 +183,7 @@ async def _contact_requested(
     session: AsyncSession, event: Envelope, data: EventData, now: datetime
 ) -> Outcome:
     assert isinstance(data, ContactRequested)
-    customer = await _live_customer(session, data.external_id)
+    customer = await live_customer(session, data.external_id)
     if data.template is not None:
         template = await session.get(Template, data.template)
         if template is None:
@@ -266,7 +215,7 @@ async def _task_created(
     session: AsyncSession, event: Envelope, data: EventData, now: datetime
 ) -> Outcome:
     assert isinstance(data, TaskCreated)
-    customer = await _live_customer(session, data.external_id)
+    customer = await live_customer(session, data.external_id)
     if not await newer(session, f"task:{data.task_id}", event.occurred_at):
         return "stale"
     result = await session.execute(select(Task).where(Task.task_id == data.task_id))
@@ -294,7 +243,8 @@ Applier = Callable[[AsyncSession, Envelope, EventData, datetime], Awaitable[Outc
 _APPLIERS: dict[str, Applier] = {
     "customer.deleted": _customer_deleted,
     "customer.activity": _customer_activity,
-    "payment.scheduled": _payment_scheduled,
+    "payment.scheduled": payment_scheduled,
+    "payment.paid": payment_paid,
     "complaint.created": _complaint_created,
     "consent.changed": _consent_changed,
     "contact.requested": _contact_requested,

@@ -9,9 +9,10 @@ from sqlalchemy import ColumnElement, String, Table, bindparam, exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import raiseload
 
 from crm_sync.events import Envelope
-from gateway.db.models import EntityVersion, ProcessedWebhook
+from gateway.db.models import Customer, EntityVersion, ProcessedWebhook
 from gateway.db.types import UtcDateTime
 
 SOURCE = "crm"
@@ -137,6 +138,27 @@ async def newer(session: AsyncSession, entity: str, occurred_at: datetime) -> bo
     params = {"entity": entity, "occurred_at": occurred_at}
     result = await session.execute(statement, params)
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+_CUSTOMER_BY_EXTERNAL_ID = (
+    select(Customer)
+    .where(Customer.external_id == bindparam("external_id"))
+    .options(raiseload(Customer.phones))
+)
+
+
+async def customer_row(session: AsyncSession, external_id: str) -> Customer | None:
+    """The customer row with this external id, deleted or not (phones not loaded)."""
+    result = await session.execute(_CUSTOMER_BY_EXTERNAL_ID, {"external_id": external_id})
+    return result.scalar_one_or_none()
+
+
+async def live_customer(session: AsyncSession, external_id: str) -> Customer:
+    """The customer an event refers to; unknown or deleted ones refuse the event."""
+    customer = await customer_row(session, external_id)
+    if customer is None or customer.deleted_at is not None:
+        raise EventRejected("data.external_id", "unknown customer")
+    return customer
 
 
 async def claim_and_advance(

@@ -84,7 +84,7 @@ async def advance_loaded(
         if enrollment.state not in LIVE_STATES or due is None or as_utc(due) > as_of:
             continue  # advanced by another process after our claim's lease ran out
         batch.append((enrollment, await versions.journey(session, enrollment)))
-    await engine.awaited.prefetch(session, batch, as_of)
+    await engine.prefetch(session, batch, as_of)
     for enrollment, journey in batch:
         await engine.advance(session, enrollment, journey, as_of, effects)
         flag_modified(enrollment, "context")

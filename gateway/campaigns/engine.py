@@ -17,6 +17,8 @@ An enrollment holds the id of the step it is at (`step`), whether it is running
   next `branch`.
 - `branch` takes the first case whose rule holds (facts at that moment) or whose
   outcome is the last wait's.
+- `send` and `call_task` of an `occurrence: payment` journey stop it (`stopped`) once
+  every payment due on its date is paid (`due_payments`).
 
 Journeys, states and keys are in `journey`, the batched inserts in `effects`, and the
 lookup of awaited events in `awaited`.
@@ -28,6 +30,7 @@ ticked every minute or once a day.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,6 +49,7 @@ from gateway.campaigns.definition import (
     WaitStep,
     parse_duration,
 )
+from gateway.campaigns.due_payments import DuePayments
 from gateway.campaigns.effects import Effects
 from gateway.campaigns.journey import (
     ACTIVE,
@@ -90,6 +94,14 @@ class Engine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.awaited = AwaitedEvents()
+        self.payments = DuePayments()
+
+    async def prefetch(
+        self, session: AsyncSession, batch: Sequence[tuple[Enrollment, Journey]], as_of: datetime
+    ) -> None:
+        """Look up what a batch's steps will ask: awaited events, payments still due."""
+        await self.awaited.prefetch(session, batch, as_of)
+        await self.payments.prefetch(session, batch)
 
     async def advance(
         self,
@@ -125,6 +137,10 @@ class Engine:
         self, session: AsyncSession, run: _Run, step: Any, effects: Effects
     ) -> str | None:
         """Do one step; the id of the step to go on with, or None to stop here."""
+        if await self._payment_paid(session, run, step):
+            run.enrollment.context["stopped"] = "payment paid"
+            self._finish(run.enrollment, STOPPED)
+            return None
         if isinstance(step, SendStep):
             self._send(run, step, effects)
         elif isinstance(step, CallTaskStep):
@@ -142,6 +158,12 @@ class Engine:
         elif isinstance(step, BranchStep):
             return await self._branch(session, run, step)
         return self._next_id(run.journey, step.id)
+
+    async def _payment_paid(self, session: AsyncSession, run: _Run, step: Any) -> bool:
+        """Whether this is a contact about a payment that is no longer due."""
+        if not run.journey.per_payment or not isinstance(step, SendStep | CallTaskStep):
+            return False
+        return not await self.payments.still_due(session, run.enrollment)
 
     @staticmethod
     def _next_id(journey: Journey, step_id: str) -> str:

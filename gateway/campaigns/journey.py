@@ -37,6 +37,8 @@ class Journey:
     steps: tuple[Any, ...]
     prefix: str
     rules: dict[str, Rule]
+    # `occurrence: payment`: its contact steps need the payment still due.
+    per_payment: bool = False
 
     def position(self, step_id: str) -> int:
         """Index of a step (JourneyError if the version has no such step)."""
@@ -54,17 +56,17 @@ class Journey:
 def journey_for(campaign_id: str, valid: ValidCampaign, arm: str) -> Journey:
     """The steps an enrollment on `arm` follows (JourneyError for an unknown arm)."""
     definition = valid.definition
+    per_payment = definition.occurrence == "payment"
     if definition.experiment is None:
         if arm != "default":
             raise JourneyError(f"{definition.name} has no arm {arm!r}")
-        return Journey(
-            campaign_id, definition.name, arm, tuple(definition.steps), "steps", valid.rules
-        )
+        steps, prefix = tuple(definition.steps), "steps"
+        return Journey(campaign_id, definition.name, arm, steps, prefix, valid.rules, per_payment)
     for number, candidate in enumerate(definition.experiment.arms):
         if candidate.name == arm:
-            prefix = f"experiment.arms[{number}].steps"
+            steps, prefix = tuple(candidate.steps), f"experiment.arms[{number}].steps"
             return Journey(
-                campaign_id, definition.name, arm, tuple(candidate.steps), prefix, valid.rules
+                campaign_id, definition.name, arm, steps, prefix, valid.rules, per_payment
             )
     raise JourneyError(f"{definition.name} has no arm {arm!r}")
 

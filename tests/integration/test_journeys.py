@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from crm_sync.events import ParseContext, parse_data, parse_envelope
 from crm_sync.ingest import apply_event
@@ -38,7 +38,6 @@ from gateway.db.models import (
     ExperimentAssignment,
     OutboundContact,
     OutboxItem,
-    Payment,
     StatusChange,
     Task,
 )
@@ -223,13 +222,8 @@ async def test_one_reminder_per_payment_occurrence(database: Database, settings:
 
     for n in range(0, 40):
         if n == 4:
-            # Paid (the CRM's events carry no payment state yet: set as its sync would).
-            async with database.transaction() as session:
-                await session.execute(
-                    update(Payment)
-                    .where(Payment.due_date == date(2026, 11, 5))
-                    .values(status="paid")
-                )
+            paid = {"external_id": "c-payer", "contract_id": "loan-1", "due_date": "2026-11-05"}
+            await crm(database, "payment.paid", paid, day(n))
         await tick(database, settings, day(n))
         # Rerunning the same day (by hand, later that day) creates nothing new.
         again = await run_campaign(database, settings, "payment-reminder", day(n, hours=3))

@@ -11,7 +11,7 @@ already covered on both databases by test_journeys; see the skip in `seeded`.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ from gateway.db.models import (
     Customer,
     OutboundContact,
     OutboxItem,
-    Payment,
     StatusChange,
     Task,
 )
@@ -164,15 +163,15 @@ async def test_payment_reminder_three_days_before_each_payment(
     created: list[datetime] = []
     for n in range(0, 45):
         if n == 10:
-            # Paid on the day (the CRM's events carry no payment state yet: set as its
-            # sync would). An unpaid one stays the "next payment" (days_until_payment
+            # Paid on the day. An unpaid one stays the "next payment" (days_until_payment
             # goes negative) and no later payment would be reminded.
-            async with database.transaction() as session:
-                await session.execute(
-                    update(Payment)
-                    .where(Payment.due_date == date(2027, 1, 14))
-                    .values(status="paid")
-                )
+            for external_id in ("c-caller", "c-once"):
+                paid = {
+                    "external_id": external_id,
+                    "contract_id": "loan-1",
+                    "due_date": "2027-01-14",
+                }
+                await crm(database, "payment.paid", paid, day(n))
         await tick(database, settings, day(n))
         await tick(database, settings, day(n, hours=8))  # later that day: nothing new
         again = await run_campaign(database, settings, "payment-reminder", day(n, hours=9))
