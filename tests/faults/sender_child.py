@@ -1,17 +1,24 @@
 """A sending gateway process for the crash tests: the real pipeline and SMS channel,
-talking to the Twilio stub, until there is nothing left to send (or it is killed)."""
+talking to the Twilio stub, until there is nothing left to send (or it is killed).
+
+`python -m tests.faults.sender_child DATABASE_URL API_BASE [AS_OF]`: with AS_OF (ISO 8601)
+it also ticks the campaign scheduler at that moment, beside the sender, as a gateway's
+worker does: the campaign run enrolls and advances its audience (writing the contacts)
+while the sender already sends the first ones.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import SecretStr
 
 from adapters.twilio import TwilioAdapter
 from channels.policy import ContactPolicy
 from channels.sms import SmsChannel
+from gateway.campaigns.scheduler import tick
 from gateway.clock import SystemClock
 from gateway.db.engine import Database
 from gateway.messages.pipeline import SendWorker
@@ -21,7 +28,7 @@ from gateway.settings import Settings
 ACCOUNT, TOKEN = "ACcrash", "crash-token"
 
 
-async def main(database_url: str, api_base: str) -> None:
+async def main(database_url: str, api_base: str, as_of: datetime | None = None) -> None:
     settings = Settings(
         database_url=database_url,
         twilio_account_sid=ACCOUNT,
@@ -43,16 +50,21 @@ async def main(database_url: str, api_base: str) -> None:
         lease=timedelta(seconds=2),
         resolve_grace=timedelta(seconds=1),
     )
+    scheduling = asyncio.create_task(tick(database, settings, as_of)) if as_of else None
     idle = 0
     try:
-        while idle < 20:  # ~2 s with nothing due: leases of a killed predecessor are over
+        # ~2 s with nothing due (leases of a killed predecessor are over) and the tick done.
+        while idle < 20 or (scheduling is not None and not scheduling.done()):
             idle = 0 if await worker.run_once() else idle + 1
             if idle:
                 await asyncio.sleep(0.1)
+        if scheduling is not None:
+            await scheduling  # a failed tick fails the process
     finally:
         await adapter.close()
         await database.dispose()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    campaign_as_of = datetime.fromisoformat(sys.argv[3]) if len(sys.argv) > 3 else None
+    asyncio.run(main(sys.argv[1], sys.argv[2], campaign_as_of))

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
 from gateway.pbx_simulator import SimulatorServer
+from gateway.pbx_simulator.model import Fields
 from gateway.settings import Settings
 
 SPEED = 40.0  # simulated seconds per real second: a 25 s call takes ~0.6 s
@@ -54,3 +55,29 @@ async def wait_for(probe: Any, expected: Any, timeout: float = 10.0) -> Any:
             return value
         await asyncio.sleep(0.05)
     raise AssertionError(f"waited for {expected!r}, last saw {value!r}")
+
+
+class CompletedCalls:
+    """The simulator's own list of completed calls, whoever was connected at the time.
+
+    It taps the simulated PBX's event output (`Pbx.emit`, before the TCP fan-out), so a
+    call that ended while no client was connected is on the list too. A call is complete
+    once its Cdr events are out (the last thing a call emits); `seen` holds the calls that
+    had at least one event while a client was connected.
+    """
+
+    def __init__(self, server: SimulatorServer) -> None:
+        self.linkedids: dict[str, None] = {}  # in completion order
+        self.seen: set[str] = set()
+        self._server = server
+        self._emit = server.pbx.emit
+        server.pbx.emit = self._tap
+
+    def _tap(self, name: str, fields: Fields, privilege: str) -> None:
+        values = dict(fields)
+        linkedid = values.get("Linkedid") or values.get("LinkedID")
+        if linkedid and self._server.client_count:
+            self.seen.add(linkedid)
+        if name == "Cdr" and linkedid:
+            self.linkedids[linkedid] = None
+        self._emit(name, fields, privilege)
