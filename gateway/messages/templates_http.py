@@ -1,21 +1,32 @@
-"""Templates API (admin): list, read, save. A save is validated whole and bumps `version`."""
+"""Templates API (admin): list, read, save, preview.
+
+A save is validated whole and bumps `version`. A preview renders a template (the saved one,
+or an unsaved edit) for a real customer through the sender's own sandboxed `Renderer` and
+next-payment lookup, so what the admin reads is what the customer would get; nothing is
+written.
+"""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from channels.templates import validate_template
-from gateway.appkeys import CLOCK, DATABASE
+from channels.templates import (
+    MissingVariable,
+    Renderer,
+    TemplateProblem,
+    validate_template,
+)
+from gateway.appkeys import CLOCK, DATABASE, SETTINGS
 from gateway.clock import isoformat_z
 from gateway.db.engine import Database
-from gateway.db.models import Template
+from gateway.db.models import Customer, Template
 from gateway.http.endpoints import (
     PageQuery,
     add_endpoints,
@@ -27,6 +38,7 @@ from gateway.http.endpoints import (
     read_query,
 )
 from gateway.http.problems import Conflict, InvalidInput, NotFound
+from gateway.messages.prepare import next_payment
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 Text = Annotated[str, Field(max_length=20_000)]
@@ -151,6 +163,91 @@ async def put_template(request: web.Request) -> web.Response:
     return json_response(TemplateOut.of(row).model_dump())
 
 
+class PreviewIn(BaseModel):
+    """Whom to render for, with what values, and optionally an unsaved edit of the template."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str = Field(min_length=1, max_length=64)
+    template: TemplateIn | None = Field(
+        default=None, description="an edit to render instead of the saved template"
+    )
+    variables: dict[str, Annotated[str, Field(max_length=2_000)]] = Field(
+        default_factory=dict, max_length=64, description="values of the declared variables"
+    )
+
+
+class PreviewOut(BaseModel):
+    """The message as the customer would get it."""
+
+    customer_id: str
+    customer_name: str
+    language: str
+    subject: str | None
+    text: str
+    html: str | None
+
+
+@endpoint(
+    "POST",
+    "/api/templates/{name}/preview",
+    summary="Render a template (saved, or an unsaved edit) for a customer; sends nothing",
+    roles=["admin"],
+    body=PreviewIn,
+    response=PreviewOut,
+    tags=["templates"],
+)
+async def preview_template(request: web.Request) -> web.Response:
+    """422 naming `template.<part>.<lang>` or `variables.<name>`; 404 for a missing one."""
+    name = request.match_info["name"]
+    given = await read_body(request, PreviewIn)
+    if given.template is not None:
+        issues = validate_template(
+            given.template.channel,
+            given.template.subject,
+            given.template.body,
+            given.template.variables,
+        )
+        if issues:
+            raise InvalidInput(
+                f"template.{issues[0]}",
+                errors=[{"field": f"template.{i.field}", "message": i.message} for i in issues],
+            )
+    settings = request.app[SETTINGS]
+    async with request.app[DATABASE].sessions() as session:
+        source: Any = given.template
+        if source is None:
+            source = await session.get(Template, name)
+            if source is None:
+                raise NotFound(f"no template {name}")
+        customer = await session.get(Customer, given.customer_id)
+        if customer is None or customer.deleted_at is not None:
+            raise NotFound(f"no customer {given.customer_id}")
+        payment = await next_payment(session, customer, request.app[CLOCK].now(), settings.timezone)
+    # A renderer per preview: its cache of compiled templates would only hold edits.
+    renderer = Renderer(default_language=settings.policy.default_language)
+    try:
+        rendered = renderer.render(source, customer, payment, given.variables)
+    except MissingVariable as exc:
+        raise InvalidInput(
+            f"variables.{exc.name}: {exc}",
+            errors=[{"field": f"variables.{exc.name}", "message": str(exc)}],
+        ) from exc
+    except TemplateProblem as exc:
+        raise InvalidInput(
+            f"template: {exc}", errors=[{"field": "template", "message": str(exc)}]
+        ) from exc
+    out = PreviewOut(
+        customer_id=customer.id,
+        customer_name=customer.name or "",
+        language=rendered.language,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+    )
+    return json_response(out.model_dump())
+
+
 async def _save(database: Database, name: str, given: TemplateIn, now: datetime) -> Template:
     async with database.transaction() as session:
         query = select(Template).where(Template.name == name)
@@ -175,4 +272,4 @@ async def _save(database: Database, name: str, given: TemplateIn, now: datetime)
 
 def setup(app: web.Application, workers: bool) -> None:
     """Add the template routes."""
-    add_endpoints(app, list_templates, get_template, put_template)
+    add_endpoints(app, list_templates, get_template, put_template, preview_template)

@@ -44,6 +44,8 @@ CONTRACT_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/messages"): frozenset({"operator"}),
     ("GET", "/api/me"): frozenset({"operator", "crm"}),
     ("DELETE", "/api/session"): frozenset({"operator", "crm"}),
+    # The console's template preview renders customers' data: admin only, pinned.
+    ("POST", "/api/templates/{name}/preview"): frozenset({"admin"}),
 }
 # Everything else under /api/ is admin only (templates, campaigns, agents, partners,
 # allocation, reports, outbox, rule catalogue).

@@ -1,6 +1,8 @@
 // Building DOM nodes. Text from the API only ever goes through textContent or attribute
 // setters, never innerHTML, so a customer named `<img onerror=…>` stays text.
 
+import { ApiError } from "./api.js";
+
 /** Create an element: el("td", {class: "x", dataset: {id: "1"}}, "text", childNode). */
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -46,4 +48,13 @@ export function flash(message, kind = "error") {
   box.textContent = message;
   box.className = kind;
   box.hidden = !message;
+}
+
+/** A 422's errors as list items: the exact path (less `strip`), then the server's message. */
+export function errorItems(error, strip = "") {
+  const items = error instanceof ApiError ? error.problem.errors || [] : [];
+  if (!items.length) return [el("li", {}, error.message)];
+  return items.map((item) => el("li", {},
+    el("code", { class: "path" }, String(item.field).startsWith(strip) ? item.field.slice(strip.length) : item.field),
+    ": ", item.message));
 }

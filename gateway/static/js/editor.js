@@ -6,7 +6,7 @@
 // audience count and cost estimate are those of the edit before anyone saves it.
 
 import { api, ApiError } from "./api.js";
-import { el, when } from "./dom.js";
+import { el, errorItems, when } from "./dom.js";
 import { forgetFields, loadFields, ruleBuilder } from "./rulebuilder.js";
 import { stepsEditor } from "./steps.js";
 
@@ -67,15 +67,6 @@ function draft() {
     edited.steps = journeys[0].editor.value();
   }
   return edited;
-}
-
-/** Error items of a 422 as list entries: the exact path, then the server's message. */
-export function errorItems(error, strip = "") {
-  const items = error instanceof ApiError ? error.problem.errors || [] : [];
-  if (!items.length) return [el("li", {}, error.message)];
-  return items.map((item) => el("li", {},
-    el("code", { class: "path" }, String(item.field).startsWith(strip) ? item.field.slice(strip.length) : item.field),
-    ": ", item.message));
 }
 
 function showPreview(result) {

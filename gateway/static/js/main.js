@@ -8,8 +8,9 @@ import { clearPops, initPops, onLive } from "./pops.js";
 import { clearTasks, initTasks, loadTasks } from "./tasks.js";
 import { clearDashboard, initDashboard, loadDashboard } from "./dashboard.js";
 import { clearEditor, initEditor, loadCampaigns } from "./editor.js";
+import { clearTemplates, initTemplates, loadTemplates } from "./templates.js";
 
-const VIEWS = ["calls", "customers", "tasks", "dashboard", "campaigns"];
+const VIEWS = ["calls", "customers", "tasks", "dashboard", "campaigns", "templates"];
 let me = null;
 
 function show(view) {
@@ -22,6 +23,7 @@ function show(view) {
   if (view === "tasks") loadTasks();
   if (view === "dashboard") loadDashboard();
   if (view === "campaigns") loadCampaigns();
+  if (view === "templates") loadTemplates();
 }
 
 function myExtension() {
@@ -70,6 +72,7 @@ function signedOut() {
   clearTasks();
   clearDashboard();
   clearEditor();
+  clearTemplates();
   document.getElementById("who").textContent = "";
   document.getElementById("ext-picker").hidden = true;
   document.getElementById("nav").hidden = true;
@@ -129,6 +132,7 @@ initCustomers({ call });
 initTasks({ call, open: openCustomer });
 initDashboard();
 initEditor();
+initTemplates();
 showHealth();
 setInterval(showHealth, 15000);
 
