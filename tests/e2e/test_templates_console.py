@@ -13,7 +13,7 @@ from tests.conftest import ADMIN_TOKEN, bearer
 from tests.e2e.conftest import Client
 from tests.e2e.test_console import XSS_NAME, add_customer
 
-GREETING = {
+GREETING: dict[str, Any] = {
     "channel": "sms",
     "body": {"uk": "{{ first_name }}, вітаємо! {{ name }}, {{ link }}"},
     "variables": ["link"],
