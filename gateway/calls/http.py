@@ -16,10 +16,9 @@ from gateway.db.models import Call, Customer
 from gateway.db.types import new_id
 from gateway.http.endpoints import (
     add_endpoints,
-    decode_cursor,
     endpoint,
     json_response,
-    page,
+    keyset_page,
     read_body,
     read_query,
 )
@@ -42,7 +41,7 @@ async def list_calls(request: web.Request) -> web.Response:
     params = read_query(request, CallQuery)
     timezone = request.app[SETTINGS].timezone
     started = func.coalesce(Call.started_at, Call.created_at)
-    query = select(Call).order_by(Call.id.desc()).limit(params.limit + 1)
+    query = select(Call)
     try:
         if params.since:
             query = query.where(started >= parse_time_input(params.since, timezone))
@@ -54,12 +53,9 @@ async def list_calls(request: web.Request) -> web.Response:
         raise InvalidInput(str(exc)) from exc
     if params.customer_id:
         query = query.where(Call.customer_id == params.customer_id)
-    after = decode_cursor(params.cursor)
-    if after:
-        query = query.where(Call.id < after)
-    async with request.app[DATABASE].sessions() as session:
-        calls = (await session.execute(query)).scalars().all()
-    return json_response(page([CallOut.of(c).model_dump() for c in calls], params.limit))
+    return await keyset_page(
+        request, query, Call.id, lambda call: CallOut.of(call).model_dump(), params, descending=True
+    )
 
 
 @endpoint(

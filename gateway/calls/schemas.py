@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field, model_validator
 from gateway.clock import isoformat_z
 from gateway.customers.schemas import money
 from gateway.db.models import Call
+from gateway.http.endpoints import PageQuery
 
 
 class CallOut(BaseModel):
@@ -65,14 +66,12 @@ class CallPage(BaseModel):
     next_cursor: str | None
 
 
-class CallQuery(BaseModel):
+class CallQuery(PageQuery):
     """Filters of GET /api/calls (times: ISO 8601; a date alone is that day)."""
 
     customer_id: str | None = None
     since: str | None = None
     until: str | None = None
-    limit: int = Field(default=50, ge=1, le=500)
-    cursor: str | None = None
 
 
 class TopicIn(BaseModel):

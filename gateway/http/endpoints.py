@@ -151,14 +151,16 @@ async def keyset_page(
     key: InstrumentedAttribute[str],
     serialize: Callable[[Any], dict[str, Any]],
     params: PageQuery,
+    *,
+    descending: bool = False,
 ) -> web.Response:
     """Answer a collection ordered by `key`, paged by cursor (the last key given out)."""
     from gateway.appkeys import DATABASE  # the app's keys import settings, not the reverse
 
     after = decode_cursor(params.cursor)
     if after is not None:
-        query = query.where(key > after)
-    query = query.order_by(key).limit(params.limit + 1)
+        query = query.where(key < after if descending else key > after)
+    query = query.order_by(key.desc() if descending else key).limit(params.limit + 1)
     async with request.app[DATABASE].sessions() as session:
         rows = (await session.scalars(query)).all()
     return json_response(page([serialize(row) for row in rows], params.limit))

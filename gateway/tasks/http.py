@@ -5,13 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.appkeys import CLOCK, DATABASE, SETTINGS
+from gateway.db.models import Task
 from gateway.http.auth import principal_of
 from gateway.http.endpoints import (
     add_endpoints,
-    decode_cursor,
     endpoint,
     json_response,
-    page,
+    keyset_page,
     read_body,
     read_query,
 )
@@ -34,16 +34,10 @@ async def list_tasks(request: web.Request) -> web.Response:
     assignee = params.assignee
     if assignee == "me":
         assignee = principal_of(request).agent_id or ""
-    query = task_query(
-        assignee=assignee,
-        status=params.status,
-        customer_id=params.customer_id,
-        after=decode_cursor(params.cursor),
-    ).limit(params.limit + 1)
-    async with request.app[DATABASE].sessions() as session:
-        tasks = (await session.execute(query)).scalars().all()
-    items = [TaskOut.of(task).model_dump() for task in tasks]
-    return json_response(page(items, params.limit))
+    query = task_query(assignee=assignee, status=params.status, customer_id=params.customer_id)
+    return await keyset_page(
+        request, query, Task.id, lambda task: TaskOut.of(task).model_dump(), params
+    )
 
 
 @endpoint(

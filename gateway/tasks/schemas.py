@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from gateway.clock import isoformat_z
 from gateway.db.models import Task
+from gateway.http.endpoints import PageQuery
 
 
 class TaskOut(BaseModel):
@@ -52,14 +53,12 @@ class TaskPage(BaseModel):
     next_cursor: str | None
 
 
-class TaskQuery(BaseModel):
+class TaskQuery(PageQuery):
     """Filters of GET /api/tasks; `assignee=me` means the calling operator's agent."""
 
     assignee: str | None = None
     status: Literal["open", "done", "cancelled"] | None = None
     customer_id: str | None = None
-    limit: int = Field(default=50, ge=1, le=500)
-    cursor: str | None = None
 
 
 class CompleteTask(BaseModel):

@@ -151,16 +151,14 @@ async def auto_complete_tasks(
 
 
 def task_query(
-    *, assignee: str | None, status: str | None, customer_id: str | None, after: str | None
+    *, assignee: str | None, status: str | None, customer_id: str | None
 ) -> Select[Task]:
-    """The filtered task listing, in id (creation) order."""
-    query = select(Task).order_by(Task.id)
+    """The filtered task listing (paged in id, that is creation, order by the caller)."""
+    query = select(Task)
     if assignee is not None:
         query = query.where(Task.assignee == assignee)
     if status is not None:
         query = query.where(Task.status == status)
     if customer_id is not None:
         query = query.where(Task.customer_id == customer_id)
-    if after is not None:
-        query = query.where(Task.id > after)
     return query
