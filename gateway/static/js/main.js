@@ -9,8 +9,9 @@ import { clearTasks, initTasks, loadTasks } from "./tasks.js";
 import { clearDashboard, initDashboard, loadDashboard } from "./dashboard.js";
 import { clearEditor, initEditor, loadCampaigns } from "./editor.js";
 import { clearTemplates, initTemplates, loadTemplates } from "./templates.js";
+import { clearPartners, initPartners, loadPartners } from "./partners.js";
 
-const VIEWS = ["calls", "customers", "tasks", "dashboard", "campaigns", "templates"];
+const VIEWS = ["calls", "customers", "tasks", "dashboard", "campaigns", "templates", "partners"];
 let me = null;
 
 function show(view) {
@@ -24,6 +25,7 @@ function show(view) {
   if (view === "dashboard") loadDashboard();
   if (view === "campaigns") loadCampaigns();
   if (view === "templates") loadTemplates();
+  if (view === "partners") loadPartners();
 }
 
 function myExtension() {
@@ -73,6 +75,7 @@ function signedOut() {
   clearDashboard();
   clearEditor();
   clearTemplates();
+  clearPartners();
   document.getElementById("who").textContent = "";
   document.getElementById("ext-picker").hidden = true;
   document.getElementById("nav").hidden = true;
@@ -133,6 +136,7 @@ initTasks({ call, open: openCustomer });
 initDashboard();
 initEditor();
 initTemplates();
+initPartners();
 showHealth();
 setInterval(showHealth, 15000);
 
