@@ -19,6 +19,8 @@ from gateway.http.endpoints import ENDPOINTS, add_endpoints
 from gateway.http.health import health, metrics
 from gateway.http.openapi import openapi_handler
 from gateway.http.problems import Handler, problem_middleware
+from gateway.http.request_context import install_request_context, request_context_middleware
+from gateway.http.webhook_failures import webhook_failures_middleware
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 
@@ -36,8 +38,15 @@ def create_app(
     """The gateway as an aiohttp application; `workers=False` serves HTTP only."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[problem_middleware, metrics_middleware, auth_middleware],
+        middlewares=[
+            request_context_middleware,
+            problem_middleware,
+            metrics_middleware,
+            webhook_failures_middleware,
+            auth_middleware,
+        ],
     )
+    install_request_context(app)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()

@@ -6,6 +6,9 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,8 +30,11 @@ def mask_phone(raw: str) -> str:
     return f"{prefix}{'*' * hidden}{''.join(digits[-2:])}"
 
 
-# Digit runs that look like phones but are not: ISO dates and Asterisk Uniqueids.
-_NOT_A_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}.*|\d+\.\d+")
+# Digit runs that look like phones but are not: ISO dates, Asterisk Uniqueids and IPv4
+# addresses (clients in auth logs). Octets have no leading zero: "067.123.45.67" is a
+# phone written with dots, and stays masked.
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_NOT_A_PHONE = re.compile(rf"\d{{4}}-\d{{2}}-\d{{2}}.*|\d+\.\d+|{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
 def _mask_phone_match(match: re.Match[str]) -> str:
@@ -42,12 +48,44 @@ def mask_pii(text: str) -> str:
     return _PHONE.sub(_mask_phone_match, text)
 
 
+# What the code is working for right now; asyncio tasks copy the context they start in,
+# so whatever a request or a call's handling logs, directly or in tasks, carries its ids.
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+CALL_ID: ContextVar[str | None] = ContextVar("call_id", default=None)
+CLIENT: ContextVar[str | None] = ContextVar("client", default=None)
+_CONTEXT = (("request_id", REQUEST_ID), ("call_id", CALL_ID), ("client", CLIENT))
+
+
+@contextmanager
+def call_context(call_id: str) -> Iterator[None]:
+    """Log lines written inside carry `call_id` (the PBX's Linkedid, or our call's id)."""
+    token = CALL_ID.set(call_id)
+    try:
+        yield
+    finally:
+        CALL_ID.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Copy the current request/call ids onto each record (as `extra=` would)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Add the ids that are set; never drops a record."""
+        for name, variable in _CONTEXT:
+            value = variable.get()
+            if value is not None and not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
 class MaskingFormatter(logging.Formatter):
     """Plain-text formatter that masks PII in the final line (message, args and extras)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        """Format, then mask."""
-        return mask_pii(super().format(record))
+        """Format, append the request/call ids when set, then mask."""
+        line = super().format(record)
+        ids = [f"{name}={getattr(record, name)}" for name, _ in _CONTEXT if hasattr(record, name)]
+        return mask_pii(f"{line} [{' '.join(ids)}]" if ids else line)
 
 
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
@@ -75,6 +113,7 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     """Install one stderr handler on the root logger with the masking formatter."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
     handler.setFormatter(
         JsonFormatter()
         if json_lines

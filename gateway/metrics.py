@@ -37,3 +37,22 @@ class Metrics:
         self.ami_event_lag = Gauge(
             "switchboard_ami_event_lag_seconds", "Seconds since the last AMI event", registry=r
         )
+        # Refreshed on each scrape from one indexed query (gateway/messages/queue_metrics.py).
+        self.send_queue_depth = Gauge(
+            "switchboard_send_queue_depth",
+            "Outbound contacts due now and not yet sent",
+            ["channel"],
+            registry=r,
+        )
+        self.send_queue_oldest_due = Gauge(
+            "switchboard_send_queue_oldest_due_seconds",
+            "How long the longest-waiting due outbound contact has been due",
+            ["channel"],
+            registry=r,
+        )
+        self.webhook_failures = Counter(
+            "switchboard_webhook_failures",
+            "Refused or failed provider and CRM webhooks, by webhook and problem type",
+            ["webhook", "reason"],
+            registry=r,
+        )

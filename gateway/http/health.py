@@ -10,8 +10,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from gateway.appkeys import BUS, DATABASE, HEALTH_CHECKS, METRICS, SETTINGS, HealthCheck
+from gateway.appkeys import BUS, CLOCK, DATABASE, HEALTH_CHECKS, METRICS, SETTINGS, HealthCheck
 from gateway.http.endpoints import endpoint, json_response
+from gateway.messages.queue_metrics import refresh_send_queue
 
 log = logging.getLogger(__name__)
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -59,8 +60,22 @@ async def _ami_disabled() -> tuple[Any, bool]:
 
 @endpoint("GET", "/metrics", summary="Prometheus metrics", auth="none", tags=["ops"])
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text exposition."""
-    body = generate_latest(request.app[METRICS].registry)
+    """Prometheus text exposition; the send queue gauges are read fresh for each scrape."""
+    app = request.app
+    try:
+        await asyncio.wait_for(
+            refresh_send_queue(
+                app[DATABASE], app[METRICS], app[CLOCK].now(), app[SETTINGS].send_rates
+            ),
+            CHECK_TIMEOUT_SECONDS,
+        )
+    except Exception as exc:
+        # The rest of the metrics still matter (most of all while the database is down);
+        # stale queue figures would mislead, so they go missing until the next scrape.
+        log.warning("send queue metrics unavailable: %s", exc)
+        app[METRICS].send_queue_depth.clear()
+        app[METRICS].send_queue_oldest_due.clear()
+    body = generate_latest(app[METRICS].registry)
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

@@ -124,6 +124,11 @@ _HTTP_TYPES = {
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def http_problem_type(status: int) -> str:
+    """The problem type name an aiohttp error of `status` is answered with."""
+    return _HTTP_TYPES.get(status, "http-error")
+
+
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer every error as problem+json; never leak a traceback to the caller."""
@@ -136,7 +141,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise
         generic = ApiProblem(exc.text or exc.reason)
         generic.status, generic.title = exc.status, exc.reason
-        generic.type_name = _HTTP_TYPES.get(exc.status, "http-error")
+        generic.type_name = http_problem_type(exc.status)
         response = problem_response(generic)
         for header in ("Allow", "WWW-Authenticate"):
             if header in exc.headers:
