@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import inspect
 import json
 import logging
@@ -101,6 +102,27 @@ def prepare_database(customers: int, seed: int, extensions: Sequence[str]) -> Lo
     return asyncio.run(fill())
 
 
+def reuse_database(url: str) -> LoadedDatabase:
+    """A database an earlier run kept (`--keep`): its numbers are sampled back from it."""
+
+    async def sample() -> LoadedDatabase:
+        connection = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            known = await connection.fetch(
+                "SELECT last_digits FROM customer_phones TABLESAMPLE SYSTEM (1) LIMIT 2000"
+            )
+            shared = await connection.fetch(
+                "SELECT e164 FROM customer_phones GROUP BY e164 HAVING count(*) > 1 LIMIT 2000"
+            )
+        finally:
+            await connection.close()
+        return LoadedDatabase(
+            url, [row["last_digits"] for row in known], [row["e164"] for row in shared]
+        )
+
+    return asyncio.run(sample())
+
+
 # -- the gateway in a child process --------------------------------------------------------
 @dataclass(frozen=True)
 class GatewayConfig:
@@ -159,7 +181,7 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
     """Wrap the screen-pop path's steps with timers (benchmark only; costs ~1 µs each).
 
     Entries are (stage, call id, start, end) in perf_counter seconds. Lookups and cards
-    are attributed to the call whose `_pop` runs in the same task.
+    are attributed to the call whose `_pop` or `_warm` runs in the same task.
     """
     import gateway.calls.link as link
     import gateway.calls.pops as pops
@@ -168,6 +190,15 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
     from gateway.calls.ids import call_id_for
 
     clock = time.perf_counter
+    collecting: list[float] = []
+
+    def collector(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collecting[:] = [clock()]
+        elif collecting:
+            trace.append((f"gc{info['generation']}", "", collecting[0], clock()))
+
+    gc.callbacks.append(collector)
     # Each event name has its own handler task (see the report), so pops of different
     # calls may interleave: the call being popped is a per-task context variable.
     current: contextvars.ContextVar[str] = contextvars.ContextVar("popping", default="")
@@ -184,9 +215,8 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
     def wrap(module: Any, name: str, stage: str, key: Callable[..., str]) -> None:
         setattr(module, name, timed(stage, getattr(module, name), key))
 
-    wrap(recorder, "find_by_phone", "lookup", lambda *a, **k: current.get())
+    wrap(pops, "find_by_phone", "lookup", lambda *a, **k: current.get())
     wrap(pops, "card", "card", lambda *a, **k: current.get())
-    wrap(recorder, "screen_pop", "build", lambda *a, **k: k["call_id"])
     wrap(recorder, "publish", "publish", lambda bus, ext, msg: f"{msg['call_id']}:{msg['type']}")
     dispatch = EventDispatcher.dispatch
 
@@ -222,6 +252,16 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
             trace.append((f"trigger {name}", live.call_id, handler_started, started))
             await super()._pop(live, change, extensions)
             trace.append(("pop", live.call_id, started, clock()))
+
+        async def _warm(self, change: Any) -> Any:
+            current.set(call_id_for(change.linkedid))
+            return await super()._warm(change)
+
+        async def _caller(self, live: Any, change: Any) -> Any:
+            started = clock()
+            result = await super()._caller(live, change)
+            trace.append(("build", live.call_id, started, clock()))
+            return result
 
         async def _insert_started(self, call_id: str, change: Any) -> None:
             started = clock()

@@ -2,7 +2,7 @@
 to the operator's WebSocket client receiving the `screen_pop`.
 
 Usage: python bench/bench_screen_pop.py [--customers 1000000] [--calls 2000] [--rate 40]
-       [--in-flight 4] [--speed 10] [--redis] [--seed 7]
+       [--in-flight 4] [--speed 10] [--redis] [--seed 7] [--keep | --database-url URL]
 
 PostgreSQL gets CUSTOMERS customers (bench_phone_lookup's COPY loader) and 50 agents
 (extensions 201-250). The whole gateway (create_app, workers on, AMI pointed at the
@@ -47,6 +47,7 @@ from bench._telephony import (
     cuts,
     field,
     prepare_database,
+    reuse_database,
     simulator,
     wait_ami_connected,
 )
@@ -189,10 +190,13 @@ def breakdown(
                 stages[name].append((span[1] - span[0]) * 1000)
         build = spans.get(("build", cid))
         if build is not None:
-            stages["5 pop message (card+session)"].append((build[1] - build[0]) * 1000)
+            stages["5 pop waits for lookup+card"].append((build[1] - build[0]) * 1000)
         stages["6 publish on the bus"].append((publish[1] - publish[0]) * 1000)
         stages["7 bus -> WebSocket -> client"].append((run.received[cid] - publish[1]) * 1000)
     stages["(call row insert, per call)"] = inserts
+    for stage, _key, started, ended in trace:
+        if stage.startswith("gc"):
+            stages[f"(GC pause, generation {stage[2:]})"].append((ended - started) * 1000)
     return stages, made_by
 
 
@@ -284,12 +288,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--speed", type=float, default=10.0, help="simulated s per real s")
     parser.add_argument("--redis", action="store_true", help="the Redis bus (else in-memory)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="keep the database; print its URL")
+    parser.add_argument("--database-url", help="reuse a database kept by an earlier --keep run")
     args = parser.parse_args(argv)
-    db = prepare_database(args.customers, args.seed, EXTENSIONS)
+    if args.database_url:
+        db = reuse_database(args.database_url)
+    else:
+        db = prepare_database(args.customers, args.seed, EXTENSIONS)
     try:
         asyncio.run(measure(db, args))
     finally:
-        drop_postgres_database(db.url)
+        if args.keep or args.database_url:
+            print(f"  database kept: --database-url {db.url}")
+        else:
+            drop_postgres_database(db.url)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,8 @@ class PbxLink:
         # name (the client gives each async subscription its own queue, which would let a
         # BridgeEnter overtake its DialBegin). What a change means for the database and
         # the bus is applied by workers sharded by call: one call's changes stay in
-        # order, while a slow write for one call never holds up another call's pop.
+        # order, while a slow write for one call never holds up another call's pop
+        # (pops and first inserts do not queue at all: `CallRecorder.start_now`).
         self._shards: list[asyncio.Queue[CallChange]] = [
             asyncio.Queue() for _ in range(APPLY_SHARDS)
         ]
@@ -99,6 +100,7 @@ class PbxLink:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.client.close()
+        await self.recorder.settle()
         await self._flush()
 
     async def _connect_forever(self) -> None:
@@ -131,6 +133,8 @@ class PbxLink:
 
     def _dispatch(self, changes: list[CallChange]) -> None:
         for change in changes:
+            if self.recorder.start_now(change):
+                continue  # a pop (or the row's insert) does not queue behind other calls
             shard = zlib.crc32(change.linkedid.encode()) % APPLY_SHARDS
             self._shards[shard].put_nowait(change)
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_sync.phones import InvalidPhone, normalize_phone
 from gateway.bus import Bus, BusError
-from gateway.customers.service import PhoneMatch, card, summary
+from gateway.customers.schemas import CustomerCard
+from gateway.customers.service import PhoneMatch, card, find_by_phone, summary
 from gateway.live.http import agent_channel
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,59 @@ def display_number(raw: str | None, region: str) -> str | None:
         return raw
 
 
+@dataclass(frozen=True)
+class CallerCard:
+    """Who is calling, and the card a pop shows as of `day` (None unless one sure match)."""
+
+    caller: str | None  # the number as the PBX gave it
+    match: PhoneMatch
+    card: CustomerCard | None
+    day: date
+
+
+async def look_up_caller(
+    session: AsyncSession, caller: str | None, region: str, day: date, known: PhoneMatch | None
+) -> CallerCard:
+    """Match the caller's number (unless `known`) and read the card a pop shows."""
+    found = known or await find_by_phone(session, caller or "", region)
+    return CallerCard(caller, found, await pop_card(session, found, day), day)
+
+
+async def pop_card(session: AsyncSession, found: PhoneMatch, today: date) -> CustomerCard | None:
+    """The card a screen-pop shows: only for one sure match (no guessing)."""
+    if found.match in ("exact", "suffix") and found.customers:
+        return await card(session, found.customers[0], today)
+    return None
+
+
+def screen_pop_message(
+    found: PhoneMatch,
+    the_card: CustomerCard | None,
+    *,
+    call_id: str,
+    caller: str | None,
+    extension: str,
+) -> dict[str, Any]:
+    """The contract's `screen_pop` message for one ringing extension.
+
+    An ambiguous number gets no card but lists the candidates so the operator can ask
+    which of them is calling.
+    """
+    customer = None if the_card is None else the_card.model_dump()
+    message: dict[str, Any] = {
+        "type": "screen_pop",
+        "call_id": call_id,
+        "caller": caller,
+        "extension": extension,
+        "customer": customer,
+        "match": found.match,
+        "open_tasks": [] if customer is None else customer["open_tasks"],
+    }
+    if found.match == "ambiguous":
+        message["candidates"] = [summary(c, "ambiguous").model_dump() for c in found.customers]
+    return message
+
+
 async def screen_pop(
     session: AsyncSession,
     found: PhoneMatch,
@@ -37,30 +92,10 @@ async def screen_pop(
     now: datetime,
     timezone: str,
 ) -> dict[str, Any]:
-    """The contract's `screen_pop` message for one ringing extension.
-
-    An ambiguous number gets no card (no guessing) but lists the candidates so the
-    operator can ask which of them is calling.
-    """
-    customer: dict[str, Any] | None = None
-    open_tasks: list[dict[str, Any]] = []
-    if found.match in ("exact", "suffix") and found.customers:
-        today = now.astimezone(ZoneInfo(timezone)).date()
-        the_card = await card(session, found.customers[0], today)
-        customer = the_card.model_dump()
-        open_tasks = customer["open_tasks"]
-    message: dict[str, Any] = {
-        "type": "screen_pop",
-        "call_id": call_id,
-        "caller": caller,
-        "extension": extension,
-        "customer": customer,
-        "match": found.match,
-        "open_tasks": open_tasks,
-    }
-    if found.match == "ambiguous":
-        message["candidates"] = [summary(c, "ambiguous").model_dump() for c in found.customers]
-    return message
+    """The `screen_pop` message, its card read now (`now` in `timezone` picks the day)."""
+    today = now.astimezone(ZoneInfo(timezone)).date()
+    the_card = await pop_card(session, found, today)
+    return screen_pop_message(found, the_card, call_id=call_id, caller=caller, extension=extension)
 
 
 async def publish(bus: Bus, extension: str, message: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Applies the tracker's changes: call rows, screen-pops, CRM activities, cost.
+"""Applies the tracker's changes: call rows, screen-pops and call updates; the final
+record (CRM activity, cost) is written by `final_record`.
 
 Several instances may see the same AMI events (issue 9), so every write is idempotent:
 the call's id is derived from its Linkedid, rows are inserted with ON CONFLICT DO NOTHING
@@ -10,31 +11,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from datetime import date
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import update
 
-from crm_sync.outbox import enqueue
 from gateway.bus import Bus
+from gateway.calls.final_record import RecordWriter, insert_ignore
 from gateway.calls.ids import call_id_for
-from gateway.calls.pops import call_update, display_number, publish, screen_pop
+from gateway.calls.pops import (
+    CallerCard,
+    call_update,
+    display_number,
+    look_up_caller,
+    publish,
+    screen_pop_message,
+)
 from gateway.calls.records import CallChange, CallRecord, ChangeKind, Direction, RingStopReason
 from gateway.clock import Clock
-from gateway.customers.service import PhoneMatch, find_by_phone
+from gateway.customers.service import PhoneMatch
 from gateway.db.engine import Database
-from gateway.db.models import Agent, AgentExtension, Call, CallLeg, CostEntry, Customer
-from gateway.db.types import new_id
+from gateway.db.models import Call
 from gateway.settings import Settings
-from gateway.tasks.service import auto_complete_tasks
 
 log = logging.getLogger(__name__)
-CENT = Decimal("0.01")
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -46,12 +50,24 @@ class _LiveCall:
     popped: set[str] = field(default_factory=set)
     # The row's first insert runs beside the screen-pop; later writes wait for it.
     inserted: asyncio.Task[None] | None = None
+    # The call's screen-pops, started the moment their change arrives (see
+    # `CallRecorder.start_now`); the call's later changes wait for them.
+    popping: asyncio.Task[None] | None = None
+    # The caller's lookup and card, read once per call (several extensions may ring).
+    looked_up: CallerCard | None = None
+    warming: asyncio.Task[CallerCard] | None = None
 
     async def row_written(self) -> None:
         """Wait until the call's row exists (its insert failing is logged, not raised)."""
         if self.inserted is not None:
             with contextlib.suppress(Exception):
                 await self.inserted
+
+    async def pops_sent(self) -> None:
+        """Wait until the pops started so far are out (a failure was logged)."""
+        if self.popping is not None:
+            with contextlib.suppress(Exception):
+                await self.popping
 
 
 class CallRecorder:
@@ -69,7 +85,9 @@ class CallRecorder:
         """`records_only`: write final records and nothing live (used by rebuilds)."""
         self._database, self._bus, self._settings, self._clock = database, bus, settings, clock
         self._records_only = records_only
+        self._records = RecordWriter(database, settings)
         self._live: dict[str, _LiveCall] = {}
+        self._running: set[asyncio.Task[Any]] = set()
         # Records are written by every instance that sees the events (idempotently);
         # pops and call updates only by the leader, or operators would get each twice.
         self.announce = True
@@ -77,6 +95,43 @@ class CallRecorder:
     async def _announce(self, extension: str, message: dict[str, Any]) -> None:
         if self.announce:
             await publish(self._bus, extension, message)
+
+    def start_now(self, change: CallChange) -> bool:
+        """Start what must not queue behind other calls' writes; False: `apply` it in order.
+
+        The row's first insert, the caller's lookup and the ringing screen-pop run as
+        tasks from here; the call's later changes, applied in order by `apply`, wait for
+        them (`row_written`, `pops_sent`), so one call's messages keep their order.
+        """
+        if self._records_only:
+            return False
+        if change.kind is ChangeKind.STARTED:
+            self._started(self._live_call(change), change)
+            return True
+        if change.kind is ChangeKind.RINGING and self._settings.pbx.screen_pop_on == "ring":
+            live = self._live_call(change)
+            live.popping = self._background(self._pop_after(live.popping, live, change))
+            return True
+        return False
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Let started inserts and pops finish (on shutdown); cancel what is still slow."""
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=timeout)
+        for task in set(self._running):
+            task.cancel()
+
+    def _background(self, work: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+        task = asyncio.create_task(work)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return task
+
+    def _live_call(self, change: CallChange) -> _LiveCall:
+        live = self._live.get(change.linkedid)
+        if live is None:
+            live = self._live[change.linkedid] = _LiveCall(call_id_for(change.linkedid))
+        return live
 
     async def apply(self, changes: list[CallChange]) -> None:
         """Apply changes in order; one failing change is logged, the rest still apply."""
@@ -91,15 +146,12 @@ class CallRecorder:
             if change.kind is ChangeKind.ENDED and change.record is not None:
                 await self.record(change.record)
             return
-        live = self._live.get(change.linkedid)
-        if live is None:
-            live = self._live[change.linkedid] = _LiveCall(call_id_for(change.linkedid))
+        live = self._live_call(change)
         pop_on = self._settings.pbx.screen_pop_on
         if change.kind is ChangeKind.STARTED:
-            # Not awaited here: the ringing pop that follows must not wait for a write.
-            live.inserted = asyncio.create_task(self._insert_started(live.call_id, change))
-            live.inserted.add_done_callback(_log_failure)
+            self._started(live, change)
             return
+        await live.pops_sent()
         if change.kind is ChangeKind.RINGING:
             if pop_on == "ring":
                 await self._pop(live, change, change.extensions)
@@ -129,29 +181,69 @@ class CallRecorder:
             for extension in sorted(reached):
                 await self._announce(extension, update_message)
 
+    def _started(self, live: _LiveCall, change: CallChange) -> None:
+        # Not awaited: the ringing pop that follows must not wait for a write.
+        live.inserted = self._background(self._insert_started(live.call_id, change))
+        live.inserted.add_done_callback(_log_failure)
+        if self.announce and change.direction is Direction.INBOUND:
+            # Who is calling is read while the call is still in the IVR or the queue, so
+            # the pop is ready when an extension rings (the card is as of the call's start).
+            live.warming = self._background(self._warm(change))
+
+    async def _warm(self, change: CallChange) -> CallerCard:
+        async with self._database.sessions() as session:
+            return await look_up_caller(
+                session, change.caller, self._settings.default_region, self._day(change), None
+            )
+
+    def _day(self, change: CallChange) -> date:
+        """The change's date in the configured timezone (it picks the next payment)."""
+        return change.at.astimezone(ZoneInfo(self._settings.timezone)).date()
+
+    async def _caller(self, live: _LiveCall, change: CallChange) -> CallerCard:
+        """The caller's match and card, read once per call (again for a new day, or when
+        the number the call started with was not the caller's yet)."""
+        if live.warming is not None:
+            warming, live.warming = live.warming, None
+            try:
+                live.looked_up = await warming
+            except Exception as exc:
+                log.warning("caller lookup at call start failed (%s); reading again", exc)
+        day, looked_up = self._day(change), live.looked_up
+        if looked_up is None or looked_up.day != day or looked_up.caller != change.caller:
+            async with self._database.sessions() as session:
+                region = self._settings.default_region
+                looked_up = await look_up_caller(session, change.caller, region, day, live.match)
+            live.looked_up = looked_up
+        return looked_up
+
+    async def _pop_after(
+        self, previous: asyncio.Task[None] | None, live: _LiveCall, change: CallChange
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait({previous})  # the same call's earlier pops go first
+        try:
+            await self._pop(live, change, change.extensions)
+        except Exception:
+            log.exception("could not apply %s of call %s", change.kind, change.linkedid)
+
     async def _pop(self, live: _LiveCall, change: CallChange, extensions: tuple[str, ...]) -> None:
         if not extensions or change.direction is not Direction.INBOUND:
             return
         region = self._settings.default_region
         first_look = live.match is None
-        # One session for the lookup and the cards: a screen-pop is on the clock.
-        async with self._database.sessions() as session:
-            if live.match is None:
-                live.match = await find_by_phone(session, change.caller or "", region)
-            for extension in extensions:
-                if extension in live.popped:
-                    continue
-                live.popped.add(extension)
-                message = await screen_pop(
-                    session,
-                    live.match,
-                    call_id=live.call_id,
-                    caller=display_number(change.caller, region),
-                    extension=extension,
-                    now=change.at,
-                    timezone=self._settings.timezone,
-                )
-                await self._announce(extension, message)
+        caller = await self._caller(live, change)
+        if live.match is None:
+            live.match = caller.match
+        shown = display_number(change.caller, region)
+        for extension in extensions:
+            if extension in live.popped:
+                continue
+            live.popped.add(extension)
+            message = screen_pop_message(
+                live.match, caller.card, call_id=live.call_id, caller=shown, extension=extension
+            )
+            await self._announce(extension, message)
         if first_look:
             # After the pops: the live row shows who is calling while the call lasts.
             await live.row_written()
@@ -169,7 +261,7 @@ class CallRecorder:
     async def _insert_started(self, call_id: str, change: CallChange) -> None:
         now = self._clock.now()
         async with self._database.transaction() as session:
-            await _insert_ignore(
+            await insert_ignore(
                 session,
                 id=call_id,
                 pbx_linkedid=change.linkedid,
@@ -198,222 +290,9 @@ class CallRecorder:
 
     async def record(self, record: CallRecord, known: PhoneMatch | None = None) -> str:
         """Write the final record, match the customer, cost it, tell the CRM; returns id."""
-        region = self._settings.default_region
-        customer_number = record.callee if record.direction is Direction.OUTBOUND else record.caller
-        now = self._clock.now()
-        async with self._database.transaction() as session:
-            found = known or await find_by_phone(session, customer_number or "", region)
-            call_id, requested_customer = await self._claim_row(session, record, now)
-            customer_id = found.customers[0].id if found.match in ("exact", "suffix") else None
-            if requested_customer is not None:
-                # Click-to-call named the customer: that beats any number matching.
-                customer_id, found = requested_customer, PhoneMatch("exact")
-            cost = self._cost(record)
-            agent_id = await _agent_for_extension(session, record.extension)
-            await session.execute(
-                update(Call)
-                .where(Call.id == call_id)
-                .values(
-                    pbx_linkedid=record.linkedid,
-                    direction=record.direction.value,
-                    state="ended",
-                    caller=record.caller,
-                    callee=record.callee,
-                    extension=record.extension,
-                    agent_id=agent_id,
-                    customer_id=customer_id,
-                    match=found.match,
-                    started_at=record.started_at,
-                    answered_at=record.answered_at,
-                    ended_at=record.ended_at,
-                    ring_seconds=record.ring_seconds,
-                    talk_seconds=record.talk_seconds,
-                    disposition=record.disposition.value,
-                    cost=cost,
-                    currency=self._settings.costs.currency if cost is not None else None,
-                    details=_details(record),
-                    updated_at=now,
-                )
-            )
-            await _write_legs(session, call_id, record)
-            if cost is not None:
-                await _ledger(session, call_id, customer_id, cost, self._settings, record)
-            await self._tell_crm(session, call_id, record, found, customer_id, cost, now)
-            if customer_id is not None and self._settings.pbx.auto_complete_tasks:
-                await auto_complete_tasks(session, call_id, now, self._settings.lifecycle)
-        return call_id
-
-    async def _claim_row(
-        self, session: AsyncSession, record: CallRecord, now: datetime
-    ) -> tuple[str, str | None]:
-        """The row this record belongs to (the click-to-call request's, or the Linkedid's)
-        and the customer the request named, if any."""
-        derived = call_id_for(record.linkedid)
-        if record.originate_action_id:
-            requested = (
-                await session.execute(
-                    select(Call.id, Call.customer_id).where(
-                        Call.originate_action_id == record.originate_action_id
-                    )
-                )
-            ).first()
-            if requested is not None and requested.id != derived:
-                # The API already gave out an id for this call: drop the row made when
-                # the first channel appeared and let the requested row take the Linkedid.
-                await session.execute(delete(Call).where(Call.id == derived))
-                await session.flush()
-                return str(requested.id), requested.customer_id
-        await _insert_ignore(
-            session,
-            id=derived,
-            pbx_linkedid=record.linkedid,
-            direction=record.direction.value,
-            state="ended",
-            match="none",
-            details={},
-            created_at=now,
-            updated_at=now,
-        )
-        return derived, None
-
-    def _cost(self, record: CallRecord) -> Decimal | None:
-        """Outbound talk time at the configured per-minute rate; inbound costs us nothing."""
-        if record.direction is not Direction.OUTBOUND or not record.talk_seconds:
-            return None
-        rate = self._settings.costs.call_per_minute
-        return (rate * record.talk_seconds / 60).quantize(CENT, ROUND_HALF_UP)
-
-    async def _tell_crm(
-        self,
-        session: AsyncSession,
-        call_id: str,
-        record: CallRecord,
-        found: PhoneMatch,
-        customer_id: str | None,
-        cost: Decimal | None,
-        now: datetime,
-    ) -> None:
-        region = self._settings.default_region
-        data: dict[str, Any] = {
-            "call_id": call_id,
-            "pbx_linkedid": record.linkedid,
-            "direction": record.direction.value,
-            "caller": display_number(record.caller, region),
-            "callee": display_number(record.callee, region),
-            "extension": record.extension,
-            "external_id": await session.scalar(
-                select(Customer.external_id).where(Customer.id == customer_id)
-            )
-            if customer_id
-            else None,
-            "match": found.match,
-            "started_at": record.started_at,
-            "answered_at": record.answered_at,
-            "ended_at": record.ended_at,
-            "talk_seconds": record.talk_seconds,
-            "disposition": record.disposition.value,
-            "cost": cost,
-            "currency": self._settings.costs.currency if cost is not None else None,
-        }
-        ordering_key = customer_id or "calls"
-        await enqueue(
-            session,
-            type="call.completed",
-            data=data,
-            ordering_key=ordering_key,
-            occurred_at=record.ended_at,
-            event_id=f"call.completed:{record.linkedid}",
-            now=now,
-        )
-        unknown = found.match == "none" and record.direction is Direction.INBOUND
-        if unknown and record.caller and self._settings.pbx.report_unknown_callers:
-            await enqueue(
-                session,
-                type="customer.unknown_caller",
-                data={"call_id": call_id, "phone": data["caller"], "at": record.started_at},
-                ordering_key="unknown_callers",
-                occurred_at=record.started_at,
-                event_id=f"customer.unknown_caller:{record.linkedid}",
-                now=now,
-            )
+        return await self._records.write(record, known, self._clock.now())
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("could not insert a call row", exc_info=task.exception())
-
-
-async def _insert_ignore(session: AsyncSession, **values: Any) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(insert(Call).values(**values).on_conflict_do_nothing())
-
-
-async def _agent_for_extension(session: AsyncSession, extension: str | None) -> str | None:
-    if not extension:
-        return None
-    return await session.scalar(
-        select(Agent.agent_id)
-        .join(AgentExtension, AgentExtension.agent_id == Agent.id)
-        .where(AgentExtension.extension == extension)
-    )
-
-
-async def _write_legs(session: AsyncSession, call_id: str, record: CallRecord) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    for leg in record.legs:
-        await session.execute(
-            insert(CallLeg)
-            .values(
-                uniqueid=leg.uniqueid,
-                call_id=call_id,
-                channel=leg.channel,
-                role=leg.role,
-                extension=leg.extension,
-                started_at=leg.started_at,
-                answered_at=leg.answered_at,
-                ended_at=leg.ended_at,
-                talk_seconds=leg.talk_seconds,
-                hangup_cause=leg.hangup_cause,
-            )
-            .on_conflict_do_nothing()
-        )
-
-
-async def _ledger(
-    session: AsyncSession,
-    call_id: str,
-    customer_id: str | None,
-    cost: Decimal,
-    settings: Settings,
-    record: CallRecord,
-) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(CostEntry)
-        .values(
-            id=new_id("cost"),
-            at=record.ended_at,
-            channel="voice",
-            customer_id=customer_id,
-            call_id=call_id,
-            amount=cost,
-            currency=settings.costs.currency,
-            source="configured",
-            units=record.talk_seconds,
-        )
-        .on_conflict_do_nothing()
-    )
-
-
-def _details(record: CallRecord) -> dict[str, Any]:
-    """Per-operator talk time (transfers), rang extensions and notes, for auditing."""
-    return {
-        "talk_seconds_by_extension": record.talk_seconds_by_extension(),
-        "rang_extensions": list(record.rang_extensions),
-        "answer_source": record.answer_source.value if record.answer_source else None,
-        "adopted": record.adopted,
-        "notes": [{"kind": n.kind, "detail": n.detail} for n in record.notes],
-    }

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_sync.phones import LAST_DIGITS, lookup_keys
+from gateway.customers.card_query import CARD_OPEN_TASKS, CARD_RECENT, card_lists
 from gateway.customers.repository import customers_by_phone_key, live_customer, search_customers
 from gateway.customers.schemas import (
     CallItem,
@@ -28,8 +29,6 @@ from gateway.db.models import Call, Customer, OutboundContact, Payment, Task
 # A number shared by more customers than this is a switchboard, not a household: the
 # screen-pop shows the first ones (all marked ambiguous) rather than load thousands.
 MAX_PHONE_MATCHES = 50
-CARD_RECENT = 5
-CARD_OPEN_TASKS = 20
 
 
 class CustomerNotFound(LookupError):
@@ -137,37 +136,15 @@ def task_item(task: Task) -> TaskItem:
 
 
 async def card(session: AsyncSession, customer: Customer, today: date) -> CustomerCard:
-    """The customer card; `today` (in the configured timezone) picks the next payment."""
-    tasks = await session.execute(
-        select(Task)
-        .where(Task.customer_id == customer.id, Task.status == "open")
-        .order_by(Task.due_at.is_(None), Task.due_at, Task.created_at)
-        .limit(CARD_OPEN_TASKS)
-    )
-    messages = await session.execute(
-        select(OutboundContact)
-        .where(OutboundContact.customer_id == customer.id)
-        .order_by(OutboundContact.created_at.desc(), OutboundContact.id.desc())
-        .limit(CARD_RECENT)
-    )
-    calls = await session.execute(
-        select(Call)
-        .where(Call.customer_id == customer.id)
-        .order_by(func.coalesce(Call.started_at, Call.created_at).desc(), Call.id.desc())
-        .limit(CARD_RECENT)
-    )
-    payment = (
-        await session.execute(
-            select(Payment)
-            .where(
-                Payment.customer_id == customer.id,
-                Payment.status == "due",
-                Payment.due_date >= today,
-            )
-            .order_by(Payment.due_date, Payment.contract_id)
-            .limit(1)
-        )
-    ).scalar_one_or_none()
+    """The customer card; `today` (in the configured timezone) picks the next payment.
+
+    On PostgreSQL the four lists come in one round trip (`card_query`); SQLite, in
+    process, has no round trips to save and reads them with the ORM.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        tasks, messages, calls, payment = await card_lists(session, customer.id, today)
+    else:
+        tasks, messages, calls, payment = await _card_lists_by_orm(session, customer.id, today)
     return CustomerCard(
         id=customer.id,
         external_id=customer.external_id,
@@ -192,12 +169,51 @@ async def card(session: AsyncSession, customer: Customer, today: date) -> Custom
         contract_started_at=iso(customer.contract_started_at),
         last_activity_at=iso(customer.last_activity_at),
         last_order_at=iso(customer.last_order_at),
-        open_tasks=[task_item(task) for task in tasks.scalars()],
-        last_contacts=LastContacts(
-            messages=[_message_item(m) for m in messages.scalars()],
-            calls=[_call_item(c) for c in calls.scalars()],
-        ),
-        next_payment=None if payment is None else _payment_item(payment),
+        open_tasks=tasks,
+        last_contacts=LastContacts(messages=messages, calls=calls),
+        next_payment=payment,
+    )
+
+
+async def _card_lists_by_orm(
+    session: AsyncSession, customer_id: str, today: date
+) -> tuple[list[TaskItem], list[MessageItem], list[CallItem], PaymentItem | None]:
+    """The card's lists with four ORM queries (`card_query.card_lists` is the same in one)."""
+    tasks = await session.execute(
+        select(Task)
+        .where(Task.customer_id == customer_id, Task.status == "open")
+        .order_by(Task.due_at.is_(None), Task.due_at, Task.created_at)
+        .limit(CARD_OPEN_TASKS)
+    )
+    messages = await session.execute(
+        select(OutboundContact)
+        .where(OutboundContact.customer_id == customer_id)
+        .order_by(OutboundContact.created_at.desc(), OutboundContact.id.desc())
+        .limit(CARD_RECENT)
+    )
+    calls = await session.execute(
+        select(Call)
+        .where(Call.customer_id == customer_id)
+        .order_by(func.coalesce(Call.started_at, Call.created_at).desc(), Call.id.desc())
+        .limit(CARD_RECENT)
+    )
+    payment = (
+        await session.execute(
+            select(Payment)
+            .where(
+                Payment.customer_id == customer_id,
+                Payment.status == "due",
+                Payment.due_date >= today,
+            )
+            .order_by(Payment.due_date, Payment.contract_id)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    return (
+        [task_item(task) for task in tasks.scalars()],
+        [_message_item(m) for m in messages.scalars()],
+        [_call_item(c) for c in calls.scalars()],
+        None if payment is None else _payment_item(payment),
     )
 
 
