@@ -22,6 +22,22 @@ def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str,
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
+def _query_value_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query field's JSON schema without its `null` branch: an absent parameter is the
+    None, a query string cannot carry a null (pydantic types it `X | None`)."""
+    schema = dict(schema)
+    branches = schema.pop("anyOf", None)
+    if branches is not None:
+        kept = [branch for branch in branches if branch.get("type") != "null"]
+        if len(kept) == 1:
+            schema.update(kept[0])
+        else:
+            schema["anyOf"] = kept
+    if "default" in schema and schema["default"] is None:
+        del schema["default"]
+    return schema
+
+
 def _operation(spec: EndpointSpec, components: dict[str, Any]) -> dict[str, Any]:
     operation: dict[str, Any] = {"summary": spec.summary, "tags": list(spec.tags)}
     parameters = [
@@ -29,14 +45,19 @@ def _operation(spec: EndpointSpec, components: dict[str, Any]) -> dict[str, Any]
         for name in _PATH_PARAM.findall(spec.path)
     ]
     if spec.query is not None:
+        query_schema = spec.query.model_json_schema(ref_template="#/components/schemas/{model}")
+        for sub_name, sub in query_schema.pop("$defs", {}).items():
+            components[sub_name] = sub
+        properties = query_schema.get("properties", {})
         for name, field in spec.query.model_fields.items():
+            key = field.alias or name
             parameters.append(
                 {
-                    "name": field.alias or name,
+                    "name": key,
                     "in": "query",
                     "required": field.is_required(),
                     "description": field.description or "",
-                    "schema": {"type": "string"},
+                    "schema": _query_value_schema(properties.get(key, {"type": "string"})),
                 }
             )
     if parameters:

@@ -142,6 +142,27 @@ def test_every_operation_is_fuzzed_with_every_role_it_admits() -> None:
     assert {role for _, _, role in targets} == set(TOKEN_OF)
 
 
+def test_query_parameters_carry_their_types_and_no_null() -> None:
+    # Typed parameters let valid cases get past validation, into the handlers' real work.
+    parameters = {
+        (path, parameter["name"]): parameter["schema"]
+        for path, operations in declared_document()["paths"].items()
+        for operation in operations.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "query"
+    }
+    assert parameters[("/api/customers", "limit")] == {
+        "default": 50,
+        "maximum": 500,
+        "minimum": 1,
+        "title": "Limit",
+        "type": "integer",
+    }
+    assert parameters[("/api/outbox", "state")]["enum"] == ["pending", "delivered", "dead"]
+    assert parameters[("/api/reports/daily", "date")]["format"] == "date"
+    assert all("null" not in str(schema) for schema in parameters.values())
+
+
 def test_served_document_is_the_one_fuzzed(live_app: str, schema: schemathesis.BaseSchema) -> None:
     served = requests.get(f"{live_app}/openapi.json", timeout=REQUEST_TIMEOUT).json()
     assert served == declared_document()
