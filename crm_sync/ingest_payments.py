@@ -41,20 +41,30 @@ async def _payment(
     return result.scalar_one_or_none()
 
 
+async def _stored(
+    session: AsyncSession, event: Envelope, data: PaymentScheduled | PaymentPaid
+) -> tuple[str, Payment | None] | None:
+    """The customer's id and the payment as stored; None when the event is stale."""
+    customer = await live_customer(session, data.external_id)
+    entity = payment_entity(data.external_id, data.contract_id, data.due_date)
+    if not await newer(session, entity, event.occurred_at):
+        return None
+    return customer.id, await _payment(session, customer.id, data.contract_id, data.due_date)
+
+
 async def payment_scheduled(
     session: AsyncSession, event: Envelope, data: EventData, now: datetime
 ) -> Outcome:
     """Create or update the payment, due."""
     assert isinstance(data, PaymentScheduled)
-    customer = await live_customer(session, data.external_id)
-    entity = payment_entity(data.external_id, data.contract_id, data.due_date)
-    if not await newer(session, entity, event.occurred_at):
+    stored = await _stored(session, event, data)
+    if stored is None:
         return "stale"
-    payment = await _payment(session, customer.id, data.contract_id, data.due_date)
+    customer_id, payment = stored
     if payment is None:
         payment = Payment(
             id=new_id("pay"),
-            customer_id=customer.id,
+            customer_id=customer_id,
             contract_id=data.contract_id,
             due_date=data.due_date,
         )
@@ -75,18 +85,17 @@ async def payment_paid(
     so the `payment.scheduled` the CRM sent before (delivered late) is then stale.
     """
     assert isinstance(data, PaymentPaid)
-    customer = await live_customer(session, data.external_id)
-    entity = payment_entity(data.external_id, data.contract_id, data.due_date)
-    if not await newer(session, entity, event.occurred_at):
+    stored = await _stored(session, event, data)
+    if stored is None:
         return "stale"
-    payment = await _payment(session, customer.id, data.contract_id, data.due_date)
+    customer_id, payment = stored
     if payment is None:
         return "applied"
     if payment.status != PAID:
         payment.status = PAID
         payment.updated_at = now
         await session.flush()
-    await _skip_unsent_reminders(session, customer.id, data.due_date, now)
+    await _skip_unsent_reminders(session, customer_id, data.due_date, now)
     return "applied"
 
 
