@@ -137,6 +137,24 @@ async def test_paid_after_the_contact_was_written_is_not_sent(
     )
 
 
+async def test_paid_leaves_a_run_campaign_on_the_same_date_alone(
+    database: Database, settings: Settings
+) -> None:
+    # A `run` campaign's occurrence is its run's local date: here the payment's due date.
+    newsletter = {
+        "name": "newsletter",
+        "schedule": "0 10 * * *",
+        "occurrence": "run",
+        "audience": {"field": "status", "op": "==", "value": "active"},
+        "steps": [{"id": "news", "type": "send", "channel": "sms", "template": "payment-reminder"}],
+    }
+    (payer,) = await setup(database, newsletter, "c-payer")
+    await tick(database, settings, day(3))  # 5 November, the due date
+    await crm(database, "payment.paid", payment("c-payer"), day(3, hours=0.5))
+
+    assert await contacts(database) == [(payer, "pending", None)]
+
+
 async def test_a_journey_waiting_to_call_stops_once_paid(
     database: Database, settings: Settings
 ) -> None:
