@@ -87,7 +87,7 @@ def _allocate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _file_mode(args: argparse.Namespace, weights: dict[str, Decimal]) -> int:
-    from gateway.allocation.eligibility import eligible_in_python
+    from gateway.allocation.eligibility_fast import eligible_grouped
     from gateway.allocation.explain import UnknownContact, explain
     from gateway.allocation.model import AllocationInputError, parse_problem
     from gateway.allocation.solve import solve
@@ -102,7 +102,7 @@ def _file_mode(args: argparse.Namespace, weights: dict[str, Decimal]) -> int:
         problem = parse_problem(raw, weights)
     except AllocationInputError as exc:
         raise UsageError(f"{args.input}: {exc}") from exc
-    eligible = eligible_in_python(problem.contacts, problem.partners)
+    eligible = eligible_grouped(problem.contacts, problem.partners)
     plan = solve(problem, eligible)
     if args.explain is not None:
         try:

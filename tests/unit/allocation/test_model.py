@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.allocation.eligibility import eligible_in_python
+from gateway.allocation.eligibility_fast import eligible_grouped
 from gateway.allocation.model import AllocationInputError, parse_problem
 
 PARTNER = {"id": "P", "capacity": 1, "cost_per_contact": "1.50", "eligibility": {}}
@@ -130,6 +131,7 @@ def test_contact_fields_reach_the_rule_language() -> None:
     )
     eligible = eligible_in_python(problem.contacts, problem.partners)
     assert [c.id for c, e in zip(problem.contacts, eligible, strict=True) if e] == ["good"]
+    assert eligible_grouped(problem.contacts, problem.partners) == eligible
 
 
 def test_not_rule_treats_missing_as_false_then_negates() -> None:
@@ -142,6 +144,7 @@ def test_not_rule_treats_missing_as_false_then_negates() -> None:
         {},
     )
     assert eligible_in_python(problem.contacts, problem.partners) == [[], [0]]
+    assert eligible_grouped(problem.contacts, problem.partners) == [[], [0]]
 
 
 def test_defaults_and_weights() -> None:
