@@ -51,6 +51,11 @@ fuzz: $(TEST_STAMP)
 bench: $(TEST_STAMP)
 	eval "$$(scripts/ensure-services.sh)" && for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+## Two gateway processes against one (screen-pop latency, webhook and send throughput);
+## `make bench-scaling BENCH_ARGS="--calls 2000 --messages 5000"` for bigger runs.
+bench-scaling: $(TEST_STAMP)
+	eval "$$(scripts/ensure-services.sh)" && $(BIN)/python bench/bench_scaling.py $(BENCH_ARGS)
+
 ## Two gateways, one simulator, one PostgreSQL and Redis (local scale-out testing; not CI).
 multi-instance: $(STAMP)
 	scripts/multi-instance.sh
