@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint audit unit test-faults fuzz bench clean multi-instance
+.PHONY: run test lint audit unit test-faults fuzz bench bench-scaling clean multi-instance
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
