@@ -28,6 +28,7 @@ from gateway.calls.pops import (
     display_number,
     look_up_caller,
     publish,
+    read_session,
     screen_pop_message,
 )
 from gateway.calls.records import CallChange, CallRecord, ChangeKind, Direction, RingStopReason
@@ -191,7 +192,7 @@ class CallRecorder:
             live.warming = self._background(self._warm(change))
 
     async def _warm(self, change: CallChange) -> CallerCard:
-        async with self._database.sessions() as session:
+        async with read_session(self._database) as session:
             return await look_up_caller(
                 session, change.caller, self._settings.default_region, self._day(change), None
             )
@@ -211,7 +212,7 @@ class CallRecorder:
                 log.warning("caller lookup at call start failed (%s); reading again", exc)
         day, looked_up = self._day(change), live.looked_up
         if looked_up is None or looked_up.day != day or looked_up.caller != change.caller:
-            async with self._database.sessions() as session:
+            async with read_session(self._database) as session:
                 region = self._settings.default_region
                 looked_up = await look_up_caller(session, change.caller, region, day, live.match)
             live.looked_up = looked_up
