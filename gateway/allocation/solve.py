@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 from ortools.graph.python import min_cost_flow  # type: ignore[import-untyped]
 
-from gateway.allocation.model import CAPACITY_EXHAUSTED, NO_ELIGIBLE, Plan, Problem
+from gateway.allocation.model import CAPACITY_EXHAUSTED, NO_ELIGIBLE, PartnerTerms, Plan, Problem
 
 INTEGRALITY_TOLERANCE = 1e-6
 MAX_COST_PLACES = 8
@@ -65,19 +65,25 @@ def solve(
         raise ValueError("one eligible set per contact is needed")
     net = [partner.net_cost(problem.weights) for partner in partners]
     unassigned: dict[str, str] = {}
-    members: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+    open_sets: dict[tuple[int, ...], int] = {}
+    # Eligible lists are often one shared object for many contacts (eligible_grouped
+    # shares them): each distinct object is read once. The entry keeps the object alive,
+    # so its id cannot be reused by another while this runs.
+    seen: dict[int, tuple[Sequence[int], int]] = {}
+    members: dict[tuple[int, int], list[int]] = {}
     for index, contact in enumerate(contacts):
-        allowed = sorted(set(eligible[index]))
-        if not allowed:
-            unassigned[contact.id] = NO_ELIGIBLE
+        given = eligible[index]
+        entry = seen.get(id(given))
+        if entry is None:
+            entry = seen[id(given)] = (given, _open_set(given, partners, open_sets))
+        which = entry[1]
+        if which < 0:
+            unassigned[contact.id] = NO_ELIGIBLE if which == _NONE_ELIGIBLE else CAPACITY_EXHAUSTED
             continue
-        open_ = tuple(p for p in allowed if partners[p].capacity > 0)
-        if not open_:
-            unassigned[contact.id] = CAPACITY_EXHAUSTED
-            continue
-        members.setdefault((contact.priority, open_), []).append(index)
-    keys = list(members)
-    sizes = [len(members[k]) for k in keys]
+        members.setdefault((contact.priority, which), []).append(index)
+    by_index = list(open_sets)
+    keys = [(priority, by_index[which]) for priority, which in members]
+    sizes = [len(group) for group in members.values()]
     if method == "lp":
         from gateway.allocation.lp import lp_flows
 
@@ -87,8 +93,8 @@ def solve(
 
     assignments: dict[str, str] = {}
     used = {partner.id: 0 for partner in partners}
-    for key, amounts in zip(keys, flows, strict=True):
-        queue = iter(members[key])
+    for group, amounts in zip(members.values(), flows, strict=True):
+        queue = iter(group)
         # Within a class every contact is alike; earlier ones (input order) go first.
         for partner_index, amount in sorted(amounts.items(), key=lambda item: item[0]):
             for _ in range(amount):
@@ -114,6 +120,22 @@ def solve(
         assigned_by_priority=by_priority,
         classes=len(keys),
     )
+
+
+_NONE_ELIGIBLE, _ALL_FULL = -1, -2
+
+
+def _open_set(
+    given: Sequence[int], partners: Sequence[PartnerTerms], open_sets: dict[tuple[int, ...], int]
+) -> int:
+    """The index of the contact's eligible partners with capacity, or why there are none."""
+    allowed = sorted(set(given))
+    if not allowed:
+        return _NONE_ELIGIBLE
+    open_ = tuple(p for p in allowed if partners[p].capacity > 0)
+    if not open_:
+        return _ALL_FULL
+    return open_sets.setdefault(open_, len(open_sets))
 
 
 def network_flows(

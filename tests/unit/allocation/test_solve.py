@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pytest
@@ -299,3 +300,35 @@ def test_costs_with_many_decimals_stay_exact() -> None:
     # Net a = 1.000087655, b = 0.999987656: b is cheaper by 0.0000999…, filled first.
     assert plan.used == {"a": 1, "b": 2}
     assert plan.objective == Decimal("1.000087655") + 2 * Decimal("0.999987656")
+
+
+class FreshLists(Sequence[list[int]]):
+    """Eligible sets handed out as a new list on every read (freed after use, so a
+    later one may get the same id): the solver must not confuse them."""
+
+    def __init__(self, rows: list[list[int]]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> list[int]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[list[int]]: ...
+    def __getitem__(self, index: int | slice) -> list[int] | list[list[int]]:
+        if isinstance(index, slice):
+            return [list(row) for row in self.rows[index]]
+        return list(self.rows[index])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_shared_fresh_and_copied_eligible_lists_give_one_plan(seed: int) -> None:
+    rng = random.Random(seed)
+    problem = random_problem(rng, 60, 5)
+    shared = eligible_in_python(problem.contacts, problem.partners)
+    copies = [list(row) for row in shared]
+    assert len({id(row) for row in shared}) < len(shared)  # some lists are shared
+    plan = solve(problem, shared)
+    assert solve(problem, copies) == plan
+    assert solve(problem, FreshLists(copies)) == plan
