@@ -35,6 +35,7 @@ RAW_BATCH = 500
 APPLY_SHARDS = 8
 LEADER_TTL = 15.0
 LEADER_RENEW = 5.0
+LEADER_POLL = 0.25  # how soon a change of AMI session moves the pop leadership
 
 
 class PbxLink:
@@ -168,21 +169,46 @@ class PbxLink:
 
         Every instance keeps its own AMI session, so a PBX or instance failure loses
         nothing: all of them track calls and write the (idempotent) records. Only the
-        leader publishes screen-pops; if it dies its lock expires and another takes over
-        within LEADER_TTL seconds. With the in-process bus there is one instance: it leads.
+        leader publishes screen-pops; it steps aside when its AMI session drops and
+        releases the lock when stopped, so another takes over within LEADER_RENEW
+        seconds; if it dies its lock expires and another takes over within LEADER_TTL.
+        With the in-process bus there is one instance: it leads.
         """
         lock = self._bus.lock("ami-pop-leader", LEADER_TTL)
         held = False
-        while True:
-            try:
-                held = await (lock.extend(LEADER_TTL) if held else lock.acquire())
-            except BusError as exc:
-                # Redis is down: pub/sub is down too, so nobody's pops get through anyway.
-                log.warning("pop leadership unknown (%s)", exc)
-            if held != self.recorder.announce:
-                log.info("screen-pop leadership %s", "taken" if held else "lost")
-            self.recorder.announce = held
-            await asyncio.sleep(LEADER_RENEW)
+        try:
+            while True:
+                hearing = self._hears_pbx()
+                try:
+                    if hearing:
+                        held = await (lock.extend(LEADER_TTL) if held else lock.acquire())
+                    elif held:
+                        held = False
+                        await lock.release()
+                except BusError as exc:
+                    # Redis is down: pub/sub is down too, so nobody's pops get through anyway.
+                    log.warning("pop leadership unknown (%s)", exc)
+                if held != self.recorder.announce:
+                    log.info("screen-pop leadership %s", "taken" if held else "lost")
+                self.recorder.announce = held
+                await self._until_renewal(hearing)
+        finally:
+            if held:  # stopping: hand over now, not when the lock expires
+                with contextlib.suppress(BusError):
+                    await lock.release()
+
+    def _hears_pbx(self) -> bool:
+        """May this instance lead the pops? Only while its AMI session is up: a leader
+        cut off from the PBX would keep its lock and nobody would pop. (With the
+        in-process bus there is one instance and nobody to hand over to.)"""
+        return self._bus.kind == "memory" or self.client.state is AmiState.CONNECTED
+
+    async def _until_renewal(self, hearing: bool) -> None:
+        """Wait LEADER_RENEW, or less when the AMI session comes up or goes down."""
+        for _ in range(round(LEADER_RENEW / LEADER_POLL)):
+            await asyncio.sleep(LEADER_POLL)
+            if self._hears_pbx() != hearing:
+                return
 
     async def _flush_forever(self) -> None:
         while True:
