@@ -108,6 +108,29 @@ async def test_dashboard_draws_statuses_contacts_costs_and_savings(
     await expect(operator.page.locator("#ext-picker")).to_be_visible()
 
 
+async def add_people(database: Database, people: list[tuple[str, str, str]], prefix: str) -> None:
+    """Customers (name, region, language) with numbers `prefix` + their position."""
+    for number, (name, region, language) in enumerate(people):
+        await add_customer(database, name, f"{prefix}{number}", region=region, language=language)
+
+
+async def save_definition(gateway: Client) -> None:
+    """Version 1 of the test campaign, through the API."""
+    response = await gateway.put(
+        f"/api/campaigns/{CAMPAIGN}", json=DEFINITION, headers=bearer(ADMIN_TOKEN)
+    )
+    assert response.status == 200, await response.text()
+
+
+async def open_editor(open_console: Any) -> Any:
+    """An admin's console with the test campaign open in the editor."""
+    admin = await open_console()
+    await admin.sign_in(ADMIN_TOKEN)
+    await admin.page.click("#nav button[data-view=campaigns]")
+    await admin.page.locator(f"#campaigns tr[data-name={CAMPAIGN}] button.open-campaign").click()
+    return admin
+
+
 async def preview_count(gateway: Client) -> int:
     response = await gateway.post(
         f"/api/campaigns/{CAMPAIGN}/preview", json={}, headers=bearer(ADMIN_TOKEN)
@@ -127,21 +150,12 @@ async def test_campaign_editor_builds_saves_refuses_and_rolls_back(
         ("Iryna", "south", "uk"),
         ("Petro", "south", "uk"),
     ]
-    for number, (name, region, language) in enumerate(people):
-        await add_customer(
-            database, name, f"+38050123450{number}", region=region, language=language
-        )
-    response = await gateway.put(
-        f"/api/campaigns/{CAMPAIGN}", json=DEFINITION, headers=bearer(ADMIN_TOKEN)
-    )
-    assert response.status == 200, await response.text()
-    admin = await open_console()
-    await admin.sign_in(ADMIN_TOKEN)
+    await add_people(database, people, "+38050123450")
+    await save_definition(gateway)
+    admin = await open_editor(open_console)
     page = admin.page
-    await page.click("#nav button[data-view=campaigns]")
     row = page.locator(f"#campaigns tr[data-name={CAMPAIGN}]")
     await expect(row.locator("td").nth(1)).to_have_text(XSS_NAME)
-    await row.locator("button.open-campaign").click()
     await expect(page.locator("#audience-count")).to_have_text("2")
     await expect(page.locator("#editor-steps li.step")).to_have_count(3)
     pause = page.locator("#editor-steps li.step[data-id=pause]")
@@ -219,19 +233,10 @@ async def test_editor_counts_the_unsaved_edit_as_the_api_does(
     open_console: Any, gateway: Client, database: Database
 ) -> None:
     people = [("Olena", "north", "uk"), ("John", "north", "en"), ("Iryna", "south", "uk")]
-    for number, (name, region, language) in enumerate(people):
-        await add_customer(
-            database, name, f"+38050123460{number}", region=region, language=language
-        )
-    response = await gateway.put(
-        f"/api/campaigns/{CAMPAIGN}", json=DEFINITION, headers=bearer(ADMIN_TOKEN)
-    )
-    assert response.status == 200, await response.text()
-    admin = await open_console()
-    await admin.sign_in(ADMIN_TOKEN)
+    await add_people(database, people, "+38050123460")
+    await save_definition(gateway)
+    admin = await open_editor(open_console)
     page = admin.page
-    await page.click("#nav button[data-view=campaigns]")
-    await page.locator(f"#campaigns tr[data-name={CAMPAIGN}] button.open-campaign").click()
     await expect(page.locator("#preview-of")).to_have_text("version 1")
     await expect(page.locator("#audience-count")).to_have_text("1")
 
@@ -298,15 +303,9 @@ EDITED_STEPS = [
 async def test_editor_edits_steps_and_shows_the_servers_messages_on_them(
     open_console: Any, gateway: Client
 ) -> None:
-    response = await gateway.put(
-        f"/api/campaigns/{CAMPAIGN}", json=DEFINITION, headers=bearer(ADMIN_TOKEN)
-    )
-    assert response.status == 200, await response.text()
-    admin = await open_console()
-    await admin.sign_in(ADMIN_TOKEN)
+    await save_definition(gateway)
+    admin = await open_editor(open_console)
     page = admin.page
-    await page.click("#nav button[data-view=campaigns]")
-    await page.locator(f"#campaigns tr[data-name={CAMPAIGN}] button.open-campaign").click()
     steps = page.locator("#editor-steps li.step")
     await expect(steps).to_have_count(3)
 

@@ -4,49 +4,23 @@ nothing is written."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
-from gateway.app import create_app
 from gateway.clock import FixedClock
 from gateway.customers.repository import upsert_customer
 from gateway.db.engine import Database
 from gateway.db.models import Payment, Template
 from gateway.db.types import new_id
-from gateway.http.auth import TokenRegistry
-from gateway.http.endpoints import ENDPOINTS
-from gateway.messages import templates_http
-from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
+from tests.integration.test_templates_api import REMINDER, Client, client
 
-Client = TestClient[Any, Any]
 ADMIN = bearer(ADMIN_TOKEN)
-REMINDER = {
-    "channel": "sms",
-    "body": {
-        "uk": "{{ first_name }}, нагадуємо: {{ amount }} до {{ due_date }}. {{ link }}",
-        "en": "{{ first_name }}, reminder: {{ amount }} by {{ due_date }}. {{ link }}",
-    },
-    "variables": ["link"],
-}
-
-
-@pytest.fixture
-async def client(
-    settings: Settings, database: Database, clock: FixedClock, tokens: TokenRegistry
-) -> AsyncIterator[Client]:
-    """The real app (the templates feature added if the feature list lacks it)."""
-    app = create_app(settings, clock=clock, tokens=tokens, workers=False)
-    if not any(spec.path == "/api/templates" for spec in app[ENDPOINTS]):
-        templates_http.setup(app, False)
-    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
-        yield test_client
+__all__ = ["client"]  # the templates API's app fixture
 
 
 async def add_customer(database: Database, clock: FixedClock, name: str, language: str) -> str:
