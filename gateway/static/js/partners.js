@@ -12,9 +12,16 @@ let eligibility = null; // the mounted rule builder
 
 const node = (id) => document.getElementById(id);
 
+function conditions(rule) {
+  if (!rule || typeof rule !== "object") return 0;
+  if ("not" in rule) return conditions(rule.not);
+  if ("all" in rule || "any" in rule) return (rule.all || rule.any || []).reduce((n, r) => n + conditions(r), 0);
+  return 1;
+}
+
 function describeRule(rule) {
   if (!rule || !Object.keys(rule).length) return "every contact";
-  const count = JSON.stringify(rule).split('"field"').length - 1;
+  const count = conditions(rule);
   return `${count} condition${count === 1 ? "" : "s"}`;
 }
 
