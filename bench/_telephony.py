@@ -167,12 +167,15 @@ async def _serve(config: GatewayConfig, ready: EventType, stop: EventType) -> No
     tokens = TokenRegistry()
     tokens.add(ADMIN_TOKEN, "admin")
     app = create_app(settings, tokens=tokens, workers=True)
+    probe = asyncio.create_task(_probe_loop_lag(trace)) if config.trace_path else None
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", config.http_port).start()
     ready.set()
     await asyncio.to_thread(stop.wait)  # the loop keeps serving meanwhile
     await runner.cleanup()
+    if probe is not None:
+        probe.cancel()
     if config.trace_path:
         await asyncio.to_thread(Path(config.trace_path).write_text, json.dumps(trace))
 
@@ -269,6 +272,40 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
             trace.append(("insert_started", call_id, started, clock()))
 
     vars(link)["CallRecorder"] = TimedRecorder  # PbxLink builds its recorder from this name
+
+    # When the pop's frame was written to the operator's socket (the gateway's last step).
+    from aiohttp import web
+
+    send_json = web.WebSocketResponse.send_json
+
+    async def timed_send_json(
+        self: web.WebSocketResponse, data: Any, *args: Any, **kw: Any
+    ) -> None:
+        started = clock()
+        await send_json(self, data, *args, **kw)
+        if isinstance(data, dict) and data.get("type") == "screen_pop":
+            trace.append(("ws_sent", str(data["call_id"]), started, clock()))
+
+    web.WebSocketResponse.send_json = timed_send_json  # type: ignore[method-assign,assignment]
+
+    # How long each raw-event flush holds the loop (its batches are written in one go).
+    flush = link.PbxLink._flush
+
+    async def timed_flush(self: link.PbxLink) -> None:
+        started = clock()
+        await flush(self)
+        trace.append(("raw_flush", "", started, clock()))
+
+    link.PbxLink._flush = timed_flush  # type: ignore[method-assign]
+
+
+async def _probe_loop_lag(trace: list[tuple[str, str, float, float]]) -> None:
+    """Every 5 ms, note how late the event loop woke us (its lag behind other work)."""
+    clock = time.perf_counter
+    while True:
+        due = clock() + 0.005
+        await asyncio.sleep(0.005)
+        trace.append(("loop_lag", "", due, clock()))
 
 
 def _one_queue_per_handler() -> None:

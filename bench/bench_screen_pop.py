@@ -192,11 +192,19 @@ def breakdown(
         if build is not None:
             stages["5 pop waits for lookup+card"].append((build[1] - build[0]) * 1000)
         stages["6 publish on the bus"].append((publish[1] - publish[0]) * 1000)
-        stages["7 bus -> WebSocket -> client"].append((run.received[cid] - publish[1]) * 1000)
+        sent = spans.get(("ws_sent", cid))
+        if sent is None:
+            stages["7 bus -> WebSocket -> client"].append((run.received[cid] - publish[1]) * 1000)
+        else:
+            stages["7a bus -> frame written (gateway)"].append((sent[1] - publish[1]) * 1000)
+            stages["7b frame written -> client reads"].append((run.received[cid] - sent[1]) * 1000)
     stages["(call row insert, per call)"] = inserts
+    others = {"loop_lag": "(gateway loop lag, 5 ms probe)", "raw_flush": "(raw AMI event flush)"}
     for stage, _key, started, ended in trace:
         if stage.startswith("gc"):
             stages[f"(GC pause, generation {stage[2:]})"].append((ended - started) * 1000)
+        elif stage in others:
+            stages[others[stage]].append((ended - started) * 1000)
     return stages, made_by
 
 

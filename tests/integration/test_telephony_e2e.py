@@ -201,3 +201,30 @@ async def test_transfers_attribute_talk_time_to_each_operator(
     shares = call.details["talk_seconds_by_extension"]
     assert set(shares) == {"201", "202"}
     assert 11 <= shares["201"] <= 13 and 7 <= shares["202"] <= 9
+
+
+async def test_the_call_s_raw_events_are_stored_for_rebuilds(
+    gateway: Client, database: Database, pbx: SimulatorServer
+) -> None:
+    pbx.start_call(CallSpec(caller=OLENA, extensions=("201",), ring_seconds=1, talk_seconds=3))
+    (record,) = await ended_calls(gateway, 1)
+    linkedid = record["pbx_linkedid"]
+
+    async def stored() -> list[tuple[str, str | None]]:
+        from sqlalchemy import select
+
+        from gateway.db.models import AmiRawEvent
+
+        async with database.sessions() as session:
+            rows = await session.scalars(
+                select(AmiRawEvent).where(AmiRawEvent.linkedid == linkedid)
+            )
+            return [(row.name, row.fields.get("Event")) for row in rows]
+
+    async def hung_up() -> bool:
+        return sum(1 for name, _ in await stored() if name == "Hangup") == 2
+
+    await wait_for(hung_up, True)
+    rows = await stored()
+    assert {"Newchannel", "DialBegin", "BridgeEnter", "Hangup"} <= {name for name, _ in rows}
+    assert all(name == event for name, event in rows)  # the fields, as received
