@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Integer, and_, case, cast, func, literal, select
+from sqlalchemy import ColumnElement, Integer, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import Call, CostEntry, ExperimentAssignment
@@ -124,30 +124,6 @@ def _topic_calls(topic: str | None, start: datetime, stop: datetime) -> list[Any
     return conditions
 
 
-async def callers_by_arm(
-    session: AsyncSession,
-    campaign_id: str,
-    topic: str | None,
-    start: datetime,
-    stop: datetime,
-    months: Sequence[Month] | None = None,
-) -> dict[tuple[str, str], int]:
-    """Distinct customers per (arm, month) who called on the topic; month "" for all."""
-    join = and_(
-        ExperimentAssignment.customer_id == Call.customer_id,
-        ExperimentAssignment.campaign_id == campaign_id,
-    )
-    bucket = (month_bucket(Call.started_at, months) if months else literal("")).label("month")
-    query = (
-        select(ExperimentAssignment.arm, bucket, func.count(func.distinct(Call.customer_id)))
-        .select_from(Call)
-        .join(ExperimentAssignment, join)
-        .where(*_topic_calls(topic, start, stop))
-        .group_by(ExperimentAssignment.arm, bucket)
-    )
-    return {(arm, month): int(n) for arm, month, n in (await session.execute(query)).all()}
-
-
 async def arm_sizes_of(
     session: AsyncSession, campaign_ids: Sequence[str]
 ) -> dict[str, dict[str, int]]:
@@ -161,41 +137,6 @@ async def arm_sizes_of(
     for campaign_id, arm, n in (await session.execute(query)).all():
         sizes.setdefault(campaign_id, {})[arm] = int(n)
     return sizes
-
-
-async def topic_callers(
-    session: AsyncSession,
-    campaign_ids: Sequence[str],
-    topics: Sequence[str],
-    start: datetime,
-    stop: datetime,
-    months: Sequence[Month] | None = None,
-) -> dict[tuple[str, str, str, str], int]:
-    """Distinct callers per (campaign, arm, topic, month) in one pass over the calls.
-
-    One grouped join for every campaign with a topic instead of one per campaign: the
-    scan of the window's calls is the report's main cost. Month "" means the window.
-    """
-    join = and_(
-        ExperimentAssignment.customer_id == Call.customer_id,
-        ExperimentAssignment.campaign_id.in_(campaign_ids),
-    )
-    bucket = (month_bucket(Call.started_at, months) if months else literal("")).label("month")
-    query = (
-        select(
-            ExperimentAssignment.campaign_id,
-            ExperimentAssignment.arm,
-            Call.topic,
-            bucket,
-            func.count(func.distinct(Call.customer_id)),
-        )
-        .select_from(Call)
-        .join(ExperimentAssignment, join)
-        .where(*_topic_calls(None, start, stop), Call.topic.in_(topics))
-        .group_by(ExperimentAssignment.campaign_id, ExperimentAssignment.arm, Call.topic, bucket)
-    )
-    rows = (await session.execute(query)).all()
-    return {(c, arm, str(topic), month): int(n) for c, arm, topic, month, n in rows}
 
 
 async def handling_by_topic(

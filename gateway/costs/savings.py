@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.campaigns.arms import HOLDOUT
 from gateway.clock import isoformat_z
 from gateway.costs import ledger, rollup
+from gateway.costs.callers import callers_by_month
 from gateway.costs.deflection import DEFAULT_CONFIDENCE, Deflection, measure
 from gateway.costs.estimate import MONTHS_PER_YEAR
 from gateway.costs.model import CostModel, Figure, money_str
@@ -295,30 +296,15 @@ async def _gather_facts(
             topics[campaign.id] = (topic, "audience rule" if topic else "all inbound calls")
     ids = [c.id for c in campaigns]
     sizes = await ledger.arm_sizes_of(session, ids) if ids else {}
-    measured = [i for i in ids if HOLDOUT in sizes.get(i, {}) and len(sizes[i]) > 1]
-    with_topic = [i for i in measured if topics[i][0] is not None]
-    wanted = sorted({t for i in with_topic if (t := topics[i][0]) is not None})
-    found: dict[tuple[str, str, str, str], int] = {}
-    if with_topic:
-        found = await ledger.topic_callers(session, with_topic, wanted, start, stop)
-        if len(months) > 1:
-            found |= await ledger.topic_callers(session, with_topic, wanted, start, stop, months)
+    measured = [(i, topics[i][0]) for i in ids if HOLDOUT in sizes.get(i, {}) and len(sizes[i]) > 1]
+    found = await callers_by_month(session, measured, start, stop, months)
     by_topic = await ledger.handling_by_topic(session, start, stop)
+    all_topics = (sum(s for s, _ in by_topic.values()), sum(n for _, n in by_topic.values()))
     facts: dict[str, _Facts] = {}
     for campaign_id in ids:
         topic, source = topics[campaign_id]
-        if topic is not None:
-            callers = {(a, m): n for (c, a, t, m), n in found.items() if c == campaign_id}
-            handling = by_topic.get(topic, (0, 0))
-        else:
-            callers = {}
-            if campaign_id in measured:
-                callers = await ledger.callers_by_arm(session, campaign_id, None, start, stop)
-                if len(months) > 1:
-                    callers |= await ledger.callers_by_arm(
-                        session, campaign_id, None, start, stop, months
-                    )
-            handling = (sum(s for s, _ in by_topic.values()), sum(n for _, n in by_topic.values()))
+        callers = {(arm, month): n for (c, arm, month), n in found.items() if c == campaign_id}
+        handling = by_topic.get(topic, (0, 0)) if topic is not None else all_topics
         facts[campaign_id] = _Facts(topic, source, sizes.get(campaign_id, {}), callers, handling)
     return facts
 
