@@ -17,6 +17,7 @@ from gateway.features import FEATURES
 from gateway.http.auth import TOKENS, TokenRegistry, auth_middleware
 from gateway.http.endpoints import ENDPOINTS, add_endpoints
 from gateway.http.health import health, metrics
+from gateway.http.input_guard import refuse_nul_middleware
 from gateway.http.openapi import openapi_handler
 from gateway.http.problems import Handler, problem_middleware
 from gateway.http.request_context import install_request_context, request_context_middleware
@@ -44,6 +45,7 @@ def create_app(
             metrics_middleware,
             webhook_failures_middleware,
             auth_middleware,
+            refuse_nul_middleware,
         ],
     )
     install_request_context(app)

@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 
+from crm_sync.events import find_nul
+from gateway.http.input_guard import nul_refused
 from gateway.http.problems import ApiProblem, InvalidInput, invalid_from_validation
 
 Roles = Literal["admin", "operator", "crm"]
@@ -91,12 +93,17 @@ def add_endpoints(app: web.Application, *handlers: HandlerFn) -> None:
 
 
 async def read_json(request: web.Request) -> Any:
-    """Parse the body as JSON or refuse with 400."""
+    """Parse the body as JSON or refuse with 400 (422 for a NUL character in a string)."""
     raw = await request.read()
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApiProblem(f"body is not valid JSON: {exc}") from exc
+    # "\u0000" parses into a string PostgreSQL cannot store: refused like CRM events.
+    where = find_nul(data)
+    if where is not None:
+        raise nul_refused(where or "body")
+    return data
 
 
 async def read_body(request: web.Request, model: type[M]) -> M:

@@ -1,0 +1,33 @@
+"""U+0000 in a request's path or query is refused with 422 before any handler runs.
+
+PostgreSQL text cannot store or even compare with a NUL character: left through, such a
+value fails the query and answers 500 (found by schemathesis: `?campaign=%00`). SQLite
+would take it, so refusing it here keeps both databases answering alike. JSON bodies are
+checked where they are parsed (`read_json`), with the same rule as CRM events.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.http.problems import Handler, InvalidInput
+
+NUL = "\x00"
+
+
+def nul_refused(field: str) -> InvalidInput:
+    """The 422 for a NUL character in `field`."""
+    message = "the NUL character is not allowed in text"
+    return InvalidInput(f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+@web.middleware
+async def refuse_nul_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a NUL in any path parameter, query parameter name or value."""
+    for name, value in request.match_info.items():
+        if NUL in value:
+            raise nul_refused(name)
+    for name, value in request.query.items():
+        if NUL in name or NUL in value:
+            raise nul_refused(name.replace(NUL, "\\0"))
+    return await handler(request)
