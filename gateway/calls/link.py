@@ -26,6 +26,7 @@ from gateway.calls.tracker import TRACKED_EVENTS, CallTracker
 from gateway.clock import Clock
 from gateway.db.engine import Database
 from gateway.db.models import AmiRawEvent
+from gateway.logs import call_context
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 
@@ -135,7 +136,10 @@ class PbxLink:
 
     def _dispatch(self, changes: list[CallChange]) -> None:
         for change in changes:
-            if self.recorder.start_now(change):
+            # The tasks start_now creates copy this context: their log lines name the call.
+            with call_context(change.linkedid):
+                started = self.recorder.start_now(change)
+            if started:
                 continue  # a pop (or the row's insert) does not queue behind other calls
             shard = zlib.crc32(change.linkedid.encode()) % APPLY_SHARDS
             self._shards[shard].put_nowait(change)
@@ -144,7 +148,8 @@ class PbxLink:
         """Apply one shard's changes in order (the recorder logs per-change failures)."""
         while True:
             change = await shard.get()
-            await self.recorder.apply([change])
+            with call_context(change.linkedid):
+                await self.recorder.apply([change])
 
     def _on_wire(self, event: AmiMessage) -> None:
         """Called by the AMI reader for each tracked event, in wire order; never blocks."""

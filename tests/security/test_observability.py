@@ -7,21 +7,29 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
-from gateway.clock import FixedClock
+from gateway.app import create_app
+from gateway.clock import FixedClock, SystemClock
 from gateway.db.engine import Database
-from gateway.db.models import OutboundContact
+from gateway.db.models import Call, OutboundContact
 from gateway.db.types import new_id
+from gateway.http.auth import TokenRegistry
 from gateway.http.request_context import REQUEST_ID_HEADER, request_id_from
 from gateway.logs import ContextFilter, JsonFormatter, MaskingFormatter, call_context, mask_pii
+from gateway.pbx_simulator import CallSpec, SimulatorServer
+from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, bearer
+from tests.support.pbx import health_ami, pbx, wait_for, wired_to
+
+__all__ = ["pbx"]  # a fixture
 
 Client = TestClient[Any, Any]
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
@@ -201,3 +209,46 @@ def test_log_lines_written_while_handling_a_call_carry_its_id(json_log: io.Strin
 def test_client_addresses_survive_masking_but_dotted_phones_do_not() -> None:
     assert mask_pii("from 203.0.113.5") == "from 203.0.113.5"
     assert "123.45" not in mask_pii("call 067.123.45.67")
+
+
+@pytest.fixture
+async def gateway(
+    settings: Settings, database: Database, tokens: TokenRegistry, pbx: SimulatorServer
+) -> AsyncIterator[Client]:
+    """The whole gateway (workers on) connected to the PBX simulator."""
+    app = create_app(wired_to(settings, pbx), clock=SystemClock(), tokens=tokens, workers=True)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        await wait_for(lambda: health_ami(client), "connected")
+        yield client
+
+
+async def test_what_the_gateway_logs_while_handling_a_call_carries_the_calls_id(
+    gateway: Client, database: Database, pbx: SimulatorServer, json_log: io.StringIO
+) -> None:
+    # SQL statements are what every call's handling logs (at INFO, when asked for).
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
+    try:
+        pbx.start_call(CallSpec(caller="+380501234567", extensions=("201",), talk_seconds=2))
+
+        async def ended() -> int:
+            async with database.sessions() as session:
+                return len(
+                    (
+                        await session.scalars(
+                            select(Call.pbx_linkedid).where(Call.state == "ended")
+                        )
+                    ).all()
+                )
+
+        await wait_for(ended, 1)
+    finally:
+        logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    async with database.sessions() as session:
+        linkedid = await session.scalar(select(Call.pbx_linkedid))
+    logged = lines(json_log)
+    for_the_call = [line for line in logged if line.get("call_id") == linkedid]
+    assert any("INSERT INTO calls" in line["msg"] for line in for_the_call)
+    assert any("UPDATE calls" in line["msg"] for line in for_the_call)
+    # No other call id was made up, and AMI work is not mistaken for a request's.
+    assert {line["call_id"] for line in logged if "call_id" in line} == {linkedid}
+    assert not any("request_id" in line for line in for_the_call)
