@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from gateway.appkeys import BUS, DATABASE, SETTINGS
+from gateway.bus import Subscription
 from gateway.db.models import Agent, AgentExtension
 from gateway.http.auth import (
     TOKENS,
@@ -130,20 +131,30 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         await socket.prepare(request)
         await socket.send_json({"type": "hello", "extension": extension})
         reader = asyncio.create_task(_drain(socket))
+        forwarder = asyncio.create_task(_forward(subscription, socket))
         try:
-            while not reader.done():
-                getter = asyncio.ensure_future(subscription.get())
-                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    await socket.send_json(getter.result())
-                else:
-                    getter.cancel()
+            await asyncio.wait({reader, forwarder}, return_when=asyncio.FIRST_COMPLETED)
+            if forwarder.done():
+                forwarder.result()  # a failed send ends the socket, as it did inline
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            for task in (reader, forwarder):
+                task.cancel()
+                # A failure was raised above (the forwarder's) or is the socket closing.
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             await socket.close()
     return socket
+
+
+async def _forward(subscription: Subscription, socket: web.WebSocketResponse) -> None:
+    """Send the channel's messages as they come.
+
+    One long-lived task: a message wakes it once (messages already queued go out without
+    waking it at all). A task and a wait() per message cost a screen-pop three passes of
+    a busy event loop before its frame was written.
+    """
+    async for message in subscription:
+        await socket.send_json(message)
 
 
 async def _drain(socket: web.WebSocketResponse) -> None:

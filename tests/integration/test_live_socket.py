@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -67,6 +68,26 @@ async def test_operator_receives_events_published_for_their_extension(client: Cl
     assert (await socket.receive_json(timeout=2))["call_id"] == "c1"
     assert (await socket.receive_json(timeout=2))["type"] == "call_update"
     await socket.close()
+
+
+@pytest.mark.usefixtures("agents")
+async def test_a_burst_arrives_whole_and_in_order_and_closing_unsubscribes(
+    client: Client,
+) -> None:
+    bus = client.app[BUS]
+    socket = await client.ws_connect("/ws/agents/201", headers=bearer(ADMIN_TOKEN))
+    assert (await socket.receive_json(timeout=2))["type"] == "hello"
+    for number in range(50):
+        await bus.publish(agent_channel("201"), {"type": "call_update", "call_id": f"c{number}"})
+    received = [(await socket.receive_json(timeout=2))["call_id"] for _ in range(50)]
+    assert received == [f"c{number}" for number in range(50)]
+    assert bus.subscribers[agent_channel("201")]
+    await socket.close()
+    for _ in range(100):  # the server notices the close frame on its own schedule
+        if not bus.subscribers.get(agent_channel("201")):
+            break
+        await asyncio.sleep(0.01)
+    assert not bus.subscribers.get(agent_channel("201"))
 
 
 @pytest.mark.usefixtures("agents")
