@@ -41,8 +41,9 @@ def create_app(
         client_max_size=settings.max_body_bytes,
         middlewares=[
             request_context_middleware,
-            problem_middleware,
+            # Outside problem_middleware: refusals and errors are counted with their status.
             metrics_middleware,
+            problem_middleware,
             webhook_failures_middleware,
             auth_middleware,
             refuse_nul_middleware,

@@ -252,3 +252,13 @@ async def test_what_the_gateway_logs_while_handling_a_call_carries_the_calls_id(
     # No other call id was made up, and AMI work is not mistaken for a request's.
     assert {line["call_id"] for line in logged if "call_id" in line} == {linkedid}
     assert not any("request_id" in line for line in for_the_call)
+
+
+async def test_refusals_and_unknown_routes_are_counted_with_their_status(client: Client) -> None:
+    assert (await client.get("/api/customers")).status == 401
+    assert (await client.get("/api/customers", headers=bearer(ADMIN_TOKEN))).status == 200
+    samples = await scrape(client)
+    requests = "switchboard_http_requests_total"
+    route = ("route", "/api/customers")
+    assert samples[(requests, (("method", "GET"), route, ("status", "401")))] == 1
+    assert samples[(requests, (("method", "GET"), route, ("status", "200")))] == 1
