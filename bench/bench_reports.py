@@ -159,8 +159,10 @@ async def load(url: str, args: argparse.Namespace) -> None:
             args.customers,
             datetime(2026, 11, 1),
         )
-        await connection.execute("ANALYZE")
-        print(f"contacts, status moves, ANALYZE {time.perf_counter() - started:6.1f} s")
+        # VACUUM as autovacuum would after a bulk load: index-only scans need the
+        # visibility map it sets.
+        await connection.execute("VACUUM ANALYZE")
+        print(f"contacts, moves, VACUUM ANALYZE  {time.perf_counter() - started:6.1f} s")
     finally:
         await connection.close()
 
