@@ -1,14 +1,14 @@
 """Benchmark: two gateway instances against one, on one PostgreSQL and one Redis.
 
 Usage: python bench/bench_scaling.py [--customers 50000] [--calls 400] [--rate 20]
-       [--sockets 2] [--webhook-seconds 5] [--concurrency 32] [--messages 600]
+       [--sockets 2] [--webhook-seconds 5] [--concurrency 32] [--messages 1200]
        [--stub-latency 0.02] [--sms-rate 100000] [--pool-size 12] [--redis-db 11]
-       [--seed 7]
+       [--rounds 1] [--seed 7]
 
-For each size (one instance, then two) it starts real `switchboard serve` processes on
-their own ports (bench/_cluster.py), all logged in to one observed PBX simulator, and
-measures, the load generator splitting its work across the instances as a load balancer
-would:
+For each size (one instance, then two; `--rounds` alternating pairs, medians reported)
+it starts real `switchboard serve` processes on their own ports (bench/_cluster.py),
+all logged in to one observed PBX simulator, and measures, the load generator
+splitting its work across the instances as a load balancer would:
 
 1. screen-pop latency: calls ring extension 201; `--sockets` operators' WebSockets are
    spread round-robin over the instances; DialBegin written -> pop received, on every
@@ -17,9 +17,11 @@ would:
 2. signed CRM webhook ingest: `--concurrency` connections in flight, split evenly over
    the instances, for `--webhook-seconds` (bench_webhook_ingest's load generator).
 3. campaign sends: `--messages` due SMS contacts committed at once; every instance's
-   send worker claims them (SKIP LOCKED) and sends through the Twilio SDK to the local
-   stub (own process, `--stub-latency` per request). The stub's count per contact and
-   the database's states must show each message sent exactly once (exit 1 otherwise).
+   send worker claims them (SKIP LOCKED, 200 per claim, so use several hundred per
+   instance) and sends through the Twilio SDK to the local stub (own process,
+   `--stub-latency` per request); the rate is over the first-to-last `sent_at` span.
+   The stub's count per contact and the database's states must show each message
+   sent exactly once (exit 1 otherwise, as for a lost or doubled pop).
 
 The machine's cores are shared by the gateways, PostgreSQL, Redis, the stub and this
 load generator, so the ideal ratio of 2.0 is only reachable when the work is not CPU
@@ -34,6 +36,7 @@ import random
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +58,7 @@ class SizeFigures:
     """Everything measured with one cluster size."""
 
     instances: int
+    round: int
     leader: int | None
     pops: PopFigures
     webhooks_per_second: float
@@ -79,10 +83,15 @@ async def webhooks(
 
 
 async def measure_size(
-    instances: int, db: LoadedDatabase, stub: StubProcess, args: argparse.Namespace, work: Path
+    instances: int,
+    round_: int,
+    db: LoadedDatabase,
+    stub: StubProcess,
+    args: argparse.Namespace,
+    work: Path,
 ) -> SizeFigures:
     """Start `instances` gateways and run the three workloads against them."""
-    rng = random.Random(args.seed + instances)
+    rng = random.Random(args.seed + 10 * round_ + instances)
     watch = PopWatch(args.sockets, args.in_flight)
     sim = simulator(watch.observe, args.speed)
     await sim.start()
@@ -109,13 +118,13 @@ async def measure_size(
             )
             seen["pops"] = machine()
             per_second, failed = await webhooks(
-                cluster, args.webhook_seconds, args.concurrency, f"scale{instances}"
+                cluster, args.webhook_seconds, args.concurrency, f"scale{instances}r{round_}"
             )
             seen["webhooks"] = machine()
             sends = await measure_sends(
                 db.url,
                 stub,
-                f"snd{instances}_",
+                f"snd{instances}r{round_}_",
                 args.messages,
                 args.customers,
                 timeout=max(120.0, args.messages / 5),
@@ -126,37 +135,48 @@ async def measure_size(
             raise RuntimeError(f"instances on ports {crashed} exited; logs in {work}")
     finally:
         await sim.stop()
-    return SizeFigures(instances, leader, pops, per_second, failed, sends, seen)
+    return SizeFigures(instances, round_, leader, pops, per_second, failed, sends, seen)
 
 
-def report(one: SizeFigures, two: SizeFigures, args: argparse.Namespace) -> bool:
-    """Print the table and the checks; True when nothing was lost or doubled."""
+def pop_cut(figures: PopFigures, share: int) -> float:
+    """The `share`th percentile of a run's pop latencies over every socket (ms)."""
+    values = figures.latencies_ms
+    if len(values) < 2:
+        return float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[share - 1]
 
-    def row(name: str, a: float, b: float, better: str) -> None:
+
+def report(runs: list[SizeFigures], args: argparse.Namespace) -> bool:
+    """Print the table (medians over rounds) and each run's checks; True when clean."""
+    one = [run for run in runs if run.instances == 1]
+    two = [run for run in runs if run.instances == 2]
+
+    def row(name: str, measure: Callable[[SizeFigures], float], better: str) -> None:
+        a = statistics.median(measure(run) for run in one)
+        b = statistics.median(measure(run) for run in two)
         ratio = b / a if a else float("nan")
         print(f"  {name:<34} {a:>10.1f} {b:>10.1f} {ratio:>8.2f}x  ({better} is better)")
 
-    def pop_cut(figures: PopFigures, share: int) -> float:
-        values = figures.latencies_ms
-        return statistics.quantiles(values, n=100, method="inclusive")[share - 1]
-
-    print("\nscaling: 1 vs 2 `switchboard serve` instances on one PostgreSQL and one Redis")
+    rounds = f", median of {args.rounds} alternating rounds" if args.rounds > 1 else ""
+    print(f"\nscaling: 1 vs 2 `switchboard serve` instances, one PostgreSQL and Redis{rounds}")
     print(
-        f"  {args.customers:,} customers; pops: {one.pops.calls} calls at {args.rate:g}/s,"
+        f"  {args.customers:,} customers; pops: {args.calls} calls at {args.rate:g}/s,"
         f" {args.sockets} operator sockets; webhooks: {args.concurrency} in flight for"
         f" {args.webhook_seconds:g} s; sends: {args.messages:,} SMS, stub latency"
         f" {args.stub_latency * 1000:.0f} ms, shared rate limit {args.sms_rate:g}/s;"
         f" {args.pool_size} (+{args.pool_size // 2}) database connections per instance"
     )
     print(f"  {'':<34} {'one':>10} {'two':>10} {'two/one':>9}")
-    if len(one.pops.latencies_ms) > 1 and len(two.pops.latencies_ms) > 1:
-        row("screen-pop p50 (ms)", pop_cut(one.pops, 50), pop_cut(two.pops, 50), "lower")
-        row("screen-pop p99 (ms)", pop_cut(one.pops, 99), pop_cut(two.pops, 99), "lower")
-    row("webhook ingest (req/s)", one.webhooks_per_second, two.webhooks_per_second, "higher")
-    row("campaign sends (SMS/s)", one.sends.rate, two.sends.rate, "higher")
+    row("screen-pop p50 (ms)", lambda run: pop_cut(run.pops, 50), "lower")
+    row("screen-pop p99 (ms)", lambda run: pop_cut(run.pops, 99), "lower")
+    row("webhook ingest (req/s)", lambda run: run.webhooks_per_second, "higher")
+    row("campaign sends (SMS/s)", lambda run: run.sends.rate, "higher")
     clean = True
-    for size in (one, two):
-        print(f"\n  {size.instances} instance(s); pop leader on :{size.leader}")
+    for size in runs:
+        print(
+            f"\n  {size.instances} instance(s), round {size.round + 1};"
+            f" pop leader on :{size.leader}"
+        )
         print(
             "    load while measuring: " + "; ".join(f"{k}: {v}" for k, v in size.machine.items())
         )
@@ -164,12 +184,13 @@ def report(one: SizeFigures, two: SizeFigures, args: argparse.Namespace) -> bool
             print(f"    pops, {name:<22} {cuts(values)}")
         print(
             f"    pops lost {size.pops.lost}, duplicate {size.pops.duplicates},"
-            f" slot stalls {size.pops.stalls}; webhook failures {size.webhook_failures}"
+            f" slot stalls {size.pops.stalls}; webhooks {size.webhooks_per_second:.0f}/s,"
+            f" failures {size.webhook_failures}"
         )
         sends = size.sends
         print(
-            f"    sends: {dict(sends.statuses)} in {sends.drained_seconds:.2f} s from commit"
-            f" ({sends.messages / sends.drained_seconds:.0f}/s), by worker"
+            f"    sends: {sends.rate:.1f}/s, {dict(sends.statuses)} in"
+            f" {sends.drained_seconds:.2f} s from commit, by worker"
             f" {dict(sends.senders.most_common())}"
         )
         print(
@@ -187,15 +208,17 @@ def report(one: SizeFigures, two: SizeFigures, args: argparse.Namespace) -> bool
 
 
 async def run(db: LoadedDatabase, args: argparse.Namespace) -> bool:
-    """Both sizes with one stub process, then the report."""
+    """Both sizes, `--rounds` times, with one stub process; then the report."""
     stub = await asyncio.to_thread(StubProcess, args.stub_latency)
+    runs: list[SizeFigures] = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-scaling-") as work:
-            one = await measure_size(1, db, stub, args, Path(work))
-            two = await measure_size(2, db, stub, args, Path(work))
+            for round_ in range(args.rounds):  # alternating, so drifting load hits both
+                for instances in (1, 2):
+                    runs.append(await measure_size(instances, round_, db, stub, args, Path(work)))
     finally:
         await asyncio.to_thread(stub.stop)
-    return report(one, two, args)
+    return report(runs, args)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -209,13 +232,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sockets", type=int, default=2, help="operator WebSockets")
     parser.add_argument("--webhook-seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=32, help="webhooks in flight")
-    parser.add_argument("--messages", type=int, default=600, help="SMS per size")
+    parser.add_argument("--messages", type=int, default=1_200, help="SMS per size")
     parser.add_argument("--stub-latency", type=float, default=0.02, help="Twilio stub, s")
     parser.add_argument("--sms-rate", type=float, default=100_000.0, help="shared limit, /s")
     parser.add_argument(
         "--pool-size", type=int, default=12, help="database connections per instance"
     )
     parser.add_argument("--redis-db", type=int, default=11, help="Redis database index")
+    parser.add_argument("--rounds", type=int, default=1, help="one-two pairs, alternating")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     db = prepare_database(args.customers, args.seed, EXTENSIONS)
