@@ -38,6 +38,10 @@ CREATE OR REPLACE FUNCTION cost_ledger_hourly_apply() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     -- Rows in key order: two writers upserting several hours lock them in one order.
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM cost_ledger_hourly;
+        RETURN NULL;
+    END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         INSERT INTO cost_ledger_hourly AS h ({_KEY}, amount_e4, lines, units)
         SELECT date_trunc('hour', at), coalesce(campaign_id, ''), channel, currency, source,
@@ -137,6 +141,11 @@ def upgrade() -> None:
                 f"CREATE TRIGGER cost_ledger_hourly_{event} AFTER {event.upper()} ON cost_ledger "
                 f"{referencing} FOR EACH STATEMENT EXECUTE FUNCTION cost_ledger_hourly_apply()"
             )
+        # TRUNCATE fires no DELETE trigger: an emptied ledger empties its sums too.
+        run(
+            "CREATE TRIGGER cost_ledger_hourly_truncate AFTER TRUNCATE ON cost_ledger "
+            "FOR EACH STATEMENT EXECUTE FUNCTION cost_ledger_hourly_apply()"
+        )
     else:
         for event, body in _SQLITE_TRIGGERS.items():
             run(
@@ -160,7 +169,7 @@ def downgrade() -> None:
     """Revert."""
     op.drop_index("ix_calls_inbound_by_topic", table_name="calls")
     postgresql = op.get_bind().dialect.name == "postgresql"
-    for event in _PG_TRIGGERS:
+    for event in [*_PG_TRIGGERS, "truncate"]:
         on_table = " ON cost_ledger" if postgresql else ""
         op.execute(f"DROP TRIGGER IF EXISTS cost_ledger_hourly_{event}{on_table}")
     if postgresql:
