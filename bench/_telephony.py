@@ -176,6 +176,7 @@ async def _serve(config: GatewayConfig, ready: EventType, stop: EventType) -> No
     await runner.cleanup()
     if probe is not None:
         probe.cancel()
+    trace.append(("cpu", "", 0.0, time.process_time()))  # the gateway's CPU seconds in all
     if config.trace_path:
         await asyncio.to_thread(Path(config.trace_path).write_text, json.dumps(trace))
 
@@ -258,7 +259,10 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
 
         async def _warm(self, change: Any) -> Any:
             current.set(call_id_for(change.linkedid))
-            return await super()._warm(change)
+            started = clock()
+            result = await super()._warm(change)
+            trace.append(("warm", current.get(), started, clock()))
+            return result
 
         async def _caller(self, live: Any, change: Any) -> Any:
             started = clock()
@@ -287,6 +291,15 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
             trace.append(("ws_sent", str(data["call_id"]), started, clock()))
 
     web.WebSocketResponse.send_json = timed_send_json  # type: ignore[method-assign,assignment]
+
+    # New database connections (a pool too small for the tasks in flight opens them).
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def connected(*_: Any) -> None:
+        now = clock()
+        trace.append(("db_connect", "", now, now))
 
     # How long each raw-event flush holds the loop (its batches are written in one go).
     flush = link.PbxLink._flush

@@ -188,6 +188,10 @@ def breakdown(
             span = spans.get((stage, cid))
             if span is not None:
                 stages[name].append((span[1] - span[0]) * 1000)
+        warm = spans.get(("warm", cid))
+        if warm is not None:
+            stages["3w warm task: session+lookup+card"].append((warm[1] - warm[0]) * 1000)
+            stages["3x warm task starts after parse"].append((warm[0] - received[0]) * 1000)
         build = spans.get(("build", cid))
         if build is not None:
             stages["5 pop waits for lookup+card"].append((build[1] - build[0]) * 1000)
@@ -284,6 +288,15 @@ async def measure(db: LoadedDatabase, args: argparse.Namespace) -> None:
     for name, values in sorted(stages.items()):
         print(f"    {name:<34} {cuts(values)}")
     print(f"  pops made by the handler of: {dict(made_by.most_common())}")
+    opened = sum(1 for stage, *_ in trace if stage == "db_connect")
+    print(f"  database connections opened by the gateway: {opened}")
+    cpu = next((ended for stage, _, _, ended in trace if stage == "cpu"), None)
+    if cpu is not None:
+        calls = len(run.written)
+        print(
+            f"  gateway CPU: {cpu:.1f} s in all (start-up included),"
+            f" {cpu / calls * 1000:.1f} ms per call over {calls:,} calls"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,7 +33,7 @@ from gateway.settings import Settings
 log = logging.getLogger(__name__)
 RAW_EVENTS = cast(Table, AmiRawEvent.__table__)
 RAW_FLUSH_SECONDS = 0.2
-RAW_BATCH = 100
+RAW_BATCH = 500
 APPLY_SHARDS = 8
 LEADER_TTL = 15.0
 LEADER_RENEW = 5.0
@@ -234,8 +234,7 @@ class PbxLink:
 
         A Core insert of the table, not the ORM's bulk insert: the rows are plain dicts
         and the ORM's per-row bookkeeping was the largest piece of work that holds the
-        event loop (and so the screen-pops) in one go. Batches stay small for the same
-        reason: each one's parameters are processed without a pause.
+        event loop (and so the screen-pops) in one go.
         """
         while self._raw:
             batch, self._raw = self._raw[:RAW_BATCH], self._raw[RAW_BATCH:]
