@@ -11,6 +11,7 @@ moment the request headers were written, per call, through a context variable.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from dataclasses import dataclass
 from datetime import datetime
@@ -165,7 +166,11 @@ class TwilioAdapter:
             trace = aiohttp.TraceConfig()
             trace.on_request_headers_sent.append(_on_headers_sent)
             http = AsyncTwilioHttpClient(pool_connections=False)
-            # Our own session: the SDK's default has a 5-minute timeout and no trace.
+            # Our own session: the SDK's default has a 5-minute timeout and no trace. Its
+            # timeout alone does nothing, though: the SDK passes `timeout=None` with every
+            # request, which aiohttp takes as "no timeout at all" (overriding the session's),
+            # so a Twilio that never answered held a send forever. Hence `asyncio.timeout`
+            # around each call as well.
             http.session = aiohttp.ClientSession(
                 timeout=self._timeout,
                 trace_configs=[trace],
@@ -188,7 +193,8 @@ class TwilioAdapter:
             kwargs: dict[str, Any] = {"to": to, "from_": from_, "body": body}
             if status_callback:
                 kwargs["status_callback"] = status_callback
-            instance = await client.messages.create_async(**kwargs)
+            async with asyncio.timeout(self._timeout.total):
+                instance = await client.messages.create_async(**kwargs)
         except (TimeoutError, TwilioException, aiohttp.ClientError, OSError) as exc:
             raise _translate(exc, progress, creates=True) from exc
         finally:
@@ -200,7 +206,8 @@ class TwilioAdapter:
         client = self._sdk()
         progress = _Progress()
         try:
-            instance = await client.messages(sid).fetch_async()
+            async with asyncio.timeout(self._timeout.total):
+                instance = await client.messages(sid).fetch_async()
         except (TimeoutError, TwilioException, aiohttp.ClientError, OSError) as exc:
             raise _translate(exc, progress, creates=False) from exc
         return _as_message(instance)
@@ -215,7 +222,8 @@ class TwilioAdapter:
         if date_sent_after is not None:
             kwargs["date_sent_after"] = date_sent_after
         try:
-            instances = await client.messages.list_async(**kwargs)
+            async with asyncio.timeout(self._timeout.total):
+                instances = await client.messages.list_async(**kwargs)
         except (TimeoutError, TwilioException, aiohttp.ClientError, OSError) as exc:
             raise _translate(exc, progress, creates=False) from exc
         return [_as_message(instance) for instance in instances]
