@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +28,7 @@ from gateway.settings import Settings
 from gateway.tasks.service import auto_complete_tasks
 
 CENT = Decimal("0.01")
+CALL_LEGS = cast(Table, CallLeg.__table__)
 
 
 class RecordWriter:
@@ -196,25 +197,28 @@ async def _agent_for_extension(session: AsyncSession, extension: str | None) -> 
 
 
 async def _write_legs(session: AsyncSession, call_id: str, record: CallRecord) -> None:
+    """All the call's legs in one statement (the table's Core insert runs as one
+    multi-row INSERT: a round trip for the record, not one per leg)."""
+    if not record.legs:
+        return
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    for leg in record.legs:
-        await session.execute(
-            insert(CallLeg)
-            .values(
-                uniqueid=leg.uniqueid,
-                call_id=call_id,
-                channel=leg.channel,
-                role=leg.role,
-                extension=leg.extension,
-                started_at=leg.started_at,
-                answered_at=leg.answered_at,
-                ended_at=leg.ended_at,
-                talk_seconds=leg.talk_seconds,
-                hangup_cause=leg.hangup_cause,
-            )
-            .on_conflict_do_nothing()
-        )
+    rows = [
+        {
+            "uniqueid": leg.uniqueid,
+            "call_id": call_id,
+            "channel": leg.channel,
+            "role": leg.role,
+            "extension": leg.extension,
+            "started_at": leg.started_at,
+            "answered_at": leg.answered_at,
+            "ended_at": leg.ended_at,
+            "talk_seconds": leg.talk_seconds,
+            "hangup_cause": leg.hangup_cause,
+        }
+        for leg in record.legs
+    ]
+    await session.execute(insert(CALL_LEGS).on_conflict_do_nothing(), rows)
 
 
 async def _ledger(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -16,7 +14,6 @@ from crm_sync.phones import InvalidPhone, normalize_phone
 from gateway.bus import Bus, BusError
 from gateway.customers.schemas import CustomerCard
 from gateway.customers.service import PhoneMatch, card, find_by_phone, summary
-from gateway.db.engine import Database
 from gateway.live.http import agent_channel
 
 log = logging.getLogger(__name__)
@@ -40,21 +37,6 @@ class CallerCard:
     match: PhoneMatch
     card: CustomerCard | None
     day: date
-
-
-@asynccontextmanager
-async def read_session(database: Database) -> AsyncIterator[AsyncSession]:
-    """A session for a pop's reads: on PostgreSQL in autocommit, which saves the BEGIN
-    and ROLLBACK round trips around them and reads the same (under read committed each
-    statement takes its own snapshot anyway). SQLite has no round trips to save."""
-    if database.is_sqlite:
-        async with database.sessions() as session:
-            yield session
-        return
-    async with database.engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        async with AsyncSession(bind=autocommit) as session:
-            yield session
 
 
 async def look_up_caller(

@@ -28,10 +28,10 @@ from gateway.calls.pops import (
     display_number,
     look_up_caller,
     publish,
-    read_session,
     screen_pop_message,
 )
 from gateway.calls.records import CallChange, CallRecord, ChangeKind, Direction, RingStopReason
+from gateway.calls.sessions import one_statement, read_session
 from gateway.clock import Clock
 from gateway.customers.service import PhoneMatch
 from gateway.db.engine import Database
@@ -249,7 +249,7 @@ class CallRecorder:
             # After the pops: the live row shows who is calling while the call lasts.
             await live.row_written()
             exact = live.match.match in ("exact", "suffix")
-            async with self._database.transaction() as session:
+            async with one_statement(self._database) as session:
                 await session.execute(
                     update(Call)
                     .where(Call.id == live.call_id, Call.state != "ended")
@@ -261,7 +261,7 @@ class CallRecorder:
 
     async def _insert_started(self, call_id: str, change: CallChange) -> None:
         now = self._clock.now()
-        async with self._database.transaction() as session:
+        async with one_statement(self._database) as session:
             await insert_ignore(
                 session,
                 id=call_id,
@@ -277,7 +277,7 @@ class CallRecorder:
             )
 
     async def _mark_answered(self, call_id: str, change: CallChange) -> None:
-        async with self._database.transaction() as session:
+        async with one_statement(self._database) as session:
             await session.execute(
                 update(Call)
                 .where(Call.id == call_id, Call.state != "ended")

@@ -72,8 +72,13 @@ async def test_two_instances_seeing_the_same_events_write_everything_once(
     database: Database, settings: Settings, clock: FixedClock
 ) -> None:
     await make_customer(database, clock.now(), "C-9", [CALLER])
+    legs_seen = []
     for _ in range(2):
         await play("bridged_dial", CallRecorder(database, MemoryBus(), settings, clock))
+        async with database.sessions() as session:
+            legs = (await session.execute(select(CallLeg.uniqueid, CallLeg.role))).all()
+        legs_seen.append(sorted(legs))
+    assert len(legs_seen[0]) == 4 and legs_seen[1] == legs_seen[0]  # every leg, once
     async with database.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Call)) == 1
         assert await session.scalar(select(func.count()).select_from(OutboxItem)) == 1

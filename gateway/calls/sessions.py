@@ -1,0 +1,47 @@
+"""Sessions for the call path's short database steps, without round trips they don't need.
+
+On PostgreSQL a BEGIN and a COMMIT (or ROLLBACK) around a single statement are two round
+trips that change nothing: in autocommit the statement is its own transaction, and under
+read committed every statement of a read-only session takes its own snapshot anyway.
+Each round trip is also a pass of the event loop the screen-pops share. SQLite, in
+process, has no round trips to save and keeps BEGIN IMMEDIATE (its single writer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.db.engine import Database
+
+
+@asynccontextmanager
+async def _autocommit(database: Database) -> AsyncIterator[AsyncSession]:
+    async with database.engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        async with AsyncSession(bind=autocommit) as session:
+            yield session
+
+
+@asynccontextmanager
+async def read_session(database: Database) -> AsyncIterator[AsyncSession]:
+    """A session that only reads (a pop's lookup and card)."""
+    if database.is_sqlite:
+        async with database.sessions() as session:
+            yield session
+        return
+    async with _autocommit(database) as session:
+        yield session
+
+
+@asynccontextmanager
+async def one_statement(database: Database) -> AsyncIterator[AsyncSession]:
+    """A session for exactly one write statement (atomic on its own)."""
+    if database.is_sqlite:
+        async with database.transaction() as session:
+            yield session
+        return
+    async with _autocommit(database) as session:
+        yield session
