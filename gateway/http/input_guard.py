@@ -1,9 +1,12 @@
-"""U+0000 in a request's path or query is refused with 422 before any handler runs.
+"""U+0000 in a request's path, query or form body is refused with 422 before any handler
+runs.
 
 PostgreSQL text cannot store or even compare with a NUL character: left through, such a
 value fails the query and answers 500 (found by schemathesis: `?campaign=%00`). SQLite
-would take it, so refusing it here keeps both databases answering alike. JSON bodies are
-checked where they are parsed (`read_json`), with the same rule as CRM events.
+would take it, so refusing it here keeps both databases answering alike. Form bodies
+(provider callbacks, one-click unsubscribe) are read here, within client_max_size, and
+aiohttp keeps the parsed form for the handler. JSON bodies are checked where they are
+parsed (`read_json`), with the same rule as CRM events.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from aiohttp import web
 from gateway.http.problems import Handler, InvalidInput
 
 NUL = "\x00"
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 def nul_refused(field: str) -> InvalidInput:
@@ -23,11 +27,15 @@ def nul_refused(field: str) -> InvalidInput:
 
 @web.middleware
 async def refuse_nul_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse a NUL in any path parameter, query parameter name or value."""
+    """Refuse a NUL in any path parameter, or query or form field name or value."""
     for name, value in request.match_info.items():
         if NUL in value:
             raise nul_refused(name)
     for name, value in request.query.items():
         if NUL in name or NUL in value:
             raise nul_refused(name.replace(NUL, "\\0"))
+    if request.method == "POST" and request.content_type in FORM_TYPES:
+        for name, value in (await request.post()).items():
+            if NUL in name or (isinstance(value, str) and NUL in value):
+                raise nul_refused(name.replace(NUL, "\\0"))
     return await handler(request)

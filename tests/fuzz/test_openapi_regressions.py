@@ -3,18 +3,27 @@
 1. U+0000 in a query value (`GET /api/messages?campaign=%00`): PostgreSQL text cannot
    hold it, the query failed, 500. Now every NUL in a path or query parameter, or in a
    JSON body's strings, is a 422 naming the field, and nothing is written.
+2. The same in a signed Twilio status callback's form (`MessageSid=SM%00`): 500 on
+   PostgreSQL. Form bodies are checked alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
 from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
+from gateway.app import create_app
+from gateway.clock import FixedClock
 from gateway.db.engine import Database
 from gateway.db.models import Template
+from gateway.http.auth import TokenRegistry
+from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
 
 Client = TestClient[Any, Any]
@@ -66,3 +75,44 @@ async def test_a_nul_in_a_json_body_is_a_422_naming_it_and_nothing_is_saved(
 async def test_a_nul_is_refused_only_after_authentication(client: Client) -> None:
     response = await client.get("/api/messages?campaign=%00")
     assert response.status == 401
+
+
+TWILIO_TOKEN = "twilio-token-for-tests"
+
+
+@pytest.fixture
+async def twilio_client(
+    settings: Settings, database: Database, clock: FixedClock, tokens: TokenRegistry
+) -> AsyncIterator[Client]:
+    """The real app with Twilio configured, so that its callbacks check signatures."""
+    configured = settings.model_copy(
+        update={
+            "twilio_account_sid": "AC" + "0" * 32,
+            "twilio_auth_token": SecretStr(TWILIO_TOKEN),
+            "twilio_from": "+380670000000",
+        }
+    )
+    app = create_app(configured, clock=clock, tokens=tokens, workers=False)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        yield client
+
+
+async def signed_status(client: Client, params: dict[str, str]) -> Any:
+    path = "/providers/twilio/status"
+    url = Settings().public_url + path  # what the gateway checks the signature against
+    signature = RequestValidator(TWILIO_TOKEN).compute_signature(url, params)
+    return await client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+
+
+async def test_a_nul_in_a_signed_twilio_callback_is_a_422_naming_the_field(
+    twilio_client: Client,
+) -> None:
+    response = await signed_status(
+        twilio_client, {"MessageSid": "SM\x00", "MessageStatus": "delivered"}
+    )
+    assert [error["field"] for error in await refusal(response)] == ["MessageSid"]
+    # The same callback without the NUL is accepted (a sid nobody has: nothing to move).
+    response = await signed_status(
+        twilio_client, {"MessageSid": "SM0", "MessageStatus": "delivered"}
+    )
+    assert response.status == 204, await response.text()
