@@ -37,7 +37,10 @@ RAW_BATCH = 500
 APPLY_SHARDS = 8
 LEADER_TTL = 15.0
 LEADER_RENEW = 5.0
-LEADER_POLL = 0.25  # how soon a change of AMI session moves the pop leadership
+LEADER_POLL = 0.25  # how often a non-leader tries the lock, and a leader checks its AMI
+# A leader whose AMI session is down this long steps aside: a blip (reconnect at once,
+# calls adopted by the resync) keeps it, so their pops still go out.
+LEADER_GRACE = 2.0
 
 
 class PbxLink:
@@ -82,6 +85,7 @@ class PbxLink:
         self._raw: list[dict[str, Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._logins = 0
+        self._deaf_since: float | None = None  # monotonic time the AMI session went down
 
     @property
     def state(self) -> str:
@@ -175,16 +179,17 @@ class PbxLink:
 
         Every instance keeps its own AMI session, so a PBX or instance failure loses
         nothing: all of them track calls and write the (idempotent) records. Only the
-        leader publishes screen-pops; it steps aside when its AMI session drops and
-        releases the lock when stopped, so another takes over within LEADER_RENEW
-        seconds; if it dies its lock expires and another takes over within LEADER_TTL.
+        leader publishes screen-pops; it steps aside when its AMI session has been down
+        for LEADER_GRACE and releases the lock when stopped, and the others try the lock
+        every LEADER_POLL, so one of them takes over at once; if the leader dies its lock
+        expires and another takes over within LEADER_TTL.
         With the in-process bus there is one instance: it leads.
         """
         lock = self._bus.lock("ami-pop-leader", LEADER_TTL)
         held = False
         try:
             while True:
-                hearing = self._hears_pbx()
+                hearing, redis_down = self._hears_pbx(), False
                 try:
                     if hearing:
                         held = await (lock.extend(LEADER_TTL) if held else lock.acquire())
@@ -193,25 +198,35 @@ class PbxLink:
                         await lock.release()
                 except BusError as exc:
                     # Redis is down: pub/sub is down too, so nobody's pops get through anyway.
+                    redis_down = True
                     log.warning("pop leadership unknown (%s)", exc)
                 if held != self.recorder.announce:
                     log.info("screen-pop leadership %s", "taken" if held else "lost")
                 self.recorder.announce = held
-                await self._until_renewal(hearing)
+                # Retrying quickly while Redis is down would only repeat the warning.
+                await self._until_renewal(hearing, quick=not held and not redis_down)
         finally:
             if held:  # stopping: hand over now, not when the lock expires
                 with contextlib.suppress(BusError):
                     await lock.release()
 
     def _hears_pbx(self) -> bool:
-        """May this instance lead the pops? Only while its AMI session is up: a leader
-        cut off from the PBX would keep its lock and nobody would pop. (With the
-        in-process bus there is one instance and nobody to hand over to.)"""
-        return self._bus.kind == "memory" or self.client.state is AmiState.CONNECTED
+        """May this instance lead the pops? Not once its AMI session has been down for
+        LEADER_GRACE: a leader cut off from the PBX would keep its lock and nobody would
+        pop. (With the in-process bus there is one instance and nobody to hand over to.)"""
+        if self._bus.kind == "memory" or self.client.state is AmiState.CONNECTED:
+            self._deaf_since = None
+            return True
+        now = time.monotonic()
+        if self._deaf_since is None:
+            self._deaf_since = now
+        return now - self._deaf_since < LEADER_GRACE
 
-    async def _until_renewal(self, hearing: bool) -> None:
-        """Wait LEADER_RENEW, or less when the AMI session comes up or goes down."""
-        for _ in range(round(LEADER_RENEW / LEADER_POLL)):
+    async def _until_renewal(self, hearing: bool, *, quick: bool) -> None:
+        """Wait LEADER_POLL when `quick` (a non-leader: a released lock is taken at
+        once), else LEADER_RENEW, cut short if the AMI session comes or goes."""
+        polls = 1 if quick else round(LEADER_RENEW / LEADER_POLL)
+        for _ in range(polls):
             await asyncio.sleep(LEADER_POLL)
             if self._hears_pbx() != hearing:
                 return

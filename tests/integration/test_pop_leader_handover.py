@@ -1,6 +1,6 @@
 """Two instances on one PBX and Redis: when the instance leading the screen-pops can no
 longer lead — its AMI session is cut while the other's is fine, or it is stopped — the
-other takes the pops over within a renewal period instead of operators getting none.
+other takes the pops over within seconds instead of operators getting none.
 
 Before the fix the leader kept renewing its lock while deaf to the PBX (pops stopped
 until its session came back), and a stopped leader's lock blocked the others for its
@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
-from gateway.calls.link import LEADER_RENEW, LEADER_TTL
+from gateway.calls.link import LEADER_GRACE, LEADER_RENEW, LEADER_TTL
 from gateway.clock import SystemClock
 from gateway.http.auth import TokenRegistry
 from gateway.pbx_simulator import CallSpec, SimulatorServer
@@ -31,9 +31,9 @@ __all__ = ["pbx"]  # the simulator fixture
 
 Client = TestClient[Any, Any]
 LEADER_KEY = "switchboard:lock:ami-pop-leader"
-# Handing over takes at most one renewal period (plus a poll); keeping the old behaviour
+# Handing over takes the grace a deaf leader gets plus a poll; keeping the old behaviour
 # would take at least LEADER_TTL - LEADER_RENEW, and forever for a deaf leader.
-HANDOVER = LEADER_RENEW + 3.0
+HANDOVER = LEADER_GRACE + 3.0
 assert HANDOVER < LEADER_TTL - LEADER_RENEW
 
 
