@@ -292,6 +292,24 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
 
     web.WebSocketResponse.send_json = timed_send_json  # type: ignore[method-assign,assignment]
 
+    # Opening and closing the pops' autocommit sessions (pool checkout and return).
+    import contextlib
+
+    import gateway.calls.sessions as sessions
+
+    autocommit = sessions._autocommit
+
+    @contextlib.asynccontextmanager
+    async def timed_autocommit(database: Any) -> Any:
+        started = clock()
+        async with autocommit(database) as session:
+            trace.append(("session_open", current.get(), started, clock()))
+            yield session
+            closing = clock()
+        trace.append(("session_close", current.get(), closing, clock()))
+
+    sessions._autocommit = timed_autocommit
+
     # New database connections (a pool too small for the tasks in flight opens them).
     from sqlalchemy import event
     from sqlalchemy.engine import Engine

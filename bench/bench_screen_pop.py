@@ -188,6 +188,13 @@ def breakdown(
             span = spans.get((stage, cid))
             if span is not None:
                 stages[name].append((span[1] - span[0]) * 1000)
+        for name, stage in (
+            ("3o open read session", "session_open"),
+            ("3c close it", "session_close"),
+        ):
+            span = spans.get((stage, cid))
+            if span is not None:
+                stages[name].append((span[1] - span[0]) * 1000)
         warm = spans.get(("warm", cid))
         if warm is not None:
             stages["3w warm task: session+lookup+card"].append((warm[1] - warm[0]) * 1000)

@@ -19,10 +19,24 @@ from gateway.db.engine import Database
 
 @asynccontextmanager
 async def _autocommit(database: Database) -> AsyncIterator[AsyncSession]:
-    async with database.engine.connect() as connection:
+    """A session on a pooled connection in autocommit, closed without extra loop passes.
+
+    SQLAlchemy's `async with` exits close in a task of their own (so a cancellation
+    cannot abandon a rollback halfway), which costs two passes of the event loop each:
+    the bench saw a pop's read session take 25 ms to close on a busy loop. In autocommit
+    there is nothing to roll back, so closing does no I/O, never suspends (a
+    cancellation cannot land in it) and is awaited directly.
+    """
+    connection = await database.engine.connect()
+    try:
         autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        async with AsyncSession(bind=autocommit) as session:
+        session = AsyncSession(bind=autocommit)
+        try:
             yield session
+        finally:
+            await session.close()
+    finally:
+        await connection.close()
 
 
 @asynccontextmanager
