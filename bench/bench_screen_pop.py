@@ -211,7 +211,10 @@ def breakdown(
             stages["7b frame written -> client reads"].append((run.received[cid] - sent[1]) * 1000)
     stages["(call row insert, per call)"] = inserts
     others = {"loop_lag": "(gateway loop lag, 5 ms probe)", "raw_flush": "(raw AMI event flush)"}
+    window = (min(run.written[c] for c in measured), max(run.received.values()))
     for stage, _key, started, ended in trace:
+        if not window[0] <= started <= window[1]:
+            continue  # start-up and shutdown are not what a pop waits behind
         if stage.startswith("gc"):
             stages[f"(GC pause, generation {stage[2:]})"].append((ended - started) * 1000)
         elif stage in others:
