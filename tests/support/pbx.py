@@ -63,7 +63,8 @@ class CompletedCalls:
     It taps the simulated PBX's event output (`Pbx.emit`, before the TCP fan-out), so a
     call that ended while no client was connected is on the list too. A call is complete
     once its Cdr events are out (the last thing a call emits); `seen` holds the calls that
-    had at least one event while a client was connected.
+    had at least one event while a client was connected (a call can also be known from a
+    `CoreShowChannels` answer alone, which does not pass through here).
     """
 
     def __init__(self, server: SimulatorServer) -> None:
