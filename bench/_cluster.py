@@ -16,8 +16,10 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -26,6 +28,7 @@ import yaml
 from bench._telephony import ADMIN_TOKEN, AMI_SECRET, AMI_USER, wait_ami_connected
 from bench.bench_webhook_ingest import SECRET as WEBHOOK_SECRET
 from bench.bench_webhook_ingest import free_port
+from gateway.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SWITCHBOARD = Path(sys.executable).parent / "switchboard"
@@ -103,7 +106,7 @@ class Cluster:
         return path
 
     async def __aenter__(self) -> Cluster:
-        await forget_stale_keys(self.config.redis_url)
+        await prepare_redis(self.config.redis_url)
         config_file = self._write_config()
         for port in self.ports:
             log = self.log_path(port).open("wb")
@@ -181,11 +184,16 @@ async def _wait_listening(port: int, timeout: float = 60.0) -> None:
             await asyncio.sleep(0.2)
 
 
-async def forget_stale_keys(redis_url: str) -> None:
-    """Drop a previous run's leader lock and rate bucket (this bench's Redis database only)."""
+async def prepare_redis(redis_url: str) -> None:
+    """Drop a previous run's leader lock and rate bucket, and hold the once-a-day jobs'
+    lock so that no instance scans the customers while we measure (else only the first
+    size measured would pay for it). This bench's Redis database only."""
     client = aioredis.from_url(redis_url)
+    today = datetime.now(ZoneInfo(Settings.model_fields["timezone"].default)).date()
     try:
         await client.delete(*STALE_KEYS)
+        for day in (today, today + timedelta(days=1)):
+            await client.set(f"switchboard:lock:daily-jobs:{day.isoformat()}", "bench", ex=3600)
     finally:
         await client.aclose()  # type: ignore[no-untyped-call]
 
