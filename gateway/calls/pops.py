@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -80,22 +79,6 @@ def screen_pop_message(
     if found.match == "ambiguous":
         message["candidates"] = [summary(c, "ambiguous").model_dump() for c in found.customers]
     return message
-
-
-async def screen_pop(
-    session: AsyncSession,
-    found: PhoneMatch,
-    *,
-    call_id: str,
-    caller: str | None,
-    extension: str,
-    now: datetime,
-    timezone: str,
-) -> dict[str, Any]:
-    """The `screen_pop` message, its card read now (`now` in `timezone` picks the day)."""
-    today = now.astimezone(ZoneInfo(timezone)).date()
-    the_card = await pop_card(session, found, today)
-    return screen_pop_message(found, the_card, call_id=call_id, caller=caller, extension=extension)
 
 
 async def publish(bus: Bus, extension: str, message: dict[str, Any]) -> None:
