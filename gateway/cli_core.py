@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -162,10 +163,20 @@ async def serve(
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    stop = asyncio.Event()
+    # Orchestrators (systemd, Kubernetes, docker stop) stop a service with SIGTERM: it must
+    # run the same cleanup as Ctrl-C, so leases and the pop-leader lock are released at once
+    # instead of expiring while pops and sends wait.
+    loop = asyncio.get_running_loop()
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(stop_signal, stop.set)
     print(f"Switchboard console: http://{host}:{port}/", flush=True)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
+        print("Switchboard: stopping", flush=True)
     finally:
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(stop_signal)
         await runner.cleanup()
         if simulator is not None:
             await simulator.stop()
