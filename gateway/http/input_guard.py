@@ -35,7 +35,7 @@ async def refuse_nul_middleware(request: web.Request, handler: Handler) -> web.S
         if NUL in name or NUL in value:
             raise nul_refused(name.replace(NUL, "\\0"))
     if request.method == "POST" and request.content_type in FORM_TYPES:
-        for name, value in (await request.post()).items():
-            if NUL in name or (isinstance(value, str) and NUL in value):
+        for name, field in (await request.post()).items():
+            if NUL in name or (isinstance(field, str) and NUL in field):
                 raise nul_refused(name.replace(NUL, "\\0"))
     return await handler(request)
