@@ -68,6 +68,13 @@ async def written(database: Database) -> int:
         return int(await session.scalar(select(func.count()).select_from(OutboundContact)) or 0)
 
 
+async def run_progress(database: Database) -> int:
+    """How far the campaign run got: enrollments plus contacts written (0 to 2 × RECIPIENTS)."""
+    async with database.sessions() as session:
+        enrolled = await session.scalar(select(func.count()).select_from(Enrollment))
+    return int(enrolled or 0) + await written(database)
+
+
 @pytest.mark.slow
 async def test_a_campaign_killed_at_random_points_sends_each_sms_exactly_once(
     database: Database,
@@ -90,12 +97,18 @@ async def test_a_campaign_killed_at_random_points_sends_each_sms_exactly_once(
     try:
         while len(kills) < KILLS:
             child = await next_process()
-            left = RECIPIENTS - len(stub.messages)
-            target = len(stub.messages) + rng.randint(0, left // (2 * (KILLS - len(kills))))
-            # Polling a counter another process drives: there is no event to wait on.
-            while len(stub.messages) < target and child.returncode is None:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(rng.uniform(0.0, 1.5))  # startup, the campaign run, or sends
+            # Polling counters another process drives: there is no event to wait on.
+            progress = await run_progress(database)
+            if progress < 2 * RECIPIENTS:  # the campaign run is not over: kill inside it
+                target = rng.randint(progress + 1, 2 * RECIPIENTS - 1)
+                while await run_progress(database) < target and child.returncode is None:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+            else:
+                left = RECIPIENTS - len(stub.messages)
+                target = len(stub.messages) + rng.randint(0, left // (2 * (KILLS - len(kills))))
+                while len(stub.messages) < target and child.returncode is None:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(rng.uniform(0.0, 1.5))
             if child.returncode is not None:
                 break  # finished before it could be killed: reported by the assert below
             child.send_signal(signal.SIGKILL)
