@@ -7,10 +7,13 @@ TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: run test lint audit unit test-faults fuzz bench bench-scaling clean multi-instance
 
-$(STAMP): pyproject.toml
+# npm ci: the console's Chart.js from the npm registry at install time (exact version in
+# package-lock.json, into node_modules/, which the gateway serves; never committed).
+$(STAMP): pyproject.toml package.json package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e .
+	npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 	touch $@
 
 $(TEST_STAMP): $(STAMP) pyproject.toml

@@ -2,12 +2,15 @@
 
 `POST/DELETE /api/session` (a token exchanged for the session cookie), `GET /api/me`
 (who I am, my extensions, the wrap-up vocabulary, the CSRF token) and
-`POST /api/calls/{id}/unknown-caller` (the pop's "create in CRM" button).
+`POST /api/calls/{id}/unknown-caller` (the pop's "create in CRM" button), and Chart.js
+for the dashboard at `GET /static/vendor/chart.umd.min.js`.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -31,6 +34,12 @@ from gateway.http.session import (
 )
 
 CONSOLE_ROLES = frozenset({"operator", "admin"})
+CHART_JS_ROUTE = "/static/vendor/chart.umd.min.js"
+# Installed next to the checkout by `make` (npm ci from package-lock.json), never committed
+# and never fetched at run time: the library's own prebuilt, minified UMD build.
+CHART_JS = Path(__file__).resolve().parent.parent / "node_modules/chart.js/dist/chart.umd.min.js"
+
+log = logging.getLogger(__name__)
 
 
 class SessionIn(BaseModel):
@@ -211,6 +220,19 @@ async def report_unknown_caller(request: web.Request) -> web.Response:
     return json_response(out.model_dump(), 202)
 
 
+async def chart_library(request: web.Request) -> web.StreamResponse:
+    """Chart.js as installed by `make`; 404 with the fix when it is not."""
+    if not CHART_JS.is_file():
+        raise web.HTTPNotFound(text=f"{CHART_JS} is missing: run `make` (npm ci) to install it")
+    return web.FileResponse(CHART_JS, headers={"Cache-Control": "public, max-age=3600"})
+
+
 def setup(app: web.Application, workers: bool) -> None:
-    """Add the console's session, identity and unknown-caller routes."""
+    """Add the console's session, identity and unknown-caller routes and its chart library."""
     add_endpoints(app, open_session, close_session, me, report_unknown_caller)
+    app.router.add_get(CHART_JS_ROUTE, chart_library)
+    if not CHART_JS.is_file():
+        log.warning(
+            "console: %s is missing (run `make` to npm-install it); the dashboard shows tables",
+            CHART_JS,
+        )

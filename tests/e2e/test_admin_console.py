@@ -1,4 +1,4 @@
-"""The admin pages of the console in headless Chromium: the dashboard's SVG charts over
+"""The admin pages of the console in headless Chromium: the dashboard's Chart.js charts over
 seeded reports, and the campaign editor (form-built audience, save with the server's error
 paths, preview, versions, rollback), with API text rendered as text."""
 
@@ -10,6 +10,7 @@ from typing import Any
 from playwright.async_api import expect
 
 from gateway.clock import SystemClock
+from gateway.console import CHART_JS_ROUTE
 from gateway.db.engine import Database
 from gateway.db.models import CostEntry, OutboundContact
 from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
@@ -87,14 +88,34 @@ async def test_dashboard_draws_statuses_contacts_costs_and_savings(
     await admin.page.click("#dash-range button[type=submit]")
     page = admin.page
     await expect(page.locator("#dash-status")).to_contain_text("5 days from")
+    await expect(page.locator("#dash-charts canvas")).to_have_count(5)
+    days = [(today - timedelta(days=n)).isoformat() for n in range(6, 1, -1)]
     # Three SMS at 0.30 on one day: one point of 0.9 on the cost line.
-    await expect(page.locator('#chart-costs svg circle[data-value="0.9"]')).to_have_count(1)
-    await expect(page.locator("#chart-statuses svg polyline[data-series=active]")).to_have_count(1)
-    contacts = page.locator("#chart-contacts svg")
-    await expect(contacts.locator('rect[data-value="3"]')).to_have_count(3)
-    await expect(contacts.locator("text", has_text="sms delivered")).to_have_count(1)
-    await expect(page.locator("#chart-savings svg rect")).to_have_count(1)
-    await expect(page.locator("#chart-savings svg text").last).to_have_text("reminder")
+    costs = await drawn(page, "chart-costs")
+    assert costs["labels"] == days
+    assert [d["label"] for d in costs["datasets"]] == ["cost"]
+    assert sorted(costs["datasets"][0]["data"]) == [0, 0, 0, 0, 0.9]
+    statuses = await drawn(page, "chart-statuses")
+    assert statuses["type"] == "line" and statuses["labels"] == days
+    assert "active" in [d["label"] for d in statuses["datasets"]]
+    moved = await drawn(page, "chart-moved-back")
+    # Nobody came back to active in the range: a zero every day, not a missing series.
+    assert moved["labels"] == days and moved["datasets"][0]["data"] == [0] * 5
+    contacts = await drawn(page, "chart-contacts")
+    assert contacts["type"] == "bar"
+    assert dict(zip(contacts["labels"], contacts["datasets"][0]["data"], strict=True)) == {
+        "sms created": 3,
+        "sms sent": 3,
+        "sms delivered": 3,
+    }
+    savings = await drawn(page, "chart-savings")
+    # No deflection source for the campaign: no net savings, drawn as no bar rather than 0.
+    assert savings["labels"] == ["reminder"] and savings["datasets"][0]["data"] == [None]
+    # The figures are also in a table, as text.
+    await expect(page.locator("#chart-savings table.chart-figures tbody th")).to_have_text(
+        ["reminder"]
+    )
+    await expect(page.locator("#chart-savings table.chart-figures tbody td")).to_have_text(["n/a"])
     await expect(page.locator("#daily-figures dl")).to_contain_text("Customers active")
     await admin.screenshot("dashboard")
     assert not admin.errors and not admin.dialogs
@@ -106,6 +127,46 @@ async def test_dashboard_draws_statuses_contacts_costs_and_savings(
     await expect(operator.page.locator("#nav button[data-view=dashboard]")).to_be_hidden()
     await expect(operator.page.locator("#nav button[data-view=campaigns]")).to_be_hidden()
     await expect(operator.page.locator("#ext-picker")).to_be_visible()
+
+
+async def drawn(page: Any, box: str) -> dict[str, Any]:
+    """What Chart.js drew on the canvas in `#box`: its type, labels and datasets."""
+    chart: dict[str, Any] = await page.evaluate(
+        """(box) => {
+            const chart = Chart.getChart(document.querySelector(`#${box} canvas`));
+            if (!chart) return null;
+            return {
+                type: chart.config.type,
+                labels: chart.data.labels,
+                datasets: chart.data.datasets.map((d) => ({ label: d.label, data: d.data })),
+            };
+        }""",
+        box,
+    )
+    assert chart is not None, f"no Chart.js chart in #{box}"
+    return chart
+
+
+async def test_dashboard_shows_tables_when_the_chart_library_is_missing(
+    open_console: Any, gateway: Client
+) -> None:
+    # The library is served from node_modules by the gateway itself...
+    response = await gateway.get(CHART_JS_ROUTE)
+    assert response.status == 200
+    assert "Chart" in (await response.text())[:4000]
+    # ...and a console whose browser cannot load it still shows the figures, as tables.
+    admin = await open_console()
+    await admin.page.route(f"**{CHART_JS_ROUTE}", lambda route: route.abort())
+    await admin.sign_in(ADMIN_TOKEN)
+    await admin.page.click("#nav button[data-view=dashboard]")
+    page = admin.page
+    await expect(page.locator("#dash-status")).to_contain_text("14 days from")
+    await expect(page.locator("#dash-charts canvas")).to_have_count(0)
+    statuses = page.locator("#chart-statuses table.chart-figures")
+    await expect(statuses).to_be_visible()
+    await expect(statuses.locator("tbody tr")).to_have_count(14)
+    await expect(page.locator("#chart-statuses")).to_contain_text("Chart library not installed")
+    assert not admin.errors
 
 
 async def add_people(database: Database, people: list[tuple[str, str, str]], prefix: str) -> None:

@@ -1,8 +1,8 @@
-// The admin dashboard: a date range, charts from /api/reports/series and /savings, and the
-// figures of one day from /api/reports/daily.
+// The admin dashboard: a date range, charts (Chart.js, see charts.js) from
+// /api/reports/series and /savings, and the figures of one day from /api/reports/daily.
 
 import { api, qs } from "./api.js";
-import { barChart, lineChart } from "./chart.js";
+import { chartFigure, destroyCharts } from "./charts.js";
 import { el } from "./dom.js";
 
 function isoDay(date) {
@@ -19,14 +19,14 @@ function sumContacts(days) {
       }
     }
   }
-  return [...totals].filter(([, value]) => value > 0).map(([label, value]) => ({ label, value }));
+  return [...totals].filter(([, value]) => value > 0);
 }
 
 function statusSeries(days) {
   const names = new Set(days.flatMap((day) => Object.keys(day.customers_by_status || {})));
   return [...names].sort().map((name) => ({
-    name,
-    values: days.map((day) => Number(day.customers_by_status?.[name] || 0)),
+    label: name,
+    data: days.map((day) => Number(day.customers_by_status?.[name] || 0)),
   }));
 }
 
@@ -50,7 +50,7 @@ export async function loadDashboard() {
   const from = document.getElementById("dash-from").value;
   const to = document.getElementById("dash-to").value;
   const status = document.getElementById("dash-status");
-  const charts = document.getElementById("dash-charts");
+  const box = document.getElementById("dash-charts");
   status.textContent = "Loading…";
   try {
     const [series, savings, daily] = await Promise.all([
@@ -61,21 +61,32 @@ export async function loadDashboard() {
     if (ticket !== loading) return;
     const labels = series.days.map((day) => day.day);
     const currency = series.currency || "";
-    charts.replaceChildren(
-      el("div", { id: "chart-statuses", class: "chart-box" }, lineChart("Customers by status", labels, statusSeries(series.days))),
-      el("div", { id: "chart-contacts", class: "chart-box" }, barChart("Contacts by channel and outcome", sumContacts(series.days))),
-      el("div", { id: "chart-costs", class: "chart-box" },
-        lineChart(`Costs per day (${currency})`, labels, [{ name: "cost", values: series.days.map((day) => Number(day.cost)) }])),
-      el("div", { id: "chart-savings", class: "chart-box" },
-        barChart(`Net savings per campaign (${savings.currency || currency})`,
-          (savings.campaigns || []).map((c) => ({ label: c.campaign, value: Number(c.net_savings ?? 0) })))),
+    const contacts = sumContacts(series.days);
+    // A campaign without a deflection source has no net savings: no bar, not a zero.
+    const campaigns = savings.campaigns || [];
+    const charts = [
+      ["chart-statuses", chartFigure("Customers by status", "line", labels, statusSeries(series.days))],
+      ["chart-moved-back", chartFigure("Moved back to active", "bar", labels,
+        [{ label: "moved back to active", data: series.days.map((day) => Number(day.moved_back_to_active || 0)) }])],
+      ["chart-contacts", chartFigure("Contacts by channel and outcome", "bar", contacts.map(([label]) => label),
+        [{ label: "contacts", data: contacts.map(([, value]) => value) }])],
+      ["chart-costs", chartFigure(`Costs per day (${currency})`, "line", labels,
+        [{ label: "cost", data: series.days.map((day) => Number(day.cost)) }])],
+      ["chart-savings", chartFigure(`Net savings per campaign (${savings.currency || currency})`, "bar",
+        campaigns.map((c) => c.campaign), [{ label: "net savings", data: campaigns.map((c) => (c.net_savings == null ? null : Number(c.net_savings))) }])],
+    ];
+    destroyCharts(box);
+    box.replaceChildren(
+      ...charts.map(([id, chart]) => el("div", { id, class: "chart-box" }, chart.figure)),
       el("div", { id: "daily-figures", class: "chart-box" }, el("h3", {}, `The day ${to}`), dailyFigures(daily)),
     );
+    for (const [, chart] of charts) chart.draw();
     status.textContent = `${labels.length} days from ${from} to ${to}.`;
   } catch (error) {
     if (ticket !== loading) return;
     status.textContent = "";
-    charts.replaceChildren(el("p", { class: "error", role: "alert" }, error.message));
+    destroyCharts(box);
+    box.replaceChildren(el("p", { class: "error", role: "alert" }, error.message));
   }
 }
 
@@ -93,6 +104,8 @@ export function initDashboard() {
 
 /** Forget what was drawn (sign-out). */
 export function clearDashboard() {
-  document.getElementById("dash-charts").replaceChildren();
+  const box = document.getElementById("dash-charts");
+  destroyCharts(box);
+  box.replaceChildren();
   document.getElementById("dash-status").textContent = "";
 }
