@@ -135,7 +135,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         try:
             await asyncio.wait({reader, forwarder}, return_when=asyncio.FIRST_COMPLETED)
             if forwarder.done():
-                forwarder.result()  # a failed send ends the socket, as it did inline
+                forwarder.result()  # any other failure of a send is the handler's error
         finally:
             for task in (reader, forwarder):
                 task.cancel()
@@ -153,8 +153,11 @@ async def _forward(subscription: Subscription, socket: web.WebSocketResponse) ->
     waking it at all). A task and a wait() per message cost a screen-pop three passes of
     a busy event loop before its frame was written.
     """
-    async for message in subscription:
-        await socket.send_json(message)
+    try:
+        async for message in subscription:
+            await socket.send_json(message)
+    except ConnectionError:
+        return  # the browser left while a frame was going out: the socket is closing
 
 
 async def _drain(socket: web.WebSocketResponse) -> None:
