@@ -32,6 +32,7 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 TWILIO_ADAPTER = web.AppKey("twilio_adapter", TwilioAdapter)
 PRICE_TASKS = web.AppKey("twilio_price_tasks", set[asyncio.Task[int]])
 
+MAX_SID_LENGTH = 128
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
@@ -117,6 +118,9 @@ async def twilio_inbound(request: web.Request) -> web.Response:
     sid, sender = _field(form, "MessageSid"), _field(form, "From")
     if sid is None or sender is None:
         raise InvalidInput("MessageSid and From are required")
+    if len(sid) > MAX_SID_LENGTH:
+        # Twilio's SIDs are 34 characters; the SID is stored to refuse replays.
+        raise InvalidInput(f"MessageSid is longer than {MAX_SID_LENGTH} characters")
     body = form.get("Body")
     text = body if isinstance(body, str) else ""
     app = request.app

@@ -6,24 +6,34 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_sync.ingest_guards import consent_entity, newer
 from crm_sync.outbox import enqueue
 from crm_sync.phones import InvalidPhone, normalize_phone
 from gateway.customers.service import find_by_phone
-from gateway.db.models import Customer, OutboundContact
+from gateway.db.models import Customer, OutboundContact, ProcessedWebhook
 
 STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "стоп"})
 START_WORDS = frozenset({"start", "unstop", "yes"})
+# processed_webhooks is keyed by (event_id, source): Twilio's MessageSid under its own source,
+# so a message SID can never collide with a CRM event id.
+INBOUND_SOURCE = "twilio-sms"
 
 
 async def apply_inbound(
     session: AsyncSession, sid: str, sender: str, text: str, region: str, now: datetime
 ) -> str:
-    """Apply one incoming SMS to every customer holding the number; returns its kind."""
+    """Apply one incoming SMS to every customer holding the number; returns its kind,
+    or "duplicate" when this MessageSid was applied before (nothing changes)."""
     word = text.strip().casefold()
     kind = "stop" if word in STOP_WORDS else "start" if word in START_WORDS else "reply"
+    if not await _first_delivery(session, sid, kind, now):
+        # Twilio retries a webhook it got no answer to: a STOP delivered again after a
+        # newer START must not opt the customer out again, nor a reply mark a later SMS.
+        return "duplicate"
     matched = await find_by_phone(session, sender, region)
     try:
         phone = normalize_phone(sender, region)
@@ -60,6 +70,22 @@ async def apply_inbound(
             now=now,
         )
     return kind
+
+
+async def _first_delivery(session: AsyncSession, sid: str, kind: str, now: datetime) -> bool:
+    """Claim the MessageSid in the same transaction as its effects; False if seen before.
+
+    ON CONFLICT DO NOTHING also settles two concurrent deliveries of one SID: on
+    PostgreSQL the second waits for the first transaction, then inserts nothing.
+    """
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(ProcessedWebhook)
+        .values(event_id=sid, source=INBOUND_SOURCE, type=f"sms.{kind}", received_at=now)
+        .on_conflict_do_nothing(index_elements=["event_id", "source"])
+    )
+    result = await session.execute(statement)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def _record_reply(

@@ -2,7 +2,8 @@
 callbacks and inbound texts with arbitrary fields (NUL and oversized values included),
 duplicated and reordered. Never a 5xx; replayed status callbacks write nothing more and
 change nothing; a contact's state never moves backwards. Replayed inbound texts are
-applied again: two strict xfails at the end pin that, for gateway/messages to fix.
+recognised by their MessageSid and change nothing either (two tests at the end pin the
+cases the fuzzer found before that was so).
 
 Signatures are made with the Twilio SDK's own RequestValidator, as Twilio makes them.
 `SWITCHBOARD_FUZZ_SCALE=full` runs many more examples."""
@@ -178,13 +179,11 @@ async def test_signed_callbacks_never_5xx_and_replays_change_nothing(
                 before,
                 after,
             )
-        # The status callbacks again, as Twilio retries them: nothing more written or
-        # changed. Inbound texts are not replayed here: a replay applies them again (the
-        # two strict xfails below pin it), and the state each leaves would mask the rest.
+        # Every callback again, as Twilio retries them: nothing more written or changed.
         drive(loop, lambda: settled(client))
         counts = drive(loop, lambda: table_rows(database))
         state = drive(loop, lambda: contact_state(database, contact_id))
-        for path, form in (step for step in sequence if step[0] == STATUS_PATH):
+        for path, form in sequence:
             status, text = drive(loop, partial(post, client, path, form, query))
             assert status < 500, text
         drive(loop, lambda: settled(client))
@@ -197,10 +196,7 @@ async def test_signed_callbacks_never_5xx_and_replays_change_nothing(
     assert {204, 200} & answered and {422} & answered
 
 
-# Found by the fuzzer above; the fix belongs to gateway/messages/twilio_inbound.py (inbound
-# texts are not deduplicated by MessageSid before they change a customer or a contact).
-# Strict: when it is fixed this test passes, fails as XPASS, and the marker must go.
-@pytest.mark.xfail(strict=True, reason="inbound texts are applied again when replayed")
+# Found by the fuzzer above: inbound texts were applied again when Twilio retried them.
 async def test_a_replayed_reply_marks_nothing_it_did_not_mark_the_first_time(
     client: Client, database: Database, clock: FixedClock
 ) -> None:
@@ -218,7 +214,6 @@ async def test_a_replayed_reply_marks_nothing_it_did_not_mark_the_first_time(
     assert again == first
 
 
-@pytest.mark.xfail(strict=True, reason="inbound texts are applied again when replayed")
 async def test_a_replayed_stop_does_not_undo_a_newer_start(
     client: Client, database: Database, clock: FixedClock
 ) -> None:
