@@ -1,8 +1,9 @@
-"""`--chart FILE`: the savings report as an SVG bar chart, written by hand.
+"""`--chart FILE`: the savings report as a grouped bar chart, drawn by matplotlib.
 
-matplotlib is not among the gateway's dependencies and one bar chart does not justify
-pulling it (and its compiled wheels) into every install; SVG is plain text, opens in
-any browser and embeds in the console as it is.
+PNG or SVG by the file's suffix. The figure is built with matplotlib's object API and the
+Agg canvas (no pyplot, no global figure state, no display needed). SVG text stays text
+(`svg.fonttype: none`), escaped by matplotlib's XML writer; mathtext is off, so a `$` in a
+campaign name is printed, not parsed.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
-WIDTH, HEIGHT, MARGIN = 760, 360, 60
+FORMATS = {".png": "png", ".svg": "svg"}
 COLOURS = ("#2f6fba", "#d9822b", "#3c9a5f", "#b03a48", "#7a5cb0", "#5d6d7e")
 
 
@@ -32,60 +32,54 @@ def _bars(report: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[Decim
     return months, series
 
 
-def savings_svg(report: dict[str, Any]) -> str:
-    """Net savings per campaign and month, as an SVG document."""
-    months, series = _bars(report)
-    values = [v for _, vs in series for v in vs] or [Decimal(0)]
-    top, bottom = max(max(values), Decimal(0)), min(min(values), Decimal(0))
-    span = (top - bottom) or Decimal(1)
-    plot_h = HEIGHT - 2 * MARGIN
-    zero_y = MARGIN + float(top / span) * plot_h
-    group_w = (WIDTH - 2 * MARGIN) / max(len(months), 1)
-    bar_w = group_w * 0.8 / max(len(series), 1)
-    title = f"Net savings per month ({report['currency']}), {report['from']} – {report['to']}"
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11">',
-        f'<text x="{MARGIN}" y="24" font-size="14">{escape(title)}</text>',
-        f'<line x1="{MARGIN}" y1="{zero_y:.1f}" x2="{WIDTH - MARGIN}" y2="{zero_y:.1f}" '
-        'stroke="#444"/>',
-        f'<text x="{MARGIN - 6}" y="{MARGIN + 4}" text-anchor="end">{top:.2f}</text>',
-        f'<text x="{MARGIN - 6}" y="{HEIGHT - MARGIN + 4}" text-anchor="end">{bottom:.2f}</text>',
-    ]
-    for i, month in enumerate(months):
-        x = MARGIN + i * group_w
-        parts.append(
-            f'<text x="{x + group_w / 2:.1f}" y="{HEIGHT - MARGIN + 18}" '
-            f'text-anchor="middle">{escape(month)}</text>'
-        )
-        for j, (name, vs) in enumerate(series):
-            height = float(abs(vs[i]) / span) * plot_h
-            y = zero_y - height if vs[i] >= 0 else zero_y
-            parts.append(
-                f'<rect x="{x + group_w * 0.1 + j * bar_w:.1f}" y="{y:.1f}" '
-                f'width="{bar_w:.1f}" height="{height:.1f}" fill="{COLOURS[j % len(COLOURS)]}">'
-                f"<title>{escape(name)} {escape(month)}: {vs[i]:.2f}</title></rect>"
-            )
-    for j, (name, _) in enumerate(series):
-        y = HEIGHT - 20
-        x = MARGIN + j * 150
-        parts.append(
-            f'<rect x="{x}" y="{y - 9}" width="10" height="10" '
-            f'fill="{COLOURS[j % len(COLOURS)]}"/><text x="{x + 14}" y="{y}">{escape(name)}</text>'
-        )
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
-
-
 def check_chart_path(path: Path) -> None:
     """Refuse a target the chart cannot be written to, before any work is done."""
-    if path.suffix.lower() != ".svg":
-        raise ChartError(f"{path}: charts are written as SVG; name the file *.svg")
+    if path.suffix.lower() not in FORMATS:
+        raise ChartError(f"{path}: name the file *.png or *.svg (the suffix picks the format)")
     if not path.parent.is_dir():
         raise ChartError(f"{path.parent}: no such directory")
 
 
 def write_chart(path: Path, report: dict[str, Any]) -> None:
-    """Write the savings chart to `path` (SVG)."""
+    """Write the savings chart to `path`, PNG or SVG by its suffix."""
     check_chart_path(path)
-    path.write_text(savings_svg(report), encoding="utf-8")
+    # Imported here: matplotlib takes a noticeable moment to load, and only --chart needs it.
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    months, series = _bars(report)
+    with matplotlib.rc_context(
+        {
+            "svg.fonttype": "none",  # <text> elements, not glyph outlines: searchable
+            "svg.hashsalt": "switchboard",  # stable ids: the same report, the same file
+            "text.parse_math": False,
+            "text.usetex": False,
+        }
+    ):
+        figure = Figure(figsize=(8, 4.2), dpi=100, layout="constrained")
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        axes.set_title(
+            f"Net savings per month ({report['currency']}), {report['from']} – {report['to']}"
+        )
+        axes.set_ylabel(report["currency"])
+        axes.axhline(0, color="#444444", linewidth=0.8)
+        width = 0.8 / max(len(series), 1)
+        for index, (name, values) in enumerate(series):
+            offsets = [m + (index - (len(series) - 1) / 2) * width for m in range(len(months))]
+            # Floats only for placing the bars; the labels print the report's Decimals.
+            bars = axes.bar(
+                offsets,
+                [float(v) for v in values],
+                width,
+                label=name,
+                color=COLOURS[index % len(COLOURS)],
+            )
+            axes.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=8)
+        axes.set_xticks(range(len(months)), months)
+        if series:
+            axes.legend(loc="best", fontsize=9)
+        else:
+            axes.text(0.5, 0.5, "no campaigns in this range", ha="center", transform=axes.transAxes)
+        figure.savefig(path, format=FORMATS[path.suffix.lower()], metadata={"Date": None})

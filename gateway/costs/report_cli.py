@@ -46,7 +46,7 @@ def register(sub: Any, decimal: Callable[[str], Decimal]) -> None:
     savings.add_argument("--assumed-deflection", type=decimal, help="share used without holdout")
     savings.add_argument("--handling-minutes", type=decimal, help="operator minutes per call")
     savings.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    savings.add_argument("--chart", type=Path, help="write an SVG chart to this file")
+    savings.add_argument("--chart", type=Path, help="write a chart to this file (*.png or *.svg)")
     savings.set_defaults(handler=_savings)
     daily = sub.add_parser("daily", help="a day's statistics (stored once the day has ended)")
     daily.add_argument("--date", required=True, help="YYYY-MM-DD in SWITCHBOARD_TIMEZONE")
