@@ -64,4 +64,4 @@ multi-instance: $(STAMP)
 	scripts/multi-instance.sh
 
 clean:
-	rm -rf $(VENV) switchboard.db*
+	rm -rf $(VENV) node_modules switchboard.db*
