@@ -1,6 +1,7 @@
 """Benchmark: the savings report and the daily snapshot on a large PostgreSQL database.
 
 Usage: python bench/bench_reports.py [--ledger N] [--calls N] [--customers N] [--contacts N]
+    [--enrolled N] [--keep] [--reuse URL]
 
 A throwaway database gets CUSTOMERS customers (INSERT … SELECT on the server), five
 campaigns splitting them with a 10 % holdout each, then LEDGER cost lines and CALLS call
@@ -9,20 +10,27 @@ conversion is exercised; the ledger rollup triggers run as they do in production
 CONTACTS outbound contacts and a month of status moves. Times: the savings report over
 the year (every campaign, measured mode, with months), one campaign alone, and a daily
 snapshot (first day from a grouped count, the next chained).
+
+--enrolled puts only the first N customers into the campaigns (a campaign treats a
+segment, not the whole base); by default every customer is enrolled, the worst case for
+the distinct-callers count. Building the data takes minutes: --keep leaves the database
+in place and prints its URL, --reuse URL measures an existing one without loading.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import asyncpg
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -127,7 +135,8 @@ async def load(url: str, args: argparse.Namespace) -> None:
                 text(VERSION_ROWS),
                 {"id": f"cv{k}", "campaign": f"cmp{k}", "definition": audience, "at": at},
             )
-        await session.execute(text(ASSIGNMENTS), {"n": args.customers, "at": at})
+        enrolled = args.customers if args.enrolled is None else args.enrolled
+        await session.execute(text(ASSIGNMENTS), {"n": enrolled, "at": at})
     await database.dispose()
     print(f"customers, campaigns, arms    {time.perf_counter() - started:8.1f} s")
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
@@ -167,10 +176,37 @@ async def load(url: str, args: argparse.Namespace) -> None:
         await connection.close()
 
 
+def statement_stages(database: Database) -> list[tuple[str, float]]:
+    """(statement's first words, seconds) of every statement run, appended as they end."""
+    stages: list[tuple[str, float]] = []
+    engine = database.engine.sync_engine
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        conn.info["bench_started"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        words = " ".join(statement.split())
+        stages.append((words[:70], time.perf_counter() - conn.info.pop("bench_started")))
+
+    return stages
+
+
+def print_stages(stages: list[tuple[str, float]], at_least: float = 0.05) -> None:
+    """The statements that took at least `at_least` seconds, and the load average."""
+    for words, seconds in stages:
+        if seconds >= at_least:
+            print(f"    {seconds:6.2f} s  {words}")
+    print(f"    load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    stages.clear()
+
+
 async def measure(url: str) -> None:
-    """Time the reports."""
+    """Time the reports, and the slow statements inside them."""
     settings = Settings(database_url=url, costs=CostRates(conversion={"USD": Decimal("41.3")}))
     database = Database(url)
+    stages = statement_stages(database)
     try:
         zone = settings.timezone
         year = SavingsQuery(
@@ -192,6 +228,7 @@ async def measure(url: str) -> None:
                 f"{first['deflection']['value']:.4f} [{first['deflection']['low']:.4f}, "
                 f"{first['deflection']['high']:.4f}]"
             )
+            print_stages(stages)
         model = CostModel.from_settings(settings)
         clock = FixedClock(datetime(2026, 12, 5, tzinfo=UTC))
         for day, label in ((date(2026, 11, 14), "first"), (date(2026, 11, 15), "chained")):
@@ -203,6 +240,7 @@ async def measure(url: str) -> None:
                 f"{snapshot['status_method']}; sent "
                 f"{snapshot['contacts'].get('sms', {}).get('sent', 0)}"
             )
+            print_stages(stages)
     finally:
         await database.dispose()
 
@@ -214,14 +252,23 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5_000_000)
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--enrolled", type=int, default=None, help="default: every customer")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="leave the database in place")
+    parser.add_argument("--reuse", metavar="URL", help="measure this database, load nothing")
     args = parser.parse_args()
+    if args.reuse:
+        asyncio.run(measure(args.reuse))
+        return
     url = create_postgres_database()
     try:
         asyncio.run(load(url, args))
         asyncio.run(measure(url))
     finally:
-        drop_postgres_database(url)
+        if args.keep:
+            print(f"kept: --reuse {url}")
+        else:
+            drop_postgres_database(url)
 
 
 if __name__ == "__main__":
