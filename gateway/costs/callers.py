@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, case, cast, func, literal, select, text
+from sqlalchemy import BigInteger, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.costs.ledger import Month
@@ -68,10 +68,7 @@ async def _masks(
     months: Sequence[Month],
 ) -> list[tuple[str, str, int, int]]:
     """(campaign, arm, month mask, customers) for calls in [start, stop)."""
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:
-        for name, value in _POSTGRES_SETTINGS.items():
-            await session.execute(text(f"SET LOCAL {name} = {value}"))
+    previous = await _set_locally(session, _POSTGRES_SETTINGS)
     try:
         return [
             row
@@ -79,9 +76,18 @@ async def _masks(
             for row in await _campaign_masks(session, campaign_id, topic, start, stop, months)
         ]
     finally:
-        if postgres:
-            for name in _POSTGRES_SETTINGS:
-                await session.execute(text(f"SET LOCAL {name} TO DEFAULT"))
+        await _set_locally(session, previous)
+
+
+async def _set_locally(session: AsyncSession, settings: dict[str, str]) -> dict[str, str]:
+    """Set PostgreSQL settings until the transaction ends; returns the values they had."""
+    if session.get_bind().dialect.name != "postgresql":
+        return {}
+    previous: dict[str, str] = {}
+    for name, value in settings.items():
+        previous[name] = str(await session.scalar(select(func.current_setting(name))))
+        await session.execute(select(func.set_config(name, value, literal(True))))
+    return previous
 
 
 async def _campaign_masks(

@@ -6,7 +6,7 @@ import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, literal, select
 
 from gateway.clock import parse_time_input
 from gateway.costs.callers import MONTHS_PER_MASK, CampaignTopic, callers_by_month
@@ -110,3 +110,29 @@ async def test_each_campaign_counts_callers_on_its_own_topic(
         assert campaign["deflection"] == single["deflection"]
         assert campaign["months"] == single["months"]
         assert campaign["deflection"]["control_callers"] > 0
+
+
+async def test_repeated_counts_agree_and_leave_the_transaction_settings_as_they_were(
+    database: Database,
+) -> None:
+    """Past the five runs after which PostgreSQL may plan a statement once for all
+    values, counts stay the same; the planner settings the count takes for itself are
+    back to what the transaction had, even values set earlier in it."""
+    campaigns = await population(database)
+    start, stop = datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC)
+    months = months_between(start, stop, "UTC")
+    expected = await plain_count(database, campaigns, months)
+    names = ("max_parallel_workers_per_gather", "plan_cache_mode")
+    postgres = database.engine.dialect.name == "postgresql"
+    async with database.sessions() as session:
+        if postgres:
+            await session.execute(
+                select(func.set_config("max_parallel_workers_per_gather", "1", literal(True)))
+            )
+            before = [await session.scalar(select(func.current_setting(n))) for n in names]
+        for _ in range(7):
+            found = await callers_by_month(session, campaigns, start, stop, months)
+            assert {k: n for k, n in found.items() if n} == expected
+        if postgres:
+            after = [await session.scalar(select(func.current_setting(n))) for n in names]
+            assert after == before == ["1", "auto"]
