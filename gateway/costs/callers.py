@@ -1,13 +1,15 @@
 """Distinct inbound callers per campaign arm, for the window and each of its months.
 
 The report's main cost is this pass over the call records, so it is made once for the
-window and all its months together. Each campaign's arms are joined to the calls on
-that campaign's own topic only (not every topic of every campaign), then each
-customer's calls fold into one bit mask of the months it called in (bit i = month i).
-Counting customers per (campaign, arm, mask) leaves a few thousand rows; a customer
-called in the window when its mask is not zero, and in month i when bit i is set. This
-replaces COUNT(DISTINCT …) per month plus another for the window: exact, one scan, and
-no sort of every call.
+window and all its months together, one statement per campaign. Each campaign's arms
+are joined to the calls on that campaign's own topic only, then each customer's calls
+fold into one bit mask of the months it called in (bit i = month i). Counting
+customers per (arm, mask) leaves a few thousand rows; a customer called in the window
+when its mask is not zero, and in month i when bit i is set. This replaces
+COUNT(DISTINCT …) per month plus another for the window: exact, one scan of the
+topic's calls per campaign, and no sort of every call. The statement starts from the
+campaign's arms, so a campaign that treats a segment probes the calls of its enrollees
+only; see _campaign_masks for the plan over a whole customer base.
 """
 
 from __future__ import annotations
