@@ -15,6 +15,11 @@ A customer qualifies when the CRM deleted it, or its status became `cancelled`, 
 (`pbx.raw_event_retention_days`; 0 keeps none), since they are operational data with a
 different lifetime; the caller passes it. Both are idempotent and batched, one
 transaction per batch, so an interrupted purge is completed by running it again.
+
+Processed webhook ids (the CRM's event ids, Twilio's inbound MessageSids) are what makes
+a re-delivery a no-op, so they go only after `older_than_days` and never sooner than
+`PROCESSED_ID_MIN_DAYS`: a CRM retries a delivery for hours or days (re-signed each
+time), while a versioned entity's stale guard still drops an event replayed after that.
 """
 
 from __future__ import annotations
@@ -39,11 +44,13 @@ from gateway.db.models import (
     EntityVersion,
     OutboundContact,
     Payment,
+    ProcessedWebhook,
 )
 
 PURGED_PREFIX = "purged:"
 CUSTOMER_BATCH = 500
 RAW_EVENT_BATCH = 10_000
+PROCESSED_ID_MIN_DAYS = 30
 
 Progress = Callable[[str, int], None]
 """Called with a stage ("customers"/"raw_events") and how many rows were just done."""
@@ -65,6 +72,7 @@ class PurgeReport:
     calls_scrubbed: int = 0
     messages_scrubbed: int = 0
     raw_events_deleted: int = 0
+    processed_ids_deleted: int = 0
 
 
 def purged_external_id(external_id: str) -> str:
@@ -117,6 +125,12 @@ async def purge(
             progress("customers", len(ids))
     if raw_cutoff is not None:
         await _purge_raw_events(database, raw_cutoff, report, progress)
+    ids_cutoff = _cutoff(max(older_than_days, PROCESSED_ID_MIN_DAYS), now)
+    async with database.transaction() as session:
+        result = await session.execute(
+            delete(ProcessedWebhook).where(ProcessedWebhook.received_at < ids_cutoff)
+        )
+        report.processed_ids_deleted = _rowcount(result)
     return report
 
 

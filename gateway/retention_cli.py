@@ -12,7 +12,7 @@ from tqdm import tqdm
 from gateway.cli import UsageError, run_async
 from gateway.clock import SystemClock
 from gateway.db.engine import Database
-from gateway.retention import PurgeReport, count_due, purge
+from gateway.retention import PROCESSED_ID_MIN_DAYS, PurgeReport, count_due, purge
 from gateway.settings import Settings
 
 
@@ -97,4 +97,6 @@ def describe(report: PurgeReport, older_than: int, raw_days: int) -> list[str]:
         f"  call records scrubbed of numbers: {report.calls_scrubbed}, "
         f"messages scrubbed of addresses and texts: {report.messages_scrubbed}",
         f"raw AMI events deleted (older than {raw_days} days): {report.raw_events_deleted}",
+        f"processed webhook ids forgotten (older than "
+        f"{max(older_than, PROCESSED_ID_MIN_DAYS)} days): {report.processed_ids_deleted}",
     ]

@@ -25,9 +25,10 @@ from gateway.db.models import (
     EntityVersion,
     OutboundContact,
     Payment,
+    ProcessedWebhook,
 )
 from gateway.db.types import new_id
-from gateway.retention import RetentionError, purge, purged_external_id
+from gateway.retention import PROCESSED_ID_MIN_DAYS, RetentionError, purge, purged_external_id
 from gateway.retention_cli import register
 from gateway.settings import Settings
 from tests.conftest import START
@@ -207,6 +208,32 @@ async def test_raw_events_follow_their_own_retention(database: Database) -> None
     assert (await purge(database, 30, NOW, raw_event_retention_days=0)).raw_events_deleted == 2
 
 
+async def test_processed_webhook_ids_are_forgotten_after_the_period_never_sooner(
+    database: Database,
+) -> None:
+    ages = {"evt-400": 400, "evt-90": 90, "evt-29": PROCESSED_ID_MIN_DAYS - 1, "evt-1": 1}
+    async with database.transaction() as session:
+        session.add_all(
+            ProcessedWebhook(
+                event_id=event_id,
+                source="crm",
+                type="customer.upserted",
+                received_at=NOW - timedelta(days=age),
+            )
+            for event_id, age in ages.items()
+        )
+
+    async def remembered() -> list[str]:
+        async with database.transaction() as session:
+            return sorted(await session.scalars(select(ProcessedWebhook.event_id)))
+
+    assert (await purge(database, 365, NOW)).processed_ids_deleted == 1
+    assert await remembered() == ["evt-1", "evt-29", "evt-90"]
+    # A short customer period does not shorten replay protection below its floor.
+    assert (await purge(database, 0, NOW)).processed_ids_deleted == 1
+    assert await remembered() == ["evt-1", "evt-29"]
+
+
 async def test_a_negative_period_is_refused_and_changes_nothing(database: Database) -> None:
     await customer_with_history(database, "C-DEL", "+380671111111", gone_days=100, how="deleted")
     await add_raw_events(database, [40])
@@ -256,6 +283,7 @@ def test_the_purge_command_prints_a_summary(
     out = capsys.readouterr().out
     assert "customers anonymised (deleted or cancelled over 60 days ago): 1" in out
     assert "raw AMI events deleted (older than 7 days): 1" in out
+    assert "processed webhook ids forgotten (older than 60 days): " in out
 
     async def external_id() -> str | None:
         database = Database(database_url)
