@@ -4,9 +4,12 @@
 // step they name), the versions with rollback. While the admin edits, the
 // unsaved definition is dry-run (POST …/preview with `definition`, debounced), so the
 // audience count and cost estimate are those of the edit before anyone saves it.
+// "New campaign" starts from a minimal valid definition (switched off), counted live
+// before its first save, which makes it version 1.
 
 import { api, ApiError } from "./api.js";
 import { el, errorItems, when } from "./dom.js";
+import { editedExperiment, markFieldErrors, numberField, starterDefinition } from "./campaignfields.js";
 import { forgetFields, loadFields, ruleBuilder } from "./rulebuilder.js";
 import { stepsEditor } from "./steps.js";
 
@@ -14,7 +17,7 @@ const PREVIEW_DELAY_MS = 400;
 let fields = [];
 let templateNames = []; // offered when a send step names its template
 let journeys = []; // [{prefix: "steps" | "experiment.arms[i].steps", editor}]
-let current = null; // {name, version, definition}
+let current = null; // {name, version, definition}; version 0: new, not saved yet
 let audience = null; // the mounted rule builder
 let previewTimer = null;
 let previewSeq = 0; // answers to older previews are dropped
@@ -30,10 +33,12 @@ function renderSteps(definition) {
   journeys = [];
   const parts = [];
   if (definition.experiment) {
-    parts.push(el("p", {}, `Experiment: holdout ${definition.experiment.holdout ?? 0}`));
+    parts.push(el("p", { class: "experiment" }, el("strong", {}, "Experiment "), numberField("Holdout share", "holdout", "experiment.holdout",
+      definition.experiment.holdout ?? 0, schedulePreview), el("span", { class: "hint" }, " from 0 to under 1: 0.1 keeps a tenth untouched")));
     (definition.experiment.arms || []).forEach((arm, index) => {
       const holder = el("div", { class: "journey", dataset: { arm: arm.name } });
-      parts.push(el("h5", {}, `Arm ${arm.name} (weight ${arm.weight})`), holder);
+      parts.push(el("h5", { class: "arm" }, `Arm ${arm.name} `,
+        numberField("weight", "arm-weight", `experiment.arms[${index}].weight`, arm.weight, schedulePreview)), holder);
       journeys.push({ prefix: `experiment.arms[${index}].steps`, editor: stepsEditor(holder, fields, arm.steps, options) });
     });
   } else {
@@ -59,10 +64,15 @@ function markStepErrors(error, strip = "") {
 
 /** The definition as edited now (not saved). */
 function draft() {
-  const edited = { ...current.definition, description: node("editor-description").value, audience: audience.value() };
+  const edited = {
+    ...current.definition,
+    description: node("editor-description").value,
+    enabled: node("editor-enabled").checked,
+    schedule: node("editor-schedule").value.trim(),
+    audience: audience.value(),
+  };
   if (edited.experiment) {
-    const arms = edited.experiment.arms.map((arm, index) => ({ ...arm, steps: journeys[index].editor.value() }));
-    edited.experiment = { ...edited.experiment, arms };
+    edited.experiment = editedExperiment(node("editor-steps"), edited.experiment, (index) => journeys[index].editor.value());
   } else {
     edited.steps = journeys[0].editor.value();
   }
@@ -91,6 +101,7 @@ async function loadPreview(edited = false) {
     if (seq !== previewSeq) return;
     node("preview-state").textContent = "";
     for (const { editor } of journeys) editor.clearErrors();
+    markFieldErrors(node("editor"), null);
     showPreview(result);
   } catch (error) {
     if (seq !== previewSeq) return;
@@ -99,6 +110,7 @@ async function loadPreview(edited = false) {
     node("editor-preview").querySelector("#preview-of")?.setAttribute("data-stale", "yes");
     node("preview-errors").replaceChildren(...errorItems(error, "definition."));
     markStepErrors(error, "definition.");
+    markFieldErrors(node("editor"), error, "definition.");
   }
 }
 
@@ -109,6 +121,7 @@ function schedulePreview() {
 }
 
 async function loadVersions() {
+  if (current.version === 0) return node("editor-versions").replaceChildren();
   const { items } = await api("GET", `/api/campaigns/${encodeURIComponent(current.name)}/versions`);
   node("editor-versions").replaceChildren(...items.map((v) => el("tr", { dataset: { version: v.version } },
     el("td", {}, v.version, v.current ? " (current)" : ""),
@@ -131,12 +144,17 @@ function show(campaign) {
   clearTimeout(previewTimer);
   current = { name: campaign.name, version: campaign.version, definition: campaign.definition };
   node("editor").hidden = false;
-  node("editor-title").textContent = `${campaign.name} — version ${campaign.version}`;
+  node("editor-title").textContent = campaign.version
+    ? `${campaign.name} — version ${campaign.version}`
+    : `${campaign.name} — new, not saved yet`;
   node("editor-description").value = campaign.definition.description ?? "";
+  node("editor-schedule").value = campaign.definition.schedule ?? "";
+  node("editor-enabled").checked = campaign.definition.enabled ?? true; // the schema's default
   node("editor-errors").replaceChildren();
   audience = ruleBuilder(node("audience-builder"), fields, campaign.definition.audience, { onChange: schedulePreview });
   renderSteps(campaign.definition);
-  loadPreview(false);
+  markFieldErrors(node("editor"), null);
+  loadPreview(campaign.version === 0); // a new campaign has no saved version to count
   loadVersions();
 }
 
@@ -154,6 +172,10 @@ async function save(event) {
   const errors = node("editor-errors");
   errors.replaceChildren();
   try {
+    if (current.version === 0 && await exists(current.name)) {
+      errors.replaceChildren(el("li", {}, `A campaign named ${current.name} was saved meanwhile: open it from the list.`));
+      return;
+    }
     const saved = await api("PUT", `/api/campaigns/${encodeURIComponent(current.name)}`, draft());
     show(saved);
     node("editor-status").textContent = saved.new_version === false ? "No change: nothing saved." : `Saved as version ${saved.version}.`;
@@ -161,7 +183,46 @@ async function save(event) {
   } catch (error) {
     errors.replaceChildren(...errorItems(error));
     markStepErrors(error);
+    markFieldErrors(node("editor"), error);
   }
+}
+
+/** Whether a campaign of that name is saved (false on 404). */
+async function exists(name) {
+  try {
+    await api("GET", `/api/campaigns/${encodeURIComponent(name)}`);
+    return true;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return false;
+    throw error;
+  }
+}
+
+/** "New campaign": a free name the server accepts opens the starter definition, unsaved. */
+async function startNew(event) {
+  event.preventDefault();
+  const name = node("campaign-new-name").value.trim();
+  const errors = node("campaign-new-errors");
+  errors.replaceChildren();
+  const definition = starterDefinition(name, templateNames);
+  try {
+    if (await exists(name)) {
+      errors.replaceChildren(el("li", {}, `A campaign named ${name} exists already: open it from the list.`));
+      return;
+    }
+    // The server checks the name as a save would; other problems of the starter (no
+    // template yet) are the editor's to show once it is open.
+    await api("POST", `/api/campaigns/${encodeURIComponent(name)}/preview`, { definition });
+  } catch (error) {
+    const problems = error instanceof ApiError ? error.problem.errors || [] : [];
+    if (error.status !== 422 || problems.some((item) => item.field === "definition.name")) {
+      errors.replaceChildren(...errorItems(error, "definition."));
+      return;
+    }
+  }
+  node("campaign-new-name").value = "";
+  node("editor-status").textContent = "";
+  show({ name, version: 0, definition });
 }
 
 /** The campaign list (and the field catalogue, once). */
@@ -185,6 +246,9 @@ export async function loadCampaigns() {
 export function initEditor() {
   node("editor-form").addEventListener("submit", save);
   node("editor-refresh").addEventListener("click", () => current && loadPreview(true));
+  node("campaign-new").addEventListener("submit", startNew);
+  node("editor-schedule").addEventListener("input", schedulePreview);
+  node("editor-enabled").addEventListener("change", schedulePreview);
 }
 
 /** Forget the open campaign (sign-out). */
@@ -197,4 +261,5 @@ export function clearEditor() {
   node("editor").hidden = true;
   node("campaigns").replaceChildren();
   node("editor-status").textContent = "";
+  node("campaign-new-errors").replaceChildren();
 }
