@@ -80,6 +80,12 @@ async def test_new_campaign_is_checked_counted_live_and_saved_off_as_version_one
     await first.locator("input.value").fill("north")
     await page.locator("#editor-steps li.step input.template").fill("payment-reminder")
     await page.fill("#editor-description", "SMS to the north")
+    # A schedule that is no cron: the server's message at the schedule field.
+    await page.fill("#editor-schedule", "every day")
+    schedule_error = page.locator(".field-error[data-error-for=schedule]")
+    await expect(schedule_error).to_contain_text("is not a cron expression")
+    await page.fill("#editor-schedule", "0 10 * * *")
+    await expect(schedule_error).to_have_text("")
     await expect(page.locator("#preview-errors li")).to_have_count(0)
     await expect(page.locator("#preview-of")).to_have_text("unsaved edit")
     draft = {
@@ -135,6 +141,7 @@ async def test_holdout_and_weights_are_edited_with_the_servers_messages_at_their
     holdout = page.locator("#editor-steps input.holdout")
     weights = page.locator("#editor-steps input.arm-weight")
     await expect(holdout).to_have_value("0.1")
+    await expect(page.locator("#editor-enabled")).not_to_be_checked()
     await expect(weights).to_have_count(2)
     holdout_error = page.locator(".field-error[data-error-for='experiment.holdout']")
     weight_error = page.locator(".field-error[data-error-for='experiment.arms[1].weight']")
@@ -169,6 +176,7 @@ async def test_holdout_and_weights_are_edited_with_the_servers_messages_at_their
     await expect(page.locator("#editor-status")).to_have_text("Saved as version 2.")
     await expect(page.locator("#editor-errors li")).to_have_count(0)
     saved = await api_json(gateway, "GET", f"/api/campaigns/{ARMS}")
+    assert saved["enabled"] is False and saved["definition"]["enabled"] is False
     experiment = saved["definition"]["experiment"]
     assert experiment["holdout"] == 0.2
     assert [arm["weight"] for arm in experiment["arms"]] == [1, 3]
