@@ -1,5 +1,5 @@
-"""Browser tests: the whole gateway (workers on, PBX simulator over TCP) and Debian's
-Chromium driven by Playwright. PostgreSQL only: SQLite is covered by the API tests."""
+"""Browser tests: the whole gateway (workers on, PBX simulator over TCP, Redis) and
+Debian's Chromium driven by Playwright. PostgreSQL only: SQLite is covered by the API tests."""
 
 from __future__ import annotations
 
@@ -60,12 +60,20 @@ def tokens() -> TokenRegistry:
 
 @pytest.fixture
 async def gateway(
-    settings: Settings, database: Database, tokens: TokenRegistry, pbx: SimulatorServer
+    settings: Settings,
+    database: Database,
+    tokens: TokenRegistry,
+    pbx: SimulatorServer,
+    redis_url: str,
 ) -> AsyncIterator[Client]:
-    """The gateway with the console, workers on, connected to the simulator."""
+    """The gateway as deployed: the console, workers on, connected to the simulator, its
+    bus, locks and pop leadership on the real Redis."""
+    settings.redis_url = redis_url
     app = console_app(wired_to(settings, pbx), workers=True, clock=SystemClock(), tokens=tokens)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         await wait_for(lambda: health_ami(client), "connected")
+        health = await (await client.get("/health")).json()
+        assert health["components"]["redis"] == "ok", health
         now = SystemClock().now()
         await add_agent(database, now, OPERATOR_AGENT, ["201"])
         await add_agent(database, now, SECOND_AGENT, ["202"])
