@@ -4,39 +4,24 @@ ring → screen-pop on the operator's socket → answer → hang-up → record �
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiohttp import ClientWebSocketResponse
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from gateway.app import create_app
 from gateway.clock import SystemClock
 from gateway.db.engine import Database
-from gateway.http.auth import TokenRegistry
 from gateway.pbx_simulator import CallSpec, SimulatorServer
-from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
 from tests.integration.test_live_socket import add_agent
 from tests.support.factories import make_customer, make_task
-from tests.support.pbx import health_ami, pbx, wait_for, wired_to
+from tests.support.pbx import health_ami, pbx, pbx_gateway, wait_for
 
-__all__ = ["health_ami", "pbx", "wait_for"]  # `pbx` is a fixture; the others are reused
+__all__ = ["health_ami", "pbx", "pbx_gateway", "wait_for"]  # fixtures, and helpers reused
 
 Client = TestClient[Any, Any]
 OLENA = "+380501234567"
-
-
-@pytest.fixture
-async def gateway(
-    settings: Settings, database: Database, tokens: TokenRegistry, pbx: SimulatorServer
-) -> AsyncIterator[Client]:
-    """The whole gateway (workers on) connected to the simulator."""
-    app = create_app(wired_to(settings, pbx), clock=SystemClock(), tokens=tokens, workers=True)
-    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-        await wait_for(lambda: health_ami(client), "connected")
-        yield client
 
 
 async def operator_socket(client: Client, extension: str) -> ClientWebSocketResponse:

@@ -7,29 +7,26 @@ import io
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from gateway.app import create_app
-from gateway.clock import FixedClock, SystemClock
+from gateway.clock import FixedClock
 from gateway.db.engine import Database
 from gateway.db.models import Call, OutboundContact
 from gateway.db.types import new_id
-from gateway.http.auth import TokenRegistry
 from gateway.http.request_context import REQUEST_ID_HEADER, request_id_from
 from gateway.logs import ContextFilter, JsonFormatter, MaskingFormatter, call_context, mask_pii
 from gateway.pbx_simulator import CallSpec, SimulatorServer
-from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, bearer
-from tests.support.pbx import health_ami, pbx, wait_for, wired_to
+from tests.support.pbx import pbx, pbx_gateway, wait_for
 
-__all__ = ["pbx"]  # a fixture
+__all__ = ["pbx", "pbx_gateway"]  # fixtures
 
 Client = TestClient[Any, Any]
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
@@ -209,17 +206,6 @@ def test_log_lines_written_while_handling_a_call_carry_its_id(json_log: io.Strin
 def test_client_addresses_survive_masking_but_dotted_phones_do_not() -> None:
     assert mask_pii("from 203.0.113.5") == "from 203.0.113.5"
     assert "123.45" not in mask_pii("call 067.123.45.67")
-
-
-@pytest.fixture
-async def gateway(
-    settings: Settings, database: Database, tokens: TokenRegistry, pbx: SimulatorServer
-) -> AsyncIterator[Client]:
-    """The whole gateway (workers on) connected to the PBX simulator."""
-    app = create_app(wired_to(settings, pbx), clock=SystemClock(), tokens=tokens, workers=True)
-    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-        await wait_for(lambda: health_ami(client), "connected")
-        yield client
 
 
 async def test_what_the_gateway_logs_while_handling_a_call_carries_the_calls_id(

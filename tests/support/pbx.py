@@ -7,9 +7,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
+from gateway.app import create_app
+from gateway.clock import SystemClock
+from gateway.db.engine import Database
+from gateway.http.auth import TokenRegistry
 from gateway.pbx_simulator import SimulatorServer
 from gateway.pbx_simulator.model import Fields
 from gateway.settings import Settings
@@ -25,6 +29,17 @@ async def pbx() -> AsyncIterator[SimulatorServer]:
         "127.0.0.1", 0, username=USERNAME, secret=SECRET, speed=SPEED, timestamp_events=True
     ) as server:
         yield server
+
+
+@pytest.fixture(name="gateway")
+async def pbx_gateway(
+    settings: Settings, database: Database, tokens: TokenRegistry, pbx: SimulatorServer
+) -> AsyncIterator[TestClient[Any, Any]]:
+    """The whole gateway (workers on) connected to the simulator, once its AMI session is up."""
+    app = create_app(wired_to(settings, pbx), clock=SystemClock(), tokens=tokens, workers=True)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        await wait_for(lambda: health_ami(client), "connected")
+        yield client
 
 
 def wired_to(settings: Settings, pbx: SimulatorServer, **more: Any) -> Settings:
