@@ -72,6 +72,17 @@ async def put_partner(client: Client, key: str, **terms: Any) -> tuple[int, dict
     return response.status, await response.json()
 
 
+async def put_kyiv_cheap_and_mobile_pro(client: Client) -> None:
+    """The two partners the run tests share: one cheap for Kyiv only (room for one), one
+    dearer for adults with mobile (room for five)."""
+    await put_partner(
+        client, "kyiv-cheap", capacity_per_day=1, cost_per_contact="1", eligibility=KYIV
+    )
+    await put_partner(
+        client, "mobile-pro", capacity_per_day=5, cost_per_contact="3", eligibility=MOBILE_ADULT
+    )
+
+
 async def seed_tasks(database: Database, clock: FixedClock) -> dict[str, str]:
     """Customers and one open call task each; returns external id → task id."""
     now = clock.now()
@@ -186,12 +197,7 @@ async def test_run_assigns_optimally_and_a_rerun_changes_nothing(
     client: Client, database: Database, clock: FixedClock
 ) -> None:
     tasks = await seed_tasks(database, clock)
-    await put_partner(
-        client, "kyiv-cheap", capacity_per_day=1, cost_per_contact="1", eligibility=KYIV
-    )
-    await put_partner(
-        client, "mobile-pro", capacity_per_day=5, cost_per_contact="3", eligibility=MOBILE_ADULT
-    )
+    await put_kyiv_cheap_and_mobile_pro(client)
     await put_partner(client, "anyone", capacity_per_day=1, cost_per_contact="9", eligibility={})
     response = await client.post("/api/allocation/run", json={}, headers=ADMIN)
     assert response.status == 200, await response.text()

@@ -10,10 +10,9 @@ from gateway.db.engine import Database
 from tests.conftest import OPERATOR_TOKEN, bearer
 from tests.integration.test_allocation import (
     ADMIN,
-    KYIV,
-    MOBILE_ADULT,
     Client,
     client,
+    put_kyiv_cheap_and_mobile_pro,
     put_partner,
     seed_tasks,
 )
@@ -30,12 +29,7 @@ async def test_explain_names_target_kind_eligible_set_costs_and_binding_capacity
     client: Client, database: Database, clock: FixedClock
 ) -> None:
     tasks = await seed_tasks(database, clock)
-    await put_partner(
-        client, "kyiv-cheap", capacity_per_day=1, cost_per_contact="1", eligibility=KYIV
-    )
-    await put_partner(
-        client, "mobile-pro", capacity_per_day=5, cost_per_contact="3", eligibility=MOBILE_ADULT
-    )
+    await put_kyiv_cheap_and_mobile_pro(client)
     agent = await client.put(
         "/api/agents/ann",
         json={
