@@ -7,7 +7,9 @@ CLOCK_MONOTONIC, one clock for every process on the machine.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import contextvars
 import gc
 import inspect
@@ -16,7 +18,7 @@ import logging
 import multiprocessing
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
@@ -30,7 +32,7 @@ import asyncpg
 from bench.bench_phone_lookup import load as load_customers
 from bench.bench_webhook_ingest import free_port
 from gateway.pbx_simulator import SimulatorServer
-from tests.support.databases import create_postgres_database
+from tests.support.databases import create_postgres_database, drop_postgres_database
 
 ADMIN_TOKEN = "bench-admin-token-0123456789"
 AMI_USER, AMI_SECRET = "bench", "bench-secret"
@@ -121,6 +123,32 @@ def reuse_database(url: str) -> LoadedDatabase:
         )
 
     return asyncio.run(sample())
+
+
+def add_database_options(parser: argparse.ArgumentParser) -> None:
+    """--seed, --keep and --database-url: which loaded database a bench measures on."""
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="keep the database; print its URL")
+    parser.add_argument("--database-url", help="reuse a database kept by an earlier --keep run")
+
+
+@contextlib.contextmanager
+def loaded_database(
+    args: argparse.Namespace, extensions: Sequence[str]
+) -> Iterator[LoadedDatabase]:
+    """The database `--database-url` names, else a new one of `--customers`; dropped after
+    unless kept (a kept one's URL is printed, to pass back as --database-url)."""
+    if args.database_url:
+        db = reuse_database(args.database_url)
+    else:
+        db = prepare_database(args.customers, args.seed, extensions)
+    try:
+        yield db
+    finally:
+        if args.keep or args.database_url:
+            print(f"  database kept: --database-url {db.url}")
+        else:
+            drop_postgres_database(db.url)
 
 
 # -- the gateway in a child process --------------------------------------------------------

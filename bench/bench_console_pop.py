@@ -40,17 +40,16 @@ from bench._telephony import (
     AMI_USER,
     Fields,
     LoadedDatabase,
+    add_database_options,
     cuts,
     field,
-    prepare_database,
-    reuse_database,
+    loaded_database,
     simulator,
     wait_ami_connected,
 )
 from bench.bench_webhook_ingest import free_port
 from gateway.calls.ids import call_id_for
 from gateway.pbx_simulator import CallSpec
-from tests.support.databases import drop_postgres_database
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
@@ -231,24 +230,14 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--speed", type=float, default=10.0, help="simulated seconds per second")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--keep", action="store_true", help="keep the database; print its URL")
-    parser.add_argument("--database-url", help="reuse a database kept by an earlier --keep run")
+    add_database_options(parser)
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} is missing: run scripts/ensure-chromium.sh")
-    if args.database_url:
-        db = reuse_database(args.database_url)
-    else:
+    if not args.database_url:
         print(f"loading {args.customers} customers…", flush=True)
-        db = prepare_database(args.customers, args.seed, [EXTENSION])
-    try:
+    with loaded_database(args, [EXTENSION]) as db:
         asyncio.run(measure(db, args.calls, args.warmup, args.speed, args.seed))
-    finally:
-        if args.keep or args.database_url:
-            print(f"  database kept: --database-url {db.url}")
-        else:
-            drop_postgres_database(db.url)
 
 
 if __name__ == "__main__":

@@ -43,11 +43,11 @@ from bench._telephony import (
     GatewayProcess,
     LoadedDatabase,
     ObservedSimulator,
+    add_database_options,
     asyncpg_dsn,
     cuts,
     field,
-    prepare_database,
-    reuse_database,
+    loaded_database,
     simulator,
     wait_ami_connected,
 )
@@ -55,7 +55,7 @@ from bench.bench_phone_lookup import national
 from bench.bench_webhook_ingest import free_port
 from gateway.calls.ids import call_id_for
 from gateway.pbx_simulator import CallSpec
-from tests.support.databases import drop_postgres_database, redis_test_url
+from tests.support.databases import redis_test_url
 
 EXTENSIONS = [str(ext) for ext in range(201, 251)]
 WATCHED = "201"
@@ -318,21 +318,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--in-flight", type=int, default=4, help="pops outstanding at most")
     parser.add_argument("--speed", type=float, default=10.0, help="simulated s per real s")
     parser.add_argument("--redis", action="store_true", help="the Redis bus (else in-memory)")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--keep", action="store_true", help="keep the database; print its URL")
-    parser.add_argument("--database-url", help="reuse a database kept by an earlier --keep run")
+    add_database_options(parser)
     args = parser.parse_args(argv)
-    if args.database_url:
-        db = reuse_database(args.database_url)
-    else:
-        db = prepare_database(args.customers, args.seed, EXTENSIONS)
-    try:
+    with loaded_database(args, EXTENSIONS) as db:
         asyncio.run(measure(db, args))
-    finally:
-        if args.keep or args.database_url:
-            print(f"  database kept: --database-url {db.url}")
-        else:
-            drop_postgres_database(db.url)
 
 
 if __name__ == "__main__":
