@@ -14,9 +14,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from pydantic import SecretStr
 from sqlalchemy import func, select
-from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from gateway.app import create_app
 from gateway.clock import FixedClock
@@ -25,6 +23,7 @@ from gateway.db.models import Template
 from gateway.http.auth import TokenRegistry
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
+from tests.support.twilio_app import twilio_configured, twilio_signed
 
 Client = TestClient[Any, Any]
 
@@ -77,31 +76,19 @@ async def test_a_nul_is_refused_only_after_authentication(client: Client) -> Non
     assert response.status == 401
 
 
-TWILIO_TOKEN = "twilio-token-for-tests"
-
-
 @pytest.fixture
 async def twilio_client(
     settings: Settings, database: Database, clock: FixedClock, tokens: TokenRegistry
 ) -> AsyncIterator[Client]:
     """The real app with Twilio configured, so that its callbacks check signatures."""
-    configured = settings.model_copy(
-        update={
-            "twilio_account_sid": "AC" + "0" * 32,
-            "twilio_auth_token": SecretStr(TWILIO_TOKEN),
-            "twilio_from": "+380670000000",
-        }
-    )
-    app = create_app(configured, clock=clock, tokens=tokens, workers=False)
+    app = create_app(twilio_configured(settings), clock=clock, tokens=tokens, workers=False)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield client
 
 
 async def signed_status(client: Client, params: dict[str, str]) -> Any:
     path = "/providers/twilio/status"
-    url = Settings().public_url + path  # what the gateway checks the signature against
-    signature = RequestValidator(TWILIO_TOKEN).compute_signature(url, params)
-    return await client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+    return await client.post(path, data=params, headers=twilio_signed(path, params))
 
 
 async def test_a_nul_in_a_signed_twilio_callback_is_a_422_naming_the_field(

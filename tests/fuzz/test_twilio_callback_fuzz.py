@@ -21,9 +21,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import SecretStr
 from sqlalchemy import select
-from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from gateway.app import create_app
 from gateway.clock import FixedClock
@@ -35,6 +33,7 @@ from gateway.messages.twilio_http import PRICE_TASKS
 from gateway.settings import Settings
 from tests.fuzz.test_webhook_fuzz import drive, row_counts
 from tests.support.factories import make_customer
+from tests.support.twilio_app import twilio_configured, twilio_signed
 
 Client = TestClient[Any, Any]
 
@@ -44,7 +43,6 @@ FUZZ = settings(
     deadline=timedelta(seconds=10),  # a hang guard, not a performance figure
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-TOKEN = "twilio-token-for-fuzzing"
 PHONE = "+380671234567"
 SID = "SM" + "a" * 32
 STATUS_PATH, INBOUND_PATH = "/providers/twilio/status", "/providers/twilio/inbound"
@@ -86,14 +84,8 @@ async def client(
     settings: Settings, database: Database, clock: FixedClock, tokens: TokenRegistry
 ) -> AsyncIterator[Client]:
     """The real app with Twilio configured (its callbacks check signatures)."""
-    configured = settings.model_copy(
-        update={
-            "twilio_account_sid": "AC" + "0" * 32,
-            "twilio_auth_token": SecretStr(TOKEN),
-            "twilio_from": "+380670000000",
-            "twilio_api_base": "http://127.0.0.1:9",  # price look-ups fail fast, offline
-        }
-    )
+    # Price look-ups fail fast, offline.
+    configured = twilio_configured(settings, twilio_api_base="http://127.0.0.1:9")
     app = create_app(configured, clock=clock, tokens=tokens, workers=False)
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         yield test_client
@@ -101,10 +93,8 @@ async def client(
 
 async def post(client: Client, path: str, form: dict[str, str], query: str) -> tuple[int, str]:
     """POST `form` signed the way Twilio signs it (over the public URL and the form)."""
-    url = Settings().public_url + path + query
-    signature = RequestValidator(TOKEN).compute_signature(url, form)
     async with client.post(
-        path + query, data=form, headers={"X-Twilio-Signature": signature}
+        path + query, data=form, headers=twilio_signed(path + query, form)
     ) as response:
         return response.status, await response.text()
 
