@@ -48,9 +48,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
-) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     """Each database test runs on both SQLite and PostgreSQL."""
     if request.param == "sqlite":
         return copy_sqlite(sqlite_template, tmp_path)
@@ -83,14 +81,19 @@ def redis_url() -> str:
     return url
 
 
-@pytest.fixture
-def tokens() -> TokenRegistry:
-    """One token per role."""
+def role_tokens() -> TokenRegistry:
+    """One token per role (also for apps built outside a fixture)."""
     registry = TokenRegistry()
     registry.add(ADMIN_TOKEN, "admin")
     registry.add(CRM_TOKEN, "crm")
     registry.add(OPERATOR_TOKEN, "operator", OPERATOR_AGENT)
     return registry
+
+
+@pytest.fixture
+def tokens() -> TokenRegistry:
+    """One token per role."""
+    return role_tokens()
 
 
 @pytest.fixture

@@ -28,12 +28,17 @@ from schemathesis import Case, GenerationMode
 from gateway import __version__
 from gateway.app import create_app
 from gateway.db.engine import Database
-from gateway.http.auth import TokenRegistry
 from gateway.http.endpoints import ENDPOINTS
 from gateway.http.openapi import build_openapi
 from gateway.pbx_simulator import SimulatorServer
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, WEBHOOK_SECRET
+from tests.conftest import (
+    ADMIN_TOKEN,
+    CRM_TOKEN,
+    OPERATOR_TOKEN,
+    WEBHOOK_SECRET,
+    role_tokens,
+)
 from tests.fuzz.live_server import LiveServer
 from tests.support.databases import truncate_all
 from tests.support.pbx import SECRET, SPEED, USERNAME, wired_to
@@ -51,19 +56,11 @@ TOKEN_OF = {"admin": ADMIN_TOKEN, "crm": CRM_TOKEN, "operator": OPERATOR_TOKEN}
 REQUEST_TIMEOUT = 30
 
 
-def _tokens() -> TokenRegistry:
-    registry = TokenRegistry()
-    registry.add(ADMIN_TOKEN, "admin")
-    registry.add(CRM_TOKEN, "crm")
-    registry.add(OPERATOR_TOKEN, "operator", OPERATOR_AGENT)
-    return registry
-
-
 @cache
 def declared_document() -> dict[str, Any]:
     """The document the app serves, built from its declarations (the app is not started)."""
     app = create_app(
-        Settings(database_url="sqlite+aiosqlite:///:memory:"), tokens=_tokens(), workers=False
+        Settings(database_url="sqlite+aiosqlite:///:memory:"), tokens=role_tokens(), workers=False
     )
     return build_openapi(app[ENDPOINTS], __version__)
 
@@ -106,7 +103,7 @@ def live_app(postgres_url: str) -> Iterator[str]:
     pbx = SimulatorServer("127.0.0.1", 0, username=USERNAME, secret=SECRET, speed=SPEED)
     try:
         server.run(pbx.start())
-        base_url = server.serve(create_app(wired_to(settings_, pbx), tokens=_tokens()))
+        base_url = server.serve(create_app(wired_to(settings_, pbx), tokens=role_tokens()))
         wait_for_ami(base_url)
         yield base_url
     finally:
