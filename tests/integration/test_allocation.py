@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -64,6 +65,21 @@ def cli_main(argv: list[str]) -> int:
     except gateway.cli.UsageError as exc:
         print(f"switchboard: {exc}", file=sys.stderr)
         return 2
+
+
+async def import_csv(
+    kind: str, path: Path, rows: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str]:
+    """Write `rows` to `path`, run `<kind> import` on it; its exit status and output.
+
+    The command runs its own event loop: it runs in a worker thread."""
+
+    def write_and_import() -> int:
+        path.write_text(rows, encoding="utf-8")
+        return cli_main([kind, "import", str(path)])
+
+    status = await asyncio.to_thread(write_and_import)
+    return status, capsys.readouterr().out
 
 
 async def put_partner(client: Client, key: str, **terms: Any) -> tuple[int, dict[str, Any]]:
@@ -302,7 +318,9 @@ async def test_partner_csv_import_keeps_good_rows(
 ) -> None:
     monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", database_url)
     path = tmp_path / "partners.csv"
-    path.write_text(
+    status, out = await import_csv(
+        "partners",
+        path,
         "\ufeffpartner_id,name,capacity,cost_per_contact,products,regions,"
         "min_contract_age_days,max_contract_age_days,quality_score,cancellation_rate\n"
         "north,North,100,2.40,mobile;tv,kyiv;lviv,90,730,0.91,0.03\n"
@@ -310,13 +328,8 @@ async def test_partner_csv_import_keeps_good_rows(
         "west,West,20,abc,,,,,,\n"
         "east,East,20,1.10,,,x,,,\n"
         "any,Anyone,10,5,,,,,,\n",
-        encoding="utf-8",
+        capsys,
     )
-    # The command runs its own event loop: run it in a worker thread.
-    import asyncio
-
-    status = await asyncio.to_thread(cli_main, ["partners", "import", str(path)])
-    out = capsys.readouterr().out
     assert status == 3, out
     assert "line 3: capacity: must not be negative" in out
     assert "line 4: cost_per_contact" in out and "line 5: min_contract_age_days" in out

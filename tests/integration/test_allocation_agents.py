@@ -20,6 +20,7 @@ from tests.integration.test_allocation import (
     Client,
     cli_main,
     client,
+    import_csv,
     put_partner,
     seed_tasks,
 )
@@ -212,17 +213,17 @@ async def test_agents_csv_import(
     monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", database_url)
     await put_agent(client, "ann", name="Ann", extensions=["201"], crm_user_id="u-ann")
     path = tmp_path / "agents.csv"
-    path.write_text(
+    status, out = await import_csv(
+        "agents",
+        path,
         "agent_id,name,skills,regions,capacity_per_day,cost_per_contact,"
         "min_contract_age_days,quality_score\n"
         "ann,Ann,mobile;tv,kyiv,20,0.80,90,0.9\n"
         "bob,Bob,,,-3,,,\n"
         "cy,Cy,,,5,cheap,,\n"
         "dan,Dan,,,,,,\n",
-        encoding="utf-8",
+        capsys,
     )
-    status = await asyncio.to_thread(cli_main, ["agents", "import", str(path)])
-    out = capsys.readouterr().out
     assert status == 3, out
     assert "line 3: capacity_per_day: must not be negative" in out
     assert "line 4: cost_per_contact" in out and "agents imported: 2, rejected: 2" in out
