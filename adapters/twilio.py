@@ -4,7 +4,8 @@ It knows Twilio and nothing of ours. Every failure leaves here as a `TwilioError
 says what the caller needs to decide: may it be retried (`retryable`), and might the
 message have been created anyway (`sent_unknown`). The second matters because an SMS
 sent twice is worse than one sent late: a request that timed out or lost its connection
-*after it was written* may have been accepted, so it is never reported as retryable.
+*after it was written*, or a create answered with any 5xx, may have been accepted, so it
+is never reported as retryable.
 Whether the request left us is observed, not guessed: an aiohttp trace hook marks the
 moment the request headers were written, per call, through a context variable.
 """
@@ -119,6 +120,17 @@ def _translate(exc: BaseException, progress: _Progress, *, creates: bool) -> Twi
     if isinstance(exc, TwilioRestException):
         status = int(exc.status)
         code = _int_or_none(exc.code)
+        if creates and status >= 500:
+            # Every 5xx to a create is "maybe sent", none is retried blindly. Twilio says
+            # so for its own 500 (error 20500: a POST that sends an SMS is not idempotent,
+            # "a customer may receive multiple messages" if it is retried), and documents
+            # no 5xx, not even 503/20503 with Retry-After, as "not processed". A 502/504
+            # may come from a proxy or load balancer after Twilio created the message, and
+            # nothing in the answer tells that apart. The price of caution is one lookup
+            # (`find_sent`) per failure and, when nothing was created, a resend after the
+            # pipeline's resolution grace instead of after a backoff.
+            return TwilioError(str(exc.msg), status=status, code=code, sent_unknown=True)
+        # 429 / 20429: Twilio refused before processing it; nothing was created.
         retryable = status == 429 or status >= 500 or code == TOO_MANY_REQUESTS_CODE
         return TwilioError(str(exc.msg), status=status, code=code, retryable=retryable)
     if isinstance(exc, TwilioException):

@@ -4,10 +4,12 @@ Error mapping (Twilio's error codes, https://www.twilio.com/docs/api/errors):
 - 21610 (the recipient replied STOP to our number) → `failed`, reason `opted_out`.
 - A number that is invalid or cannot receive SMS (21211, 21214, 21217, 21401, 21407,
   21612, 21614, 30003, 30005, 30006) → `failed`, reason `invalid_number`.
-- 429 / 20429 / any 5xx, and a connection that failed before the request was written →
-  `retry`: nothing was sent.
-- A timeout or a dropped connection after the request was written → `unknown`: Twilio
-  may have created the message; the pipeline resolves it with `find_sent`.
+- 429 / 20429, and a connection that failed before the request was written → `retry`:
+  nothing was sent.
+- A timeout or a dropped connection after the request was written, and any 5xx answer
+  to the create (Twilio's own 500 may follow a created message; a 502/504 from a proxy
+  in front of it says nothing either way) → `unknown`: Twilio may have created the
+  message; the pipeline resolves it with `find_sent` before any resend.
 - Any other refusal (bad sender, account suspended) → `failed` with the code.
 
 `find_sent` rule. Twilio's message resource does not echo the StatusCallback URL, so
@@ -52,7 +54,7 @@ def delivery_error(error: TwilioError) -> DeliveryError:
     """Our outcome for one of the adapter's errors."""
     code = str(error.code) if error.code is not None else None
     if error.sent_unknown:
-        return DeliveryError("unknown", error.message, code=code)
+        return DeliveryError("unknown", error.message, code=code or _status(error))
     if error.retryable:
         return DeliveryError("retry", error.message, code=code or _status(error))
     if error.code in OPTED_OUT_CODES:

@@ -13,7 +13,9 @@ The rule, step by step, for one outbound contact:
    *resolution*, not resent.
 4. The provider's answer is recorded: `sent` (with its id), a retryable refusal (nothing
    left us: due again after a backoff), a final failure, or an *unknown* outcome (a
-   timeout after the request left us). An unknown outcome, like a stranded `sending`,
+   timeout after the request left us, or a 5xx: the provider, or a gateway in front of
+   it, may answer one after the message was created; the channel classifies it, see
+   adapters/twilio.py). An unknown outcome, like a stranded `sending`,
    is resolved by asking the provider (`Channel.find_sent`, by our idempotency key)
    before any retry: found → `sent`; provably absent → sent again; can't tell →
    asked again later, and after `RESOLVE_GIVE_UP` `unknown`, left for a person, never

@@ -2,7 +2,8 @@
 after the message was created) → every due message is sent exactly once.
 
 The interesting failures are those where Twilio took the message and the answer was lost
-(`timeout_after_create`, `drop_after_create`): the sender must not send again. It doesn't
+(`timeout_after_create`, `drop_after_create`) or was a gateway's 504
+(`error_504_after_create`): the sender must not send again. It doesn't
 because such an outcome is `unknown` and resolved by asking Twilio (`find_sent`: to the
 same number, the same text, since the attempt) before any retry; found → `sent` with
 Twilio's sid. Lookups fail too, so the resolution itself has to survive 5xx and timeouts.

@@ -6,11 +6,13 @@ message resource (`status` "queued", `price` null); `GET .../Messages/{sid}.json
 one (the price appears once it was delivered); `GET .../Messages.json?To=&DateSent>=`
 lists, newest first. Errors are Twilio's JSON (`code`, `message`, `more_info`, `status`).
 Faults are configurable: latency, a share of 5xx answers, numbers that answer a given
-Twilio error, and numbers whose request is held and then dropped without an answer
-(before or after the message was created). `Chaos` fails a random share of every
-request the ways a real provider does, including the ones where Twilio took the message
-but the answer never reached us. `deliver()` and `send_inbound()` call the app as Twilio
-would, signed with `X-Twilio-Signature` from the auth token.
+Twilio error, numbers whose create is answered 5xx (by Twilio, or by a gateway in front
+of it) although the message *was* created, and numbers whose request is held and then
+dropped without an answer (before or after the message was created). `Chaos` fails a
+random share of every request the ways a real provider does, including the ones where
+Twilio took the message but the answer never reached us (or was a gateway's 5xx).
+`deliver()` and `send_inbound()` call the app as Twilio would, signed with
+`X-Twilio-Signature` from the auth token.
 """
 
 from __future__ import annotations
@@ -71,13 +73,14 @@ class CreateRequest:
     content_type: str
 
 
-# How a chaotic create fails. Only the first two leave nothing at Twilio; the last two
+# How a chaotic create fails. Only the first two leave nothing at Twilio; the last three
 # are the double-send trap: the message exists, the sender cannot know it.
 CREATE_FAULTS = (
     "error_5xx",  # 503 at once, nothing created
     "timeout_before_create",  # no answer within the client's timeout, nothing created
     "timeout_after_create",  # created, the answer comes after the client gave up
     "drop_after_create",  # created, then the connection dies without an answer
+    "error_504_after_create",  # created, then a gateway in front of Twilio answers 504
 )
 LOOKUP_FAULTS = ("lookup_5xx", "lookup_timeout")
 
@@ -108,6 +111,9 @@ class TwilioStub:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # To-number → (HTTP status, Twilio code, message)
     errors: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+    # To-number → HTTP status a gateway answers (its own HTML page, no Twilio code) after
+    # the message was created.
+    errors_after_create: dict[str, int] = field(default_factory=dict)
     # To-numbers whose create is held `hold_seconds` and then the connection is dropped.
     drop_before_create: set[str] = field(default_factory=set)
     drop_after_create: set[str] = field(default_factory=set)
@@ -271,6 +277,10 @@ class TwilioStub:
         self.messages[message.sid] = message
         if to in self.drop_after_create or fault == "drop_after_create":
             return await self._hold_and_drop(request)
+        if fault == "error_504_after_create":
+            return _gateway_error(504)
+        if to in self.errors_after_create:
+            return _gateway_error(self.errors_after_create[to])
         if fault == "timeout_after_create":
             return await self._answer_too_late(
                 web.json_response(self._resource(message), status=201)
@@ -399,6 +409,15 @@ class TwilioStub:
             "ApiVersion": "2010-04-01",
         }
         return await self.post_signed(url, params, signature=signature)
+
+
+def _gateway_error(status: int) -> web.Response:
+    """What a proxy or load balancer in front of the API answers: a page, not Twilio's JSON."""
+    return web.Response(
+        status=status,
+        text=f"<html><body>{status} gateway error</body></html>",
+        content_type="text/html",
+    )
 
 
 def _segments(body: str) -> int:
