@@ -11,8 +11,13 @@ Disposition rule, in order:
    (`answered_at` = that DialEnd, `talk_seconds` = 0: an IVR, voicemail or Wait() is no
    conversation). Else NOANSWER/CANCEL → ``no_answer``, then BUSY → ``busy``, then
    CHANUNAVAIL/CONGESTION → ``failed``.
-3. No dial at all: the first channel went Up → ``answered`` by an ``application``;
-   otherwise its hangup cause decides (17/21 busy; 0/16/18/19/26/31 no_answer; else failed).
+3. No dial outcome at all: the first channel was seen going Up and no operator rang →
+   ``answered`` by an ``application`` (an IVR or voicemail alone); otherwise its hangup
+   cause decides (17/21 busy; 0/16/18/19/26/31 no_answer; else failed). A call that rang
+   operators is answered only by one of them: when how their ringing ended was never
+   seen (the call vanished in an AMI gap and a resync closed it), the queue's or IVR's
+   pickup of the inbound leg is no answer. Neither is an Up leg the tracker only found
+   Up (adopted mid-call or from ``CoreShowChannels``): `first_up_at` stays unset.
 
 `extension` is the first operator who answered in a conversation (for ring groups and
 queues the one who picked up, never the others); every extension that rang is in
@@ -79,7 +84,7 @@ def decide(call: LiveCall) -> tuple[Disposition, AnswerSource | None, datetime |
         for disposition in _UNANSWERED_ORDER:
             if disposition in found:
                 return disposition, None, None
-    if call.first_up_at is not None:
+    if call.first_up_at is not None and not call.rang:
         return Disposition.ANSWERED, AnswerSource.APPLICATION, call.first_up_at
     first = call.first_leg
     return disposition_from_cause(first.cause if first else None), None, None

@@ -134,6 +134,7 @@ class CallRegistry:
         if linkedid in self._ended:
             return None
         call = self._calls.get(linkedid)
+        joined = False
         if call is None:
             if not adopt:
                 return None
@@ -141,14 +142,16 @@ class CallRegistry:
             leg = self._add_leg(call, uid, event, at, prefix)
             self._note_caller(call, leg, event, prefix)
             call.emit(ChangeKind.STARTED, at)
+            joined = True
         else:
             found = call.legs.get(uid)
             if found is None:
                 if not adopt:
                     return None
                 found = self._add_leg(call, uid, event, at, prefix)
+                joined = True
             leg = found
-        self._touch(call, leg, event, at, prefix)
+        self._touch(call, leg, event, at, prefix, adopting=joined)
         return call, leg
 
     @staticmethod
@@ -161,9 +164,21 @@ class CallRegistry:
                 call.caller = number(event.get(prefix + "CallerIDNum"))
 
     def _touch(
-        self, call: LiveCall, leg: Leg, event: AmiMessage, at: datetime, prefix: str = ""
+        self,
+        call: LiveCall,
+        leg: Leg,
+        event: AmiMessage,
+        at: datetime,
+        prefix: str = "",
+        *,
+        adopting: bool = False,
     ) -> None:
-        """Apply what any channel event says about its channel: caller number and state."""
+        """Apply what any channel event says about its channel: caller number and state.
+
+        `adopting`: the leg is only found Up (a channel we join mid-call, or a
+        CoreShowChannels item), not seen answering. An inbound leg a queue or IVR holds is
+        Up too, so that Up is no application answer of the call; only a bridge is.
+        """
         self._note_caller(call, leg, event, prefix)
         state = to_int(event.get(prefix + "ChannelState"))
         if state is None or state == leg.state or leg.ended_at is not None:
@@ -172,7 +187,7 @@ class CallRegistry:
         if state == STATE_UP:
             if leg.answered_at is None:
                 leg.answered_at = at
-            if leg.uniqueid == call.first_uid and call.first_up_at is None:
+            if leg.uniqueid == call.first_uid and call.first_up_at is None and not adopting:
                 call.first_up_at = at
             call.picked_up(leg)
             if leg.bridge is not None:
@@ -227,7 +242,7 @@ class CallRegistry:
             if known is None:
                 known = self._add_leg(call, uid, item, now - duration(item.get("Duration")))
             leg = known
-            self._touch(call, leg, item, now)
+            self._touch(call, leg, item, now, adopting=True)
             bridge_id = item.get("BridgeId") or ""
             if leg.ended_at is None and bridge_id:
                 call.enter_bridge(leg, bridge_id, now)
