@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import math
-import os
 import shutil
-import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +22,7 @@ from gateway.campaigns.rules import segment
 from gateway.db.engine import Database
 from gateway.db.models import Call, Campaign, CampaignVersion, Customer, Payment, Template
 from gateway.settings import Settings
+from tests.support.cli_process import run_cli
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]
@@ -354,20 +352,7 @@ def test_arm_assignment_is_deterministic_and_follows_weights() -> None:
 
 async def cli(database_url: str, *args: str) -> tuple[int, str, str]:
     """Run `switchboard ARGS` in a child process against the test database."""
-    env = {**os.environ, "SWITCHBOARD_DATABASE_URL": database_url, "SWITCHBOARD_CONFIG": ""}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        CLI_MAIN,
-        *args,
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_cli(database_url, *args, main=CLI_MAIN)
 
 
 async def test_cli_load_list_preview(database: Database, database_url: str, tmp_path: Path) -> None:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import sys
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,13 +23,11 @@ from gateway.http.auth import TokenRegistry
 from gateway.metrics import Metrics
 from gateway.settings import OutboxPolicy, Settings
 from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, WEBHOOK_SECRET, bearer
+from tests.support.cli_process import run_cli
 from tests.support.crm_server import CrmServer
 
 Client = TestClient[Any, Any]
 CRM_API_TOKEN = "crm-api-token-for-tests-0001"
-REPO = Path(__file__).resolve().parents[2]
-# Not `-m gateway.cli`: that would load the module twice (as __main__ and by name).
-CLI_MAIN = "import sys; from gateway.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 @pytest.fixture
@@ -402,20 +397,7 @@ async def test_api_pages_by_cursor(client: Client, database: Database, clock: Fi
 
 async def cli(database_url: str, *args: str) -> tuple[int, str, str]:
     """Run the real `switchboard` CLI in a subprocess."""
-    env = {**os.environ, "SWITCHBOARD_DATABASE_URL": database_url, "SWITCHBOARD_CONFIG": ""}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        CLI_MAIN,
-        *args,
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_cli(database_url, *args)
 
 
 async def test_cli_lists_and_retries_dead_letters(
