@@ -46,10 +46,12 @@ def postgres_admin_url() -> str:
 
 
 def redis_test_url() -> str:
-    """The Redis URL the environment gives, on a database index of its own."""
+    """The Redis URL the environment gives, on a database index of its own (15, or
+    SWITCHBOARD_TEST_REDIS_DB so that two test runs on one machine never flush each other)."""
     url = os.environ.get("SWITCHBOARD_TEST_REDIS_URL", DEFAULT_REDIS)
     require_listening(url, "Redis")
-    return url.rsplit("/", 1)[0] + "/15"
+    index = int(os.environ.get("SWITCHBOARD_TEST_REDIS_DB", "15"))
+    return url.rsplit("/", 1)[0] + f"/{index}"
 
 
 def _asyncpg_dsn(sqlalchemy_url: str) -> str:
