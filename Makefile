@@ -25,8 +25,11 @@ run: $(STAMP)
 	$(BIN)/switchboard db upgrade
 	$(BIN)/switchboard serve --demo
 
+## The dependency rule (.importlinter: layers, independent features, no cycles), ruff, mypy.
 lint: $(TEST_STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/ruff check gateway channels adapters crm_sync tests bench
+	$(BIN)/ruff format --check gateway channels adapters crm_sync tests bench
 	$(BIN)/mypy
 
 ## Known vulnerabilities in the installed dependencies (pip-audit, PyPI's advisory data).

@@ -175,7 +175,7 @@ async def _serve(config: GatewayConfig, ready: EventType, stop: EventType) -> No
     from pydantic import SecretStr
 
     from gateway.app import create_app
-    from gateway.http.auth import TokenRegistry
+    from gateway.core.http.auth import TokenRegistry
     from gateway.settings import Settings
 
     trace: list[tuple[str, str, float, float]] = []

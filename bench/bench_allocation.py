@@ -24,7 +24,7 @@ from gateway.allocation.eligibility_fast import eligible_grouped
 from gateway.allocation.model import Contact, PartnerTerms, Plan, Problem, eligibility_rule
 from gateway.allocation.policy import DEFAULT_WEIGHTS
 from gateway.allocation.solve import solve
-from gateway.campaigns.rules import CustomerFacts
+from gateway.core.rules import CustomerFacts
 
 REGIONS = [f"region-{i:02d}" for i in range(25)]
 PRODUCTS = ["mobile", "internet", "tv", "landline", "insurance"]

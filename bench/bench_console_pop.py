@@ -111,7 +111,7 @@ async def _serve(
     from pydantic import SecretStr
 
     from gateway.app import create_app
-    from gateway.http.auth import TokenRegistry
+    from gateway.core.http.auth import TokenRegistry
     from gateway.settings import Settings
 
     settings = Settings(

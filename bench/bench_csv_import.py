@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from crm_sync.csv_import import import_customers
 from crm_sync.csv_rows import COLUMNS
 from crm_sync.csv_source import BATCH_ROWS
-from gateway.clock import SystemClock
-from gateway.db.engine import Database
+from gateway.core.clock import SystemClock
+from gateway.core.db.engine import Database
 from tests.support.databases import (
     create_postgres_database,
     drop_postgres_database,

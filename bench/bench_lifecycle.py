@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.db.engine import Database
-from gateway.db.models import Customer, OutboxItem, Task
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Customer, OutboxItem, Task
 from gateway.lifecycle.cadence import due_call_tasks
 from gateway.lifecycle.policy import LifecyclePolicy
 from gateway.lifecycle.transitions import refresh_statuses

@@ -26,8 +26,8 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gateway.core.db.engine import Database
 from gateway.customers.service import find_by_phone
-from gateway.db.engine import Database
 from tests.support.databases import (
     create_postgres_database,
     drop_postgres_database,

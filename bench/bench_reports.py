@@ -34,12 +34,13 @@ from sqlalchemy import event, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.clock import FixedClock, parse_time_input
+from gateway.core.clock import FixedClock, parse_time_input
+from gateway.core.db.engine import Database
+from gateway.core.settings import CostRates
 from gateway.costs.daily import daily_snapshot
 from gateway.costs.model import CostModel
 from gateway.costs.savings import SavingsQuery, savings_report
-from gateway.db.engine import Database
-from gateway.settings import CostRates, Settings
+from gateway.settings import Settings
 from tests.support.databases import create_postgres_database, drop_postgres_database
 
 YEAR_START = datetime(2025, 12, 1, tzinfo=UTC)

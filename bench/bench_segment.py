@@ -30,9 +30,9 @@ from sqlalchemy import select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.campaigns.rules import CustomerFacts, evaluate, load_facts, segment, validate_rule
-from gateway.db.engine import Database
-from gateway.db.models import Activity, Customer, Payment
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Activity, Customer, Payment
+from gateway.core.rules import CustomerFacts, evaluate, load_facts, segment, validate_rule
 from tests.support.databases import create_postgres_database, drop_postgres_database
 
 AS_OF = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

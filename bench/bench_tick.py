@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gateway.campaigns.run_reports import TickReport
 from gateway.campaigns.scheduler import tick
 from gateway.campaigns.store import save_definition
-from gateway.db.engine import Database
-from gateway.db.models import Enrollment, OutboundContact
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Enrollment, OutboundContact
 from gateway.settings import Settings
 from tests.support.databases import create_postgres_database, drop_postgres_database
 

@@ -68,7 +68,7 @@ async def _serve(
         app.router.add_post("/crm/events", ok)
     else:
         from gateway.app import create_app
-        from gateway.http.auth import TokenRegistry
+        from gateway.core.http.auth import TokenRegistry
         from gateway.settings import Settings
 
         settings = Settings(database_url=url, crm_webhook_secret=SECRET, log_level="WARNING")

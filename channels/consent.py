@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.policy import ContactPolicy, FrequencyCap, SendingWindow
-from gateway.db.models import Customer, DoNotContact, OutboundContact
+from gateway.core.db.models import Customer, DoNotContact, OutboundContact
+from gateway.core.policy import ContactPolicy, FrequencyCap, SendingWindow
 
 Action = Literal["send", "defer", "skip"]
 PHONE_CHANNELS = frozenset({"sms", "voice"})

@@ -27,8 +27,8 @@ from urllib.parse import quote
 
 from adapters.smtp import SmtpConfig, SmtpError, SmtpSender
 from channels.base import Accepted, ChannelName, DeliveryError, Outgoing
-from gateway.clock import Clock, SystemClock
-from gateway.settings import Settings
+from gateway.core.clock import Clock, SystemClock
+from gateway.core.settings import Settings
 
 IMPLICIT_TLS_PORT = 465
 UNSUBSCRIBE_PATH = "/unsubscribe/email/"

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from adapters.twilio import TwilioAdapter, TwilioError, TwilioMessage
 from channels.base import Accepted, ChannelName, DeliveryError, Outgoing
 from channels.segments import count_segments
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 
 OPTED_OUT_CODES = frozenset({21610})
 INVALID_NUMBER_CODES = frozenset(

@@ -28,7 +28,7 @@ from jinja2 import Template as JinjaTemplate
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from gateway.db.models import Customer, Payment
+from gateway.core.db.models import Customer, Payment
 
 SUPPORTED_LANGUAGES = ("uk", "ru", "en")
 CUSTOMER_FIELDS = (

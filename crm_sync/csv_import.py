@@ -19,8 +19,8 @@ from tqdm import tqdm
 from crm_sync.csv_rows import Rejected
 from crm_sync.csv_source import BATCH_ROWS, Batch, CsvSource
 from crm_sync.csv_write import write_batch
-from gateway.clock import Clock
-from gateway.db.engine import Database
+from gateway.core.clock import Clock
+from gateway.core.db.engine import Database
 
 REJECTS_KEPT = 50
 

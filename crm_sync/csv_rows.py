@@ -15,7 +15,7 @@ import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from crm_sync.phones import InvalidPhone, normalize_phone
+from gateway.core.phones import InvalidPhone, normalize_phone
 
 COLUMNS = (
     "external_id",

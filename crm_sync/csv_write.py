@@ -17,9 +17,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_sync.csv_rows import CustomerRow
-from crm_sync.phones import LAST_DIGITS
-from gateway.db.models import Customer, CustomerPhone
-from gateway.db.types import UtcDateTime, new_id
+from gateway.core.db.models import Customer, CustomerPhone
+from gateway.core.db.types import UtcDateTime, new_id
+from gateway.core.phones import LAST_DIGITS
 
 # Written from the file; the rest of a customer (status, consent, products…) is left alone.
 FILE_FIELDS = ("name", "email", "timezone", "language", "region", "responsible_agent")

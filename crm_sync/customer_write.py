@@ -34,9 +34,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm_sync.phones import last_digits
-from gateway.db.models import Customer, CustomerPhone, StatusChange
-from gateway.db.types import UtcDateTime, new_id
+from gateway.core.db.models import Customer, CustomerPhone, StatusChange
+from gateway.core.db.types import UtcDateTime, new_id
+from gateway.core.phones import last_digits
 
 # Fields the CRM owns and an upsert overwrites (phones are handled separately).
 CRM_FIELDS = (

@@ -19,11 +19,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_sync.csv_import import import_customers
-from gateway.clock import Clock, SystemClock
-from gateway.db.engine import Database
-from gateway.db.models import Activity, Agent, AgentExtension, Customer, Payment
-from gateway.db.types import new_id
-from gateway.settings import Settings
+from gateway.core.clock import Clock, SystemClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Activity, Agent, AgentExtension, Customer, Payment
+from gateway.core.db.types import new_id
+from gateway.core.settings import Settings
 
 DEMO_SUBDIR = Path("config") / "demo"
 

@@ -17,8 +17,9 @@ from pydantic import (
     model_validator,
 )
 
-from crm_sync.phones import InvalidPhone, normalize_phone
-from gateway.clock import as_utc
+from gateway.core.clock import as_utc
+from gateway.core.http.input_guard import find_nul
+from gateway.core.phones import InvalidPhone, normalize_phone
 
 Channel = Literal["sms", "email", "voice"]
 Id = Annotated[str, Field(min_length=1, max_length=128)]
@@ -260,26 +261,6 @@ class NulCharacter(ValueError):
     def __init__(self, path: str) -> None:
         super().__init__(f"{path}: the NUL character is not allowed in text")
         self.path = path
-
-
-def find_nul(value: Any, path: str = "") -> str | None:
-    """The path of the first string (key or value) holding a NUL character, if any."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{path}.{key}" if path else str(key)
-            if "\x00" in str(key):
-                return here
-            found = find_nul(item, here)
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = find_nul(item, f"{path}[{index}]")
-            if found is not None:
-                return found
-    return None
 
 
 def parse_envelope(raw: Any, context: ParseContext) -> Envelope:

@@ -14,9 +14,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from crm_sync.csv_import import ImportReport, import_customers
 from crm_sync.csv_rows import ImportFileError
 from crm_sync.csv_source import BATCH_ROWS
-from gateway.clock import SystemClock
-from gateway.db.engine import Database
-from gateway.settings import Settings
+from gateway.core.clock import SystemClock
+from gateway.core.db.engine import Database
+from gateway.core.settings import Settings
 
 
 def register(subparsers: Any) -> None:

@@ -32,7 +32,7 @@ from crm_sync.ingest_guards import (
 )
 from crm_sync.ingest_payments import payment_paid, payment_scheduled
 from crm_sync.ingest_people import agent_upserted, partner_upserted
-from gateway.db.models import (
+from gateway.core.db.models import (
     Activity,
     Complaint,
     Customer,
@@ -41,7 +41,7 @@ from gateway.db.models import (
     Task,
     Template,
 )
-from gateway.db.types import new_id
+from gateway.core.db.types import new_id
 
 __all__ = ["EventRejected", "Outcome", "apply_customer_upserted", "apply_event"]
 

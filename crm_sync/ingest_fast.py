@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from crm_sync.customer_write import pg_write_statement, plan_write
 from crm_sync.events import CustomerUpserted, Envelope
 from crm_sync.ingest_guards import Outcome, guard_params, outcome_of, pg_guard
-from gateway.appkeys import SETTINGS
-from gateway.db.engine import drop_closed_on_checkout
+from gateway.core.appkeys import SETTINGS
+from gateway.core.db.engine import drop_closed_on_checkout
 
 SERIALIZATION_FAILURE = "40001"
 

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import raiseload
 
 from crm_sync.events import Envelope
-from gateway.db.models import Customer, EntityVersion, ProcessedWebhook
-from gateway.db.types import UtcDateTime
+from gateway.core.db.models import Customer, EntityVersion, ProcessedWebhook
+from gateway.core.db.types import UtcDateTime
 
 SOURCE = "crm"
 Outcome = Literal["applied", "duplicate", "stale"]

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_sync.events import Envelope, EventData, PaymentPaid, PaymentScheduled
 from crm_sync.ingest_guards import Outcome, live_customer, newer
-from gateway.db.models import CampaignVersion, Enrollment, OutboundContact, Payment
-from gateway.db.types import new_id
+from gateway.core.db.models import CampaignVersion, Enrollment, OutboundContact, Payment
+from gateway.core.db.types import new_id
 
 DUE, PAID = "due", "paid"
 # Contacts a paid payment's reminder may still be stopped in: not yet handed to a provider.

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_sync.events import AgentUpserted, Envelope, EventData, PartnerUpserted
 from crm_sync.ingest_guards import Outcome, newer
-from gateway.db.models import Agent, AgentExtension, Partner
-from gateway.db.types import new_id
+from gateway.core.db.models import Agent, AgentExtension, Partner
+from gateway.core.db.types import new_id
 
 
 async def agent_upserted(

@@ -6,11 +6,11 @@ import argparse
 from typing import Any
 
 from crm_sync.outbox import STATES, list_items, retry_dead
-from gateway.cli import UsageError, run_async
-from gateway.clock import SystemClock, isoformat_z
-from gateway.db.engine import Database
-from gateway.db.models.crm import OutboxItem
-from gateway.settings import Settings
+from gateway.core.cli import UsageError, run_async
+from gateway.core.clock import SystemClock, isoformat_z
+from gateway.core.db.engine import Database
+from gateway.core.db.models.crm import OutboxItem
+from gateway.core.settings import Settings
 
 MAX_LIMIT = 500
 _COLUMNS = (

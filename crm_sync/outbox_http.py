@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel
 
-from crm_sync.outbox import DEAD, OutboxWorker, list_items, outbox_stats, retry_dead
-from gateway.appkeys import CLOCK, DATABASE, HEALTH_CHECKS, METRICS, SETTINGS
-from gateway.clock import isoformat_z
-from gateway.db.models.crm import OutboxItem
-from gateway.http.endpoints import (
+from crm_sync.outbox import OutboxWorker, list_items, retry_dead
+from gateway.core.appkeys import CLOCK, DATABASE
+from gateway.core.clock import isoformat_z
+from gateway.core.db.models.crm import OutboxItem
+from gateway.core.http.endpoints import (
     PageQuery,
-    add_endpoints,
     decode_cursor,
     endpoint,
     json_response,
     page,
     read_query,
 )
-from gateway.http.problems import Conflict, InvalidInput, NotFound
+from gateway.core.http.problems import Conflict, InvalidInput, NotFound
+from gateway.core.outbox import DEAD
 
 log = logging.getLogger(__name__)
 
@@ -134,41 +132,3 @@ async def retry_outbox_item(request: web.Request) -> web.Response:
             raise Conflict(f"outbox item {seq} is {existing.state}, not {DEAD}")
     log.info("outbox item %s put back in the queue by an admin", seq)
     return json_response(item_json(item))
-
-
-def setup(app: web.Application, workers: bool) -> None:
-    """Routes, the health check, and the delivery worker when the CRM URL is set."""
-    add_endpoints(app, list_outbox, retry_outbox_item)
-
-    async def check() -> tuple[Any, bool]:
-        async with app[DATABASE].transaction() as session:
-            stats = await outbox_stats(session, app[CLOCK].now())
-        app[METRICS].outbox_backlog.set(stats.backlog)
-        app[METRICS].outbox_dead.set(stats.dead)
-        shown = {
-            "backlog": stats.backlog,
-            "dead": stats.dead,
-            "oldest_pending_seconds": round(stats.oldest_pending_seconds, 3),
-        }
-        return shown, stats.dead == 0
-
-    app[HEALTH_CHECKS]["outbox"] = check
-    if workers and app[SETTINGS].crm_api_url:
-        app.cleanup_ctx.append(_worker_ctx)
-
-
-async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    worker = OutboxWorker(app[DATABASE], app[SETTINGS], app[CLOCK], app[METRICS])
-    app[OUTBOX_WORKER] = worker
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run_forever(stop), name="crm-outbox-worker")
-    yield
-    stop.set()
-    try:
-        # A delivery in flight may finish; past the timeout it is cancelled and its
-        # lease brings the item back later (at-least-once).
-        await asyncio.wait_for(task, STOP_TIMEOUT_SECONDS)
-    except TimeoutError:
-        log.warning("outbox worker did not stop in %.0f s; cancelled", STOP_TIMEOUT_SECONDS)
-    finally:
-        await worker.close()

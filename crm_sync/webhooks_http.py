@@ -20,11 +20,11 @@ from crm_sync.events import (
     parse_envelope,
 )
 from crm_sync.ingest import EventRejected, apply_customer_upserted, apply_event
-from crm_sync.ingest_fast import FAST_INGEST, fast_ingest_ctx
+from crm_sync.ingest_fast import FAST_INGEST
 from crm_sync.signature import HEADER, SignatureError, verify
-from gateway.appkeys import CLOCK, DATABASE, METRICS, SETTINGS
-from gateway.http.endpoints import add_endpoints, endpoint, json_response
-from gateway.http.problems import (
+from gateway.core.appkeys import CLOCK, DATABASE, METRICS, SETTINGS
+from gateway.core.http.endpoints import endpoint, json_response
+from gateway.core.http.problems import (
     ApiProblem,
     Conflict,
     InvalidInput,
@@ -140,9 +140,3 @@ def _parse(raw: bytes, context: ParseContext) -> tuple[Envelope, Any]:
         return event, parse_data(event, context)
     except ValidationError as exc:
         raise _Refused("invalid", invalid_from_validation(exc, prefix="data")) from exc
-
-
-def setup(app: web.Application, workers: bool) -> None:
-    """Add the CRM webhook route (and, on PostgreSQL, its one-statement pool)."""
-    add_endpoints(app, crm_events)
-    app.cleanup_ctx.append(fast_ingest_ctx)

@@ -1,4 +1,4 @@
-"""`create_app(settings)`: wires every resource through aiohttp's cleanup_ctx."""
+"""`create_app(settings)`: the kernel's resources and routes, then every plugin's."""
 
 from __future__ import annotations
 
@@ -9,21 +9,30 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.appkeys import BUS, CLOCK, DATABASE, HEALTH_CHECKS, METRICS, SETTINGS
-from gateway.bus import BusError, make_bus
-from gateway.clock import Clock, SystemClock
-from gateway.db.engine import Database
-from gateway.features import FEATURES
-from gateway.http.auth import TOKENS, TokenRegistry, auth_middleware
-from gateway.http.endpoints import ENDPOINTS, add_endpoints
-from gateway.http.health import health, metrics
-from gateway.http.input_guard import refuse_nul_middleware
-from gateway.http.openapi import openapi_handler
-from gateway.http.problems import Handler, problem_middleware
-from gateway.http.request_context import install_request_context, request_context_middleware
-from gateway.http.webhook_failures import webhook_failures_middleware
-from gateway.metrics import Metrics
-from gateway.settings import Settings
+from gateway.core.appkeys import (
+    BUS,
+    CLOCK,
+    DATABASE,
+    HEALTH_CHECKS,
+    METRICS,
+    METRICS_REFRESHERS,
+    SETTINGS,
+)
+from gateway.core.bus import BusError, make_bus
+from gateway.core.clock import Clock, SystemClock
+from gateway.core.db.engine import Database
+from gateway.core.http.auth import TOKENS, TokenRegistry, auth_middleware
+from gateway.core.http.endpoints import ENDPOINTS, add_endpoints
+from gateway.core.http.health import health, metrics
+from gateway.core.http.input_guard import refuse_nul_middleware
+from gateway.core.http.openapi import openapi_handler
+from gateway.core.http.problems import Handler, problem_middleware
+from gateway.core.http.request_context import install_request_context, request_context_middleware
+from gateway.core.http.webhook_failures import webhook_failures_middleware
+from gateway.core.metrics import Metrics
+from gateway.core.scheduler import scheduler_context
+from gateway.core.settings import Settings
+from gateway.plugins import DAILY_JOBS, PERIODIC_JOBS, PLUGINS
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -54,6 +63,7 @@ def create_app(
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
     app[HEALTH_CHECKS] = {}
+    app[METRICS_REFRESHERS] = {}
     app[ENDPOINTS] = []
     if tokens is None:
         tokens, generated = TokenRegistry.from_spec(settings.secret("api_tokens"))
@@ -64,8 +74,10 @@ def create_app(
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_bus_ctx)
     add_endpoints(app, health, metrics, openapi_handler)
-    for feature in FEATURES:
-        feature(app, workers)
+    for plugin in PLUGINS:
+        plugin.setup(app, workers)
+    if workers:
+        app.cleanup_ctx.append(scheduler_context(DAILY_JOBS, PERIODIC_JOBS))
     app.router.add_get("/", _console)
     if STATIC_DIR.exists():
         app.router.add_static("/static/", STATIC_DIR)

@@ -1,45 +1,30 @@
-"""`switchboard` command line: serve, db, import, demo, outbox, simulate-pbx…"""
+"""`switchboard` command line: the kernel's commands, serve and demo, every plugin's."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import importlib
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from gateway.settings import Settings, SettingsError, load_settings
-
-# Each module adds its subcommands with `register(subparsers)`; a handler returns the
-# exit status (0 ok, 2 bad arguments or unreadable input, 1 otherwise, 3 partial import).
-COMMAND_MODULES = (
-    "gateway.cli_core",
-    "crm_sync.import_cli",
-    "crm_sync.outbox_cli",
-    "gateway.calls.cli",
-    "gateway.costs.cli",
-    "gateway.campaigns.cli",
-    "gateway.campaigns.runner_cli",
-    "gateway.allocation.cli",
-    "gateway.retention_cli",
-)
-
-Handler = Callable[[argparse.Namespace, Settings], int]
-
-
-class UsageError(Exception):
-    """Bad arguments or unreadable input: exit status 2 with a message."""
+import gateway.serve
+from gateway.core.cli import Handler, UsageError
+from gateway.core.db import cli as db_cli
+from gateway.core.plugin import add_commands
+from gateway.core.scheduler import register_tick
+from gateway.plugins import DAILY_JOBS, PERIODIC_JOBS, PLUGINS
+from gateway.settings import SettingsError, load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full parser with every module's subcommands."""
+    """The full parser with every plugin's subcommands."""
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
     parser.add_argument("--config", type=Path, help="config file (default config/switchboard.yaml)")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    gateway.serve.register(subparsers)
+    db_cli.register(subparsers)
+    register_tick(subparsers, DAILY_JOBS, PERIODIC_JOBS)
+    add_commands(subparsers, PLUGINS)
     return parser
 
 
@@ -52,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, ValueError) as exc:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2
-    from gateway.logs import configure_logging
+    from gateway.core.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_json)
     handler: Handler = args.handler
@@ -63,11 +48,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-def run_async(coro: Coroutine[Any, Any, int | None]) -> int:
-    """Run a command's coroutine to completion and return its exit status."""
-    return int(asyncio.run(coro) or 0)
 
 
 if __name__ == "__main__":

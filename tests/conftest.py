@@ -12,9 +12,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.http.auth import TokenRegistry
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.http.auth import TokenRegistry
 from gateway.settings import Settings
 from tests.support.databases import (
     copy_sqlite,

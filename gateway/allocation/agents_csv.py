@@ -27,7 +27,7 @@ from gateway.allocation.partners_csv import (
     whole,
 )
 from gateway.allocation.people import InvalidTerms, StaleWrite, find_agent, save_agent
-from gateway.db.engine import Database
+from gateway.core.db.engine import Database
 
 REQUIRED = ("agent_id",)
 COLUMNS = frozenset(

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.cli import UsageError, run_async
-from gateway.clock import SystemClock, TimeInputError, parse_time_input
-from gateway.db.engine import Database
-from gateway.settings import Settings
+from gateway.core.cli import UsageError, run_async
+from gateway.core.clock import SystemClock, TimeInputError, parse_time_input
+from gateway.core.db.engine import Database
+from gateway.core.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.allocation.partners_csv import PartnerImport

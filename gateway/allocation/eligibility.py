@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.allocation.model import Contact, PartnerTerms
-from gateway.campaigns.rules import CustomerFacts, evaluate, segment
-from gateway.db.models import Customer
+from gateway.core.db.models import Customer
+from gateway.core.rules import CustomerFacts, evaluate, segment
 
 # Customer ids per IN (...) list: well below SQLite's and asyncpg's parameter limits.
 _CHUNK = 5_000

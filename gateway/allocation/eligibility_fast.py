@@ -3,7 +3,7 @@
 A partner's rule is a tree of `all`/`any`/`not` over conditions, and each condition reads
 one field (a region, the products, a contract age). Contacts are grouped by the value of
 that field, the condition is evaluated by the reference evaluator
-(`gateway.campaigns.rules.evaluate`) on one representative of each group, and the answer
+(`gateway.core.rules.evaluate`) on one representative of each group, and the answer
 is spread to every member as a numpy mask; the tree combines the masks with and/or/not.
 Groupings are shared by every condition reading the same field. The result equals
 `eligible_in_python` (a property test holds it to that): contacts in one group give the
@@ -20,9 +20,9 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.allocation.model import Contact, PartnerTerms
-from gateway.campaigns.rules import evaluate
-from gateway.campaigns.rules.evaluate import field_value
-from gateway.campaigns.rules.validate import AllOf, AnyOf, Condition, Not, Rule
+from gateway.core.rules import evaluate
+from gateway.core.rules.evaluate import field_value
+from gateway.core.rules.validate import AllOf, AnyOf, Condition, Not, Rule
 
 Mask = npt.NDArray[np.bool_]
 Codes = npt.NDArray[np.int64]

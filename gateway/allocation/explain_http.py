@@ -17,11 +17,11 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.allocation.run_detail import DETAIL, explain_task
-from gateway.appkeys import DATABASE
-from gateway.clock import isoformat_z
-from gateway.db.models import AllocationRun, Customer, Task
-from gateway.http.endpoints import endpoint, json_response, read_query
-from gateway.http.problems import NotFound
+from gateway.core.appkeys import DATABASE
+from gateway.core.clock import isoformat_z
+from gateway.core.db.models import AllocationRun, Customer, Task
+from gateway.core.http.endpoints import endpoint, json_response, read_query
+from gateway.core.http.problems import NotFound
 
 LOOKBACK = 31
 

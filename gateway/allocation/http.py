@@ -7,15 +7,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from gateway.allocation import people_http
-from gateway.allocation.explain_http import explain_run
 from gateway.allocation.policy import AllocationPolicy
 from gateway.allocation.service import AllocationResult, run_allocation
-from gateway.appkeys import CLOCK, DATABASE, SETTINGS
-from gateway.clock import TimeInputError, parse_time_input
-from gateway.http.endpoints import add_endpoints, endpoint, json_response, read_body
-from gateway.http.problems import InvalidInput
-from gateway.settings import Settings
+from gateway.core.appkeys import CLOCK, DATABASE, SETTINGS
+from gateway.core.clock import TimeInputError, parse_time_input
+from gateway.core.http.endpoints import endpoint, json_response, read_body
+from gateway.core.http.problems import InvalidInput
+from gateway.core.settings import Settings
 
 
 class RunIn(BaseModel):
@@ -78,9 +76,3 @@ async def run(request: web.Request) -> web.Response:
             ) from exc
     result = await allocate_now(request.app, as_of)
     return json_response(result.as_json())
-
-
-def setup(app: web.Application, workers: bool) -> None:
-    """Add the allocation run and explain routes and the agents/partners API."""
-    add_endpoints(app, run, explain_run)
-    people_http.setup(app, workers)

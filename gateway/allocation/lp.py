@@ -17,7 +17,7 @@ import numpy as np
 from highspy import _core as highs  # the plain solver: the wrapper class prints a banner
 
 from gateway.allocation.model import Problem
-from gateway.allocation.solve import INTEGRALITY_TOLERANCE, NotIntegral, SolverFailed
+from gateway.allocation.solver_errors import INTEGRALITY_TOLERANCE, NotIntegral, SolverFailed
 
 
 def lp_flows(

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeVar
 
-from gateway.campaigns.rules import CustomerFacts, Rule, RuleError, validate_rule
-from gateway.db.models import CUSTOMER_STATUSES
+from gateway.core.db.models import CUSTOMER_STATUSES
+from gateway.core.rules import CustomerFacts, Rule, RuleError, validate_rule
 
 NO_ELIGIBLE = "no_eligible_partner"
 CAPACITY_EXHAUSTED = "capacity_exhausted"

@@ -20,7 +20,7 @@ from typing import Any
 from gateway.allocation.model import AllocationInputError, decimal
 from gateway.allocation.people import InvalidTerms, StaleWrite, save_partner
 from gateway.allocation.targets import all_of, implicit_conditions
-from gateway.db.engine import Database
+from gateway.core.db.engine import Database
 
 REQUIRED = ("partner_id", "capacity", "cost_per_contact")
 FIGURES = ("quality_score", "cancellation_rate", "upsell_rate")

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_sync.events import AgentUpserted, Envelope, PartnerUpserted
 from crm_sync.ingest_people import agent_upserted, partner_upserted
 from gateway.allocation.model import AllocationInputError, eligibility_rule, performance
-from gateway.db.models import Agent, Partner
-from gateway.db.types import new_id
+from gateway.core.db.models import Agent, Partner
+from gateway.core.db.types import new_id
 
 EXTERNAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 

@@ -21,19 +21,18 @@ from gateway.allocation.people import (
     save_agent,
     save_partner,
 )
-from gateway.appkeys import CLOCK, DATABASE
-from gateway.clock import isoformat_z
-from gateway.db.models import Agent, Partner
-from gateway.http.endpoints import (
+from gateway.core.appkeys import CLOCK, DATABASE
+from gateway.core.clock import isoformat_z
+from gateway.core.db.models import Agent, Partner
+from gateway.core.http.endpoints import (
     PageQuery,
-    add_endpoints,
     endpoint,
     json_response,
     keyset_page,
     read_body,
     read_query,
 )
-from gateway.http.problems import Conflict, InvalidInput, NotFound
+from gateway.core.http.problems import Conflict, InvalidInput, NotFound
 
 Name = Annotated[str, Field(max_length=256)]
 Tag = Annotated[str, Field(min_length=1, max_length=64)]
@@ -331,8 +330,3 @@ async def put_agent(request: web.Request) -> web.Response:
         return AgentOut.of(row).model_dump()
 
     return await _save_answering(request, save)
-
-
-def setup(app: web.Application, workers: bool) -> None:
-    """Add the agents and partners routes."""
-    add_endpoints(app, list_partners, get_partner, put_partner, list_agents, get_agent, put_agent)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from gateway.core.settings import Section
 
 # Money per unit of each performance figure: a partner's value per contact is
 # Σ weight × figure, and the plan minimises cost − value. Cancellations count against.
@@ -15,7 +18,9 @@ DEFAULT_WEIGHTS: dict[str, Decimal] = {
 }
 
 
-class AllocationPolicy(BaseModel):
+class AllocationPolicy(Section):
     """How performance figures trade against cost per contact."""
+
+    section_name: ClassVar[str] = "allocation"
 
     weights: dict[str, Decimal] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))

@@ -24,19 +24,19 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_sync.outbox import enqueue
 from gateway.allocation.eligibility import eligible_customers
 from gateway.allocation.model import Contact, Plan, Problem
 from gateway.allocation.policy import AllocationPolicy
 from gateway.allocation.run_detail import DETAIL, run_detail
 from gateway.allocation.solve import solve
 from gateway.allocation.targets import Target, load_targets, release_from_inactive
-from gateway.campaigns.rules import CustomerFacts
-from gateway.campaigns.rules.fields import local_today
-from gateway.clock import as_utc, isoformat_z
-from gateway.db.engine import Database
-from gateway.db.models import AllocationRun, Customer, Task
-from gateway.db.types import new_id
+from gateway.core.clock import as_utc, isoformat_z
+from gateway.core.db.engine import Database
+from gateway.core.db.models import AllocationRun, Customer, Task
+from gateway.core.db.types import new_id
+from gateway.core.outbox import enqueue
+from gateway.core.rules import CustomerFacts
+from gateway.core.rules.fields import local_today
 
 # pg_advisory_xact_lock key: "allocation" as a number, the same for every instance.
 LOCK_KEY = 0x616C6C6F63

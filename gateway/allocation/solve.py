@@ -37,17 +37,9 @@ import numpy as np
 from ortools.graph.python import min_cost_flow  # type: ignore[import-untyped]
 
 from gateway.allocation.model import CAPACITY_EXHAUSTED, NO_ELIGIBLE, PartnerTerms, Plan, Problem
+from gateway.allocation.solver_errors import NotIntegral, SolverFailed
 
-INTEGRALITY_TOLERANCE = 1e-6
 MAX_COST_PLACES = 8
-
-
-class SolverFailed(RuntimeError):
-    """The solver did not report an optimum (never expected: the problem is always feasible)."""
-
-
-class NotIntegral(RuntimeError):
-    """A solution value was fractional, which total unimodularity rules out."""
 
 
 def solve(

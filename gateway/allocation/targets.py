@@ -27,7 +27,7 @@ from gateway.allocation.model import (
     eligibility_rule,
     performance,
 )
-from gateway.db.models import Agent, Partner, Task
+from gateway.core.db.models import Agent, Partner, Task
 
 
 @dataclass(frozen=True, slots=True)

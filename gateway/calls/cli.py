@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gateway.cli import UsageError, run_async
-from gateway.clock import SystemClock, TimeInputError, parse_time_input
-from gateway.db.engine import Database
-from gateway.settings import Settings
+from gateway.core.cli import UsageError, run_async
+from gateway.core.clock import SystemClock, TimeInputError, parse_time_input
+from gateway.core.db.engine import Database
+from gateway.core.settings import Settings
 
 
 def register(subparsers: Any) -> None:

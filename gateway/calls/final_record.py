@@ -16,16 +16,18 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_sync.outbox import enqueue
 from gateway.calls.ids import call_id_for
 from gateway.calls.pops import display_number
 from gateway.calls.records import CallRecord, Direction
-from gateway.customers.service import PhoneMatch, find_by_phone
-from gateway.db.engine import Database
-from gateway.db.models import Agent, AgentExtension, Call, CallLeg, CostEntry, Customer
-from gateway.db.types import new_id
-from gateway.settings import Settings
-from gateway.tasks.service import auto_complete_tasks
+from gateway.calls.settings import PbxTopology
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Agent, AgentExtension, Call, CallLeg, CostEntry, Customer
+from gateway.core.db.types import new_id
+from gateway.core.outbox import enqueue
+from gateway.core.settings import Settings
+from gateway.customers.public import PhoneMatch, find_by_phone
+from gateway.lifecycle.public import LifecyclePolicy
+from gateway.tasks.public import auto_complete_tasks
 
 CENT = Decimal("0.01")
 CALL_LEGS = cast(Table, CallLeg.__table__)
@@ -80,8 +82,10 @@ class RecordWriter:
             if cost is not None:
                 await _ledger(session, call_id, customer_id, cost, self._settings, record)
             await self._tell_crm(session, call_id, record, found, customer_id, cost, now)
-            if customer_id is not None and self._settings.pbx.auto_complete_tasks:
-                await auto_complete_tasks(session, call_id, now, self._settings.lifecycle)
+            if customer_id is not None and self._settings.section(PbxTopology).auto_complete_tasks:
+                await auto_complete_tasks(
+                    session, call_id, now, self._settings.section(LifecyclePolicy)
+                )
         return call_id
 
     async def _claim_row(
@@ -167,7 +171,7 @@ class RecordWriter:
             now=now,
         )
         unknown = found.match == "none" and record.direction is Direction.INBOUND
-        if unknown and record.caller and self._settings.pbx.report_unknown_callers:
+        if unknown and record.caller and self._settings.section(PbxTopology).report_unknown_callers:
             await enqueue(
                 session,
                 type="customer.unknown_caller",

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import AsyncIterator
-
 from aiohttp import web
 from sqlalchemy import func, select, update
 
-from crm_sync.phones import InvalidPhone, normalize_phone
-from gateway.appkeys import BUS, CLOCK, DATABASE, HEALTH_CHECKS, METRICS, SETTINGS
 from gateway.calls.link import PbxLink
 from gateway.calls.schemas import CallOut, CallPage, CallQuery, OriginateIn, OriginateOut, TopicIn
-from gateway.clock import TimeInputError, parse_time_input
-from gateway.db.models import Call, Customer
-from gateway.db.types import new_id
-from gateway.http.endpoints import (
-    add_endpoints,
+from gateway.core.appkeys import CLOCK, DATABASE, SETTINGS
+from gateway.core.clock import TimeInputError, parse_time_input
+from gateway.core.db.models import Call, Customer
+from gateway.core.db.types import new_id
+from gateway.core.http.endpoints import (
     endpoint,
     json_response,
     keyset_page,
     read_body,
     read_query,
 )
-from gateway.http.problems import InvalidInput, NotFound, ServiceUnavailable
+from gateway.core.http.problems import InvalidInput, NotFound, ServiceUnavailable
+from gateway.core.phones import InvalidPhone, normalize_phone
 
 PBX_LINK = web.AppKey("pbx_link", PbxLink)
 
@@ -139,44 +135,3 @@ async def originate(request: web.Request) -> web.Response:
         session.add(call)
     await link.originate(body.agent_extension, number.lstrip("+"), call.originate_action_id or "")
     return json_response(OriginateOut(call_id=call.id).model_dump(), 202)
-
-
-async def _pbx_ctx(app: web.Application) -> AsyncIterator[None]:
-    link = PbxLink(app[SETTINGS], app[DATABASE], app[BUS], app[CLOCK], app[METRICS])
-    app[PBX_LINK] = link
-
-    async def ami_health() -> tuple[str, bool]:
-        return link.state, link.state == "connected"
-
-    app[HEALTH_CHECKS]["ami"] = ami_health
-    await link.start()
-    yield
-    await link.stop()
-
-
-async def _freeze_startup_objects(app: web.Application) -> None:
-    """Keep the collector's full passes off the screen-pop path.
-
-    A full (generation 2) collection walks every object alive since startup (modules,
-    mappers, compiled statements, schemas): the screen-pop benchmark saw such passes of
-    150-250 ms stop the event loop, several times a minute. gc.freeze moves what is alive
-    once the app has started into a permanent generation the collector skips; garbage is
-    collected first, and all of it lives as long as the app does. Runs after every
-    cleanup_ctx has opened (aiohttp calls on_startup handlers after them).
-    """
-    gc.collect()
-    gc.freeze()
-
-
-async def _unfreeze(app: web.Application) -> None:
-    """Give the objects back to the collector (tests build many apps in one process)."""
-    gc.unfreeze()
-
-
-def setup(app: web.Application, workers: bool) -> None:
-    """Add the calls routes; connect to the PBX when one is configured and workers run."""
-    add_endpoints(app, list_calls, set_topic, originate)
-    if workers and app[SETTINGS].ami_host:
-        app.cleanup_ctx.append(_pbx_ctx)
-        app.on_startup.append(_freeze_startup_objects)
-        app.on_cleanup.append(_unfreeze)

@@ -18,17 +18,18 @@ from sqlalchemy import Table, insert
 
 from adapters.ami import AmiClient, AmiConfig, AmiError, AmiState
 from adapters.ami.protocol import AmiMessage
-from gateway.bus import Bus, BusError
 from gateway.calls.recorder import CallRecorder
 from gateway.calls.records import CallChange
+from gateway.calls.settings import PbxTopology
 from gateway.calls.topology import Topology
 from gateway.calls.tracker import TRACKED_EVENTS, CallTracker
-from gateway.clock import Clock
-from gateway.db.engine import Database
-from gateway.db.models import AmiRawEvent
-from gateway.logs import call_context
-from gateway.metrics import Metrics
-from gateway.settings import Settings
+from gateway.core.bus import Bus, BusError
+from gateway.core.clock import Clock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import AmiRawEvent
+from gateway.core.logs import call_context
+from gateway.core.metrics import Metrics
+from gateway.core.settings import Settings
 
 log = logging.getLogger(__name__)
 RAW_EVENTS = cast(Table, AmiRawEvent.__table__)
@@ -55,7 +56,7 @@ class PbxLink:
             clock,
             metrics,
         )
-        self.tracker = CallTracker(Topology.from_settings(settings.pbx), clock.now)
+        self.tracker = CallTracker(Topology.from_settings(settings.section(PbxTopology)), clock.now)
         self._bus = bus
         self.recorder = CallRecorder(database, bus, settings, clock)
         # One instance with the in-process bus leads from the start; with Redis the
@@ -67,7 +68,7 @@ class PbxLink:
                 port=settings.ami_port,
                 username=settings.ami_username,
                 secret=settings.secret("ami_secret") or "",
-                backoff_max=settings.pbx.reconnect_max_seconds,
+                backoff_max=settings.section(PbxTopology).reconnect_max_seconds,
             ),
             on_connect=self._resync,
         )
@@ -124,7 +125,7 @@ class PbxLink:
                     exc,
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self._settings.pbx.reconnect_max_seconds)
+                delay = min(delay * 2, self._settings.section(PbxTopology).reconnect_max_seconds)
 
     async def _resync(self, client: AmiClient) -> None:
         self._logins += 1
@@ -158,7 +159,7 @@ class PbxLink:
     def _on_wire(self, event: AmiMessage) -> None:
         """Called by the AMI reader for each tracked event, in wire order; never blocks."""
         self._metrics.ami_events.inc()
-        if self._settings.pbx.raw_event_retention_days:
+        if self._settings.section(PbxTopology).raw_event_retention_days:
             self._raw.append(
                 {
                     "received_at": self._clock.now(),
@@ -262,7 +263,7 @@ class PbxLink:
 
     async def originate(self, extension: str, number: str, action_id: str) -> None:
         """Ring the operator's extension first, then dial the customer from it."""
-        pbx = self._settings.pbx
+        pbx = self._settings.section(PbxTopology)
         await self.client.originate(
             pbx.operator_channel.format(extension=extension),
             context=pbx.originate_context,

@@ -9,11 +9,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_sync.phones import InvalidPhone, normalize_phone
-from gateway.bus import Bus, BusError
-from gateway.customers.schemas import CustomerCard
-from gateway.customers.service import PhoneMatch, card, find_by_phone, summary
-from gateway.live.http import agent_channel
+from gateway.core.bus import Bus, BusError
+from gateway.core.phones import InvalidPhone, normalize_phone
+from gateway.customers.public import CustomerCard, PhoneMatch, card, find_by_phone, summary
+from gateway.live.public import agent_channel
 
 log = logging.getLogger(__name__)
 

@@ -8,14 +8,15 @@ from datetime import datetime
 from sqlalchemy import select
 
 from adapters.ami.protocol import AmiMessage
-from gateway.bus import MemoryBus
 from gateway.calls.recorder import CallRecorder
+from gateway.calls.settings import PbxTopology
 from gateway.calls.topology import Topology
 from gateway.calls.tracker import CallTracker
-from gateway.clock import Clock
-from gateway.db.engine import Database
-from gateway.db.models import AmiRawEvent
-from gateway.settings import Settings
+from gateway.core.bus import MemoryBus
+from gateway.core.clock import Clock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import AmiRawEvent
+from gateway.core.settings import Settings
 
 PAGE = 5000
 
@@ -53,7 +54,9 @@ async def rebuild_calls(
     exist rewrites them in place; calls that began before `since` are adopted mid-way.
     """
     received_at = since
-    tracker = CallTracker(Topology.from_settings(settings.pbx), lambda: received_at)
+    tracker = CallTracker(
+        Topology.from_settings(settings.section(PbxTopology)), lambda: received_at
+    )
     recorder = CallRecorder(database, MemoryBus(), settings, clock, records_only=True)
     written = 0
     async for raw in _raw_events(database, since):

@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 
-from gateway.bus import Bus
 from gateway.calls.final_record import RecordWriter, insert_ignore
 from gateway.calls.ids import call_id_for
 from gateway.calls.pops import (
@@ -32,11 +31,13 @@ from gateway.calls.pops import (
 )
 from gateway.calls.records import CallChange, CallRecord, ChangeKind, Direction, RingStopReason
 from gateway.calls.sessions import one_statement, read_session
-from gateway.clock import Clock
-from gateway.customers.service import PhoneMatch
-from gateway.db.engine import Database
-from gateway.db.models import Call
-from gateway.settings import Settings
+from gateway.calls.settings import PbxTopology
+from gateway.core.bus import Bus
+from gateway.core.clock import Clock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Call
+from gateway.core.settings import Settings
+from gateway.customers.public import PhoneMatch
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -109,7 +110,10 @@ class CallRecorder:
         if change.kind is ChangeKind.STARTED:
             self._started(self._live_call(change), change)
             return True
-        if change.kind is ChangeKind.RINGING and self._settings.pbx.screen_pop_on == "ring":
+        if (
+            change.kind is ChangeKind.RINGING
+            and self._settings.section(PbxTopology).screen_pop_on == "ring"
+        ):
             live = self._live_call(change)
             live.popping = self._background(self._pop_after(live.popping, live, change))
             return True
@@ -148,7 +152,7 @@ class CallRecorder:
                 await self.record(change.record)
             return
         live = self._live_call(change)
-        pop_on = self._settings.pbx.screen_pop_on
+        pop_on = self._settings.section(PbxTopology).screen_pop_on
         if change.kind is ChangeKind.STARTED:
             self._started(live, change)
             return

@@ -16,7 +16,7 @@ from gateway.calls.finish import EndedCall, build_record
 from gateway.calls.records import CallChange, CallNote, ChangeKind
 from gateway.calls.state import STATE_RINGING, STATE_UP, Leg, LiveCall
 from gateway.calls.topology import Topology
-from gateway.clock import as_utc
+from gateway.core.clock import as_utc
 
 _UNKNOWN_NUMBERS = frozenset({"", "<unknown>", "unknown"})
 MAX_PENDING_ORIGINATES = 256

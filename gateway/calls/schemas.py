@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, model_validator
 
-from gateway.clock import isoformat_z
-from gateway.customers.schemas import money
-from gateway.db.models import Call
-from gateway.http.endpoints import PageQuery
+from gateway.core.clock import isoformat_z
+from gateway.core.db.models import Call
+from gateway.core.http.endpoints import PageQuery
+from gateway.customers.public import money
 
 
 class CallOut(BaseModel):

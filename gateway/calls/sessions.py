@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db.engine import Database
+from gateway.core.db.engine import Database
 
 
 @asynccontextmanager

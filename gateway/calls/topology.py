@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from gateway.settings import PbxTopology
+from gateway.calls.settings import PbxTopology
 
 
 class TopologyError(ValueError):

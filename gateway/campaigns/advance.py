@@ -20,10 +20,10 @@ from gateway.campaigns.engine import Engine
 from gateway.campaigns.journey import FAILED, LIVE_STATES
 from gateway.campaigns.run_reports import AdvanceReport
 from gateway.campaigns.versions import CampaignVersions
-from gateway.clock import as_utc
-from gateway.db.engine import Database
-from gateway.db.models import Campaign, Enrollment
-from gateway.settings import Settings
+from gateway.core.clock import as_utc
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Campaign, Enrollment
+from gateway.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.campaigns.definition import WaitStep
 from gateway.campaigns.journey import WAITING, Journey
-from gateway.clock import as_utc
-from gateway.db.models import Activity, Call, Enrollment, OutboundContact
+from gateway.core.clock import as_utc
+from gateway.core.db.models import Activity, Call, Enrollment, OutboundContact
 
 
 class AwaitedEvents:

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gateway.cli import UsageError, run_async
-from gateway.clock import SystemClock, TimeInputError, isoformat_z, parse_time_input
-from gateway.db.engine import Database
-from gateway.settings import Settings
+from gateway.core.cli import UsageError, run_async
+from gateway.core.clock import SystemClock, TimeInputError, isoformat_z, parse_time_input
+from gateway.core.db.engine import Database
+from gateway.core.settings import Settings
 
 
 def register(subparsers: Any) -> None:

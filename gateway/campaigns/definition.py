@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.campaigns.rules import Rule, RuleError, validate_rule
+from gateway.core.rules import Rule, RuleError, validate_rule
 
 END = "end"
 Occurrence = Literal["once", "run", "payment"]

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.campaigns.journey import Journey
-from gateway.db.models import Enrollment, Payment
+from gateway.core.db.models import Enrollment, Payment
 
 
 def _due_date(occurrence: str) -> date | None:

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db.models import OutboundContact, Task
+from gateway.core.db.models import OutboundContact, Task
 
 
 @dataclass

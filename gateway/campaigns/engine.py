@@ -37,7 +37,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_sync.outbox import enqueue
 from gateway.campaigns.awaited import AwaitedEvents
 from gateway.campaigns.definition import (
     END,
@@ -63,12 +62,13 @@ from gateway.campaigns.journey import (
     contact_key,
     task_id_for,
 )
-from gateway.campaigns.rules import CustomerFacts, evaluate, load_facts
-from gateway.clock import as_utc, isoformat_z
-from gateway.db.models import Customer, Enrollment
-from gateway.db.types import new_id
-from gateway.lifecycle.transitions import StatusLocked, apply_status
-from gateway.settings import Settings
+from gateway.core.clock import as_utc, isoformat_z
+from gateway.core.db.models import Customer, Enrollment
+from gateway.core.db.types import new_id
+from gateway.core.outbox import enqueue
+from gateway.core.rules import CustomerFacts, evaluate, load_facts
+from gateway.core.settings import Settings
+from gateway.lifecycle.public import LifecyclePolicy, StatusLocked, apply_status
 
 # How often a wait for events looks again; the deadline is never passed by more.
 WAIT_POLL = timedelta(hours=1)
@@ -274,7 +274,12 @@ class Engine:
         reason = f"campaign:{run.journey.campaign_name}"[:128]
         try:
             moved = await apply_status(
-                session, customer, step.status, run.now, reason, self.settings.lifecycle
+                session,
+                customer,
+                step.status,
+                run.now,
+                reason,
+                self.settings.section(LifecyclePolicy),
             )
         except StatusLocked:
             # Cancelled customers are the CRM's to move; the journey still goes on.

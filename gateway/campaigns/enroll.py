@@ -18,20 +18,20 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.bus import Lock
 from gateway.campaigns.advance import advance_loaded
 from gateway.campaigns.arms import HOLDOUT, assign_arm
 from gateway.campaigns.definition import END, ValidCampaign
 from gateway.campaigns.engine import Engine
 from gateway.campaigns.journey import ACTIVE
-from gateway.campaigns.rules import segment
-from gateway.campaigns.rules.fields import local_today
 from gateway.campaigns.run_reports import AdvanceReport, RunReport
 from gateway.campaigns.versions import CampaignVersions
-from gateway.db.engine import Database
-from gateway.db.models import Campaign, Customer, Enrollment, ExperimentAssignment, Payment
-from gateway.db.types import new_id
-from gateway.settings import Settings
+from gateway.core.bus import Lock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Campaign, Customer, Enrollment, ExperimentAssignment, Payment
+from gateway.core.db.types import new_id
+from gateway.core.rules import segment
+from gateway.core.rules.fields import local_today
+from gateway.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

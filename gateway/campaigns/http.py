@@ -8,16 +8,16 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.appkeys import CLOCK, DATABASE, SETTINGS
 from gateway.campaigns import store
 from gateway.campaigns.definition import DefinitionError, ValidCampaign, validate_definition
 from gateway.campaigns.preview import preview
-from gateway.campaigns.rules import catalogue
-from gateway.clock import TimeInputError, isoformat_z, parse_time_input
-from gateway.db.models import Campaign, CampaignVersion
-from gateway.http.auth import principal_of
-from gateway.http.endpoints import add_endpoints, endpoint, json_response, read_body, read_json
-from gateway.http.problems import InvalidInput, NotFound
+from gateway.core.appkeys import CLOCK, DATABASE, SETTINGS
+from gateway.core.clock import TimeInputError, isoformat_z, parse_time_input
+from gateway.core.db.models import Campaign, CampaignVersion
+from gateway.core.http.auth import principal_of
+from gateway.core.http.endpoints import endpoint, json_response, read_body, read_json
+from gateway.core.http.problems import InvalidInput, NotFound
+from gateway.core.rules import catalogue
 
 
 class CampaignSummary(BaseModel):
@@ -320,17 +320,3 @@ def _valid_draft(name: str, raw: dict[str, Any]) -> ValidCampaign:
 async def rule_fields(request: web.Request) -> web.Response:
     """The catalogue the rule editor builds its form from."""
     return json_response({"items": catalogue()})
-
-
-def setup(app: web.Application, workers: bool) -> None:
-    """Add the campaign routes."""
-    add_endpoints(
-        app,
-        list_campaigns,
-        get_campaign,
-        put_campaign,
-        list_versions,
-        rollback_campaign,
-        preview_campaign,
-        rule_fields,
-    )

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.campaigns.definition import ValidCampaign
-from gateway.campaigns.rules import Rule
+from gateway.core.rules import Rule
 
 ACTIVE, WAITING, DONE, HOLDOUT, STOPPED, FAILED = (
     "active",

@@ -35,11 +35,11 @@ from gateway.campaigns.definition import (
     ValidCampaign,
     WaitStep,
 )
-from gateway.campaigns.rules import AllOf, Not, Rule, compile_rule, segment
-from gateway.campaigns.rules.fields import local_today
-from gateway.clock import as_utc, isoformat_z
-from gateway.db.models import Customer, Template
-from gateway.settings import Settings
+from gateway.core.clock import as_utc, isoformat_z
+from gateway.core.db.models import Customer, Template
+from gateway.core.rules import AllOf, Not, Rule, compile_rule, segment
+from gateway.core.rules.fields import local_today
+from gateway.core.settings import Settings
 
 ASSUMED_CALL_MINUTES = Decimal("2.5")
 CENT = Decimal("0.01")

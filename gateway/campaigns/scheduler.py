@@ -17,16 +17,16 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from gateway.bus import Bus
 from gateway.campaigns.advance import advance_due
-from gateway.campaigns.cron import is_due, latest_fire, next_fire
 from gateway.campaigns.enroll import RUN_LOCK_SECONDS, enroll
 from gateway.campaigns.run_reports import RunReport, TickReport
 from gateway.campaigns.versions import CampaignVersions
-from gateway.clock import as_utc
-from gateway.db.engine import Database
-from gateway.db.models import Campaign
-from gateway.settings import Settings
+from gateway.core.bus import Bus
+from gateway.core.clock import as_utc
+from gateway.core.cron import is_due, latest_fire, next_fire
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Campaign
+from gateway.core.settings import Settings
 
 
 class SchedulerError(Exception):

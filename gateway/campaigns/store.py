@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.templates import validate_template
 from gateway.campaigns.definition import DefinitionError, ValidCampaign, validate_definition
-from gateway.db.engine import Database
-from gateway.db.models import Campaign, CampaignVersion, Template
-from gateway.db.types import new_id
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Campaign, CampaignVersion, Template
+from gateway.core.db.types import new_id
 
 DEFAULT_DIRECTORY = Path("config/campaigns")
 TEMPLATES_DIRECTORY = "templates"  # beside the campaigns directory: config/templates

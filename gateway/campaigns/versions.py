@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.campaigns.definition import ValidCampaign, validate_definition
 from gateway.campaigns.journey import Journey, journey_for
-from gateway.db.models import Campaign, CampaignVersion, Enrollment
+from gateway.core.db.models import Campaign, CampaignVersion, Enrollment
 
 
 class CampaignVersions:

@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import BigInteger, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.core.db.models import Call, ExperimentAssignment
 from gateway.costs.ledger import Month
-from gateway.db.models import Call, ExperimentAssignment
 
 # Masks are signed 64-bit integers on both databases: 62 months per pass keeps clear
 # of the sign bit. Longer windows take one pass per 62 months and one for the window.

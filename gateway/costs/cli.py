@@ -7,10 +7,10 @@ import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from gateway.cli import UsageError
+from gateway.core.cli import UsageError
+from gateway.core.settings import Settings
 from gateway.costs import report_cli
 from gateway.costs.estimate import EstimateError, estimate
-from gateway.settings import Settings
 
 
 def _decimal(text: str) -> Decimal:

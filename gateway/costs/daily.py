@@ -23,12 +23,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.clock import Clock, isoformat_z
+from gateway.core.clock import Clock, isoformat_z
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Call, CostEntry, Customer, DailySnapshot, OutboundContact
+from gateway.core.db.models.customers import CUSTOMER_STATUSES, StatusChange
 from gateway.costs.ledger import amount_of, summed_amount
 from gateway.costs.model import CostModel, MissingConversionRate, money_str
-from gateway.db.engine import Database
-from gateway.db.models import Call, CostEntry, Customer, DailySnapshot, OutboundContact
-from gateway.db.models.customers import CUSTOMER_STATUSES, StatusChange
 
 # Reactivations after a contact: the customer was sent something this many days before.
 ATTRIBUTION_DAYS = 30

@@ -8,14 +8,14 @@ from decimal import Decimal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from gateway.appkeys import CLOCK, DATABASE, SETTINGS
-from gateway.clock import TimeInputError, parse_time_input
+from gateway.core.appkeys import CLOCK, DATABASE, SETTINGS
+from gateway.core.clock import TimeInputError, parse_time_input
+from gateway.core.http.endpoints import endpoint, json_response, read_query
+from gateway.core.http.problems import ApiProblem, InvalidInput, NotFound
 from gateway.costs.daily import daily_snapshot
 from gateway.costs.model import CostModel, MissingConversionRate
 from gateway.costs.savings import SavingsError, SavingsQuery, UnknownCampaign, savings_report
 from gateway.costs.series import SeriesError, daily_series
-from gateway.http.endpoints import add_endpoints, endpoint, json_response, read_query
-from gateway.http.problems import ApiProblem, InvalidInput, NotFound
 
 
 class ConversionRateMissing(ApiProblem):
@@ -129,8 +129,3 @@ async def get_series(request: web.Request) -> web.Response:
     except MissingConversionRate as exc:
         raise ConversionRateMissing(str(exc), currency=exc.currency) from exc
     return json_response(series)
-
-
-def setup(app: web.Application, workers: bool) -> None:
-    """Add the reports API (admin only: no other role is listed)."""
-    add_endpoints(app, get_savings, get_daily, get_series)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Integer, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.db.models import Call, CostEntry, ExperimentAssignment
+from gateway.core.db.models import Call, CostEntry, ExperimentAssignment
 
 TEN_THOUSANDTHS = Decimal("0.0001")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 
 CENT = Decimal("0.01")
 Source = Literal["measured", "configured", "given", "provider", "assumed"]

@@ -12,14 +12,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from gateway.cli import UsageError, run_async
-from gateway.clock import SystemClock, TimeInputError, parse_time_input
+from gateway.core.cli import UsageError, run_async
+from gateway.core.clock import SystemClock, TimeInputError, parse_time_input
+from gateway.core.db.engine import Database
+from gateway.core.settings import Settings
 from gateway.costs.chart import ChartError, check_chart_path, write_chart
 from gateway.costs.daily import daily_snapshot
 from gateway.costs.model import CostModel, MissingConversionRate
 from gateway.costs.savings import SavingsError, SavingsQuery, savings_report
-from gateway.db.engine import Database
-from gateway.settings import Settings
 
 CSV_COLUMNS = (
     "campaign",

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.core.db.models import CostEntry, CostLedgerHour
 from gateway.costs.ledger import (
     TEN_THOUSANDTHS,
     LedgerGroup,
@@ -27,7 +28,6 @@ from gateway.costs.ledger import (
     month_bucket,
     summed_amount,
 )
-from gateway.db.models import CostEntry, CostLedgerHour
 
 HOUR = timedelta(hours=1)
 NO_CAMPAIGN = ""  # the rollup's campaign_key of lines outside any campaign

@@ -19,16 +19,16 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.campaigns.arms import HOLDOUT
-from gateway.clock import isoformat_z
+from gateway.campaigns.public import HOLDOUT
+from gateway.core.clock import isoformat_z
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Campaign, CampaignVersion, ExperimentAssignment
+from gateway.core.settings import Settings
 from gateway.costs import ledger, rollup
 from gateway.costs.callers import callers_by_month
 from gateway.costs.deflection import DEFAULT_CONFIDENCE, Deflection, measure
 from gateway.costs.estimate import MONTHS_PER_YEAR
 from gateway.costs.model import CostModel, Figure, money_str
-from gateway.db.engine import Database
-from gateway.db.models import Campaign, CampaignVersion, ExperimentAssignment
-from gateway.settings import Settings
 
 TOPIC_FIELD = "topic_calls_30d."
 SHARE = Decimal("0.000001")

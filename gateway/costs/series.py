@@ -8,12 +8,12 @@ from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.clock import Clock
+from gateway.core.clock import Clock
+from gateway.core.db.engine import Database
+from gateway.core.settings import Settings
 from gateway.costs.daily import daily_snapshot, day_bounds
 from gateway.costs.model import CostModel
 from gateway.costs.savings import SavingsQuery, savings_report
-from gateway.db.engine import Database
-from gateway.settings import Settings
 
 MAX_DAYS = 366
 

@@ -19,8 +19,8 @@ from sqlalchemy import ColumnElement, Date, Select, String, bindparam, cast, fun
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.core.db.models import Call, OutboundContact, Payment, Task
 from gateway.customers.schemas import CallItem, MessageItem, PaymentItem, TaskItem, iso, money
-from gateway.db.models import Call, OutboundContact, Payment, Task
 
 CARD_RECENT = 5
 CARD_OPEN_TASKS = 20

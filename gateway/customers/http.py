@@ -7,7 +7,16 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from gateway.appkeys import CLOCK, DATABASE, SETTINGS
+from gateway.core.appkeys import CLOCK, DATABASE, SETTINGS
+from gateway.core.http.endpoints import (
+    PageQuery,
+    decode_cursor,
+    encode_cursor,
+    endpoint,
+    json_response,
+    read_query,
+)
+from gateway.core.http.problems import NotFound
 from gateway.customers import service
 from gateway.customers.schemas import (
     CustomerCard,
@@ -16,16 +25,6 @@ from gateway.customers.schemas import (
     TimelinePage,
 )
 from gateway.customers.timeline import timeline
-from gateway.http.endpoints import (
-    PageQuery,
-    add_endpoints,
-    decode_cursor,
-    encode_cursor,
-    endpoint,
-    json_response,
-    read_query,
-)
-from gateway.http.problems import NotFound
 
 
 @endpoint(
@@ -106,8 +105,3 @@ async def customer_timeline(request: web.Request) -> web.Response:
         items, next_cursor = await timeline(session, customer_id, query.limit, query.cursor)
     page = TimelinePage(items=items, next_cursor=next_cursor)
     return json_response(page.model_dump(mode="json"))
-
-
-def setup(app: web.Application, workers: bool) -> None:
-    """Add the customer routes."""
-    add_endpoints(app, search_customers, customer_card, customer_timeline)

@@ -11,8 +11,8 @@ from sqlalchemy.orm import aliased, joinedload
 
 from crm_sync.customer_write import CRM_FIELDS as CRM_FIELDS
 from crm_sync.customer_write import write_customer
-from crm_sync.phones import last_digits
-from gateway.db.models import Customer, CustomerPhone
+from gateway.core.db.models import Customer, CustomerPhone
+from gateway.core.phones import last_digits
 
 
 async def get_by_external_id(session: AsyncSession, external_id: str) -> Customer | None:

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.clock import isoformat_z
-from gateway.http.endpoints import PageQuery
+from gateway.core.clock import isoformat_z
+from gateway.core.http.endpoints import PageQuery
 
 Match = Literal["exact", "suffix", "ambiguous", "none"]
 TimelineKind = Literal[

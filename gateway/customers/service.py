@@ -8,7 +8,8 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_sync.phones import LAST_DIGITS, lookup_keys
+from gateway.core.db.models import Call, Customer, OutboundContact, Payment, Task
+from gateway.core.phones import LAST_DIGITS, lookup_keys
 from gateway.customers.card_query import CARD_OPEN_TASKS, CARD_RECENT, card_lists
 from gateway.customers.repository import customers_by_phone_key, live_customer, search_customers
 from gateway.customers.schemas import (
@@ -24,7 +25,6 @@ from gateway.customers.schemas import (
     iso,
     money,
 )
-from gateway.db.models import Call, Customer, OutboundContact, Payment, Task
 
 # A number shared by more customers than this is a switchboard, not a household: the
 # screen-pop shows the first ones (all marked ambiguous) rather than load thousands.

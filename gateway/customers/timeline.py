@@ -10,8 +10,7 @@ from typing import Any
 from sqlalchemy import SQLColumnExpression, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.customers.schemas import TimelineItem, TimelineKind, iso, money
-from gateway.db.models import (
+from gateway.core.db.models import (
     Activity,
     Call,
     Complaint,
@@ -20,8 +19,9 @@ from gateway.db.models import (
     StatusChange,
     Task,
 )
-from gateway.http.endpoints import decode_cursor, encode_cursor
-from gateway.http.problems import InvalidInput
+from gateway.core.http.endpoints import decode_cursor, encode_cursor
+from gateway.core.http.problems import InvalidInput
+from gateway.customers.schemas import TimelineItem, TimelineKind, iso, money
 
 Before = tuple[datetime, str]
 

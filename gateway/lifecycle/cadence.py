@@ -26,9 +26,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.clock import as_utc
-from gateway.db.models import Customer, Task
-from gateway.db.types import UtcDateTime
+from gateway.core.clock import as_utc
+from gateway.core.db.models import Customer, Task
+from gateway.core.db.types import UtcDateTime
 from gateway.lifecycle.policy import LifecyclePolicy
 
 CALL_KIND = "call"

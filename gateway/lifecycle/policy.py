@@ -18,9 +18,11 @@ deletion; nothing here ever moves a customer into or out of it).
 
 from __future__ import annotations
 
-from typing import Self
+from typing import ClassVar, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
+
+from gateway.core.settings import Section
 
 # Statuses the lifecycle moves customers between; `cancelled` belongs to the CRM.
 LIFECYCLE_STATUSES = ("active", "warm", "cold", "lost")
@@ -32,8 +34,10 @@ class InvalidLifecyclePolicy(ValueError):
     """The configured thresholds contradict each other."""
 
 
-class LifecyclePolicy(BaseModel):
+class LifecyclePolicy(Section):
     """Thresholds for status moves, call cadence, monitoring and the detectors."""
+
+    section_name: ClassVar[str] = "lifecycle"
 
     warm_after_days: int = Field(default=30, ge=1)
     cold_after_days: int = Field(default=60, ge=1)

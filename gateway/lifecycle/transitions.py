@@ -39,11 +39,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_sync.outbox import Activity, enqueue_many
-from gateway.clock import as_utc, isoformat_z
-from gateway.db.models import Complaint, Customer, StatusChange
-from gateway.db.models.customers import CUSTOMER_STATUSES
-from gateway.db.types import UtcDateTime
+from gateway.core.clock import as_utc, isoformat_z
+from gateway.core.db.models import Complaint, Customer, StatusChange
+from gateway.core.db.models.customers import CUSTOMER_STATUSES
+from gateway.core.db.types import UtcDateTime
+from gateway.core.outbox import Activity, enqueue_many
 from gateway.lifecycle.policy import RANK, LifecyclePolicy
 
 EVENT_TYPE = "customer.status_changed"

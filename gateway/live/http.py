@@ -17,10 +17,10 @@ from aiohttp import WSMsgType, web
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from gateway.appkeys import BUS, DATABASE, SETTINGS
-from gateway.bus import Subscription
-from gateway.db.models import Agent, AgentExtension
-from gateway.http.auth import (
+from gateway.core.appkeys import BUS, DATABASE, SETTINGS
+from gateway.core.bus import Subscription
+from gateway.core.db.models import Agent, AgentExtension
+from gateway.core.http.auth import (
     TOKENS,
     Principal,
     bearer_token,
@@ -29,9 +29,9 @@ from gateway.http.auth import (
     record_auth_failure,
     session_principal,
 )
-from gateway.http.endpoints import add_endpoints, endpoint, json_response
-from gateway.http.problems import ApiProblem, Forbidden, Unauthorized
-from gateway.http.session import SESSION_COOKIE
+from gateway.core.http.endpoints import endpoint, json_response
+from gateway.core.http.problems import ApiProblem, Forbidden, Unauthorized
+from gateway.core.http.session import SESSION_COOKIE
 
 TICKET_TTL_SECONDS = 60
 HEARTBEAT_SECONDS = 25.0
@@ -165,8 +165,3 @@ async def _drain(socket: web.WebSocketResponse) -> None:
     async for message in socket:
         if message.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
             break
-
-
-def setup(app: web.Application, workers: bool) -> None:
-    """Add the ticket and WebSocket routes."""
-    add_endpoints(app, create_ticket, agent_socket)

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
 
-from gateway.db.engine import Database
-from gateway.db.models import OutboundContact
+from gateway.core.db.engine import Database
+from gateway.core.db.models import OutboundContact
 
 DUE_STATES = ("pending", "deferred")
 

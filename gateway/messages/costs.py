@@ -11,9 +11,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import Accepted
-from gateway.db.models import CostEntry, OutboundContact
-from gateway.db.types import new_id
-from gateway.settings import Settings
+from gateway.core.db.models import CostEntry, OutboundContact
+from gateway.core.db.types import new_id
+from gateway.core.settings import Settings
 
 
 def configured_cost(channel: str, segments: int | None, settings: Settings) -> Decimal | None:

@@ -37,15 +37,15 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import Accepted, Channel, DeliveryError, Outgoing
-from crm_sync.outbox import enqueue
-from gateway.clock import Clock
-from gateway.db.engine import Database
-from gateway.db.models import Customer, CustomerPhone, OutboundContact
+from gateway.core.clock import Clock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Customer, CustomerPhone, OutboundContact
+from gateway.core.outbox import enqueue
+from gateway.core.settings import Settings
 from gateway.messages.claim import claim_due
 from gateway.messages.costs import record_cost
 from gateway.messages.prepare import Defer, Prepared, Skip
 from gateway.messages.ratelimit import RateLimiter, Unlimited
-from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 

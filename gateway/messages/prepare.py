@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from channels.base import ChannelName, Outgoing
 from channels.consent import decide
 from channels.templates import InlineMessage, Renderer, TemplateProblem
-from gateway.db.models import Customer, OutboundContact, Payment, Template
-from gateway.settings import Settings
+from gateway.core.db.models import Customer, OutboundContact, Payment, Template
+from gateway.core.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from datetime import datetime
 
 from sqlalchemy import func, or_, select
 
-from gateway.db.engine import Database
-from gateway.db.models import OutboundContact
-from gateway.db.types import UtcDateTime
+from gateway.core.db.engine import Database
+from gateway.core.db.models import OutboundContact
+from gateway.core.db.types import UtcDateTime
+from gateway.core.metrics import Metrics
 from gateway.messages.claim import DUE_STATES
-from gateway.metrics import Metrics
 
 
 async def refresh_send_queue(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from gateway.clock import isoformat_z
-from gateway.customers.schemas import money
-from gateway.db.models import OutboundContact
+from gateway.core.clock import isoformat_z
+from gateway.core.db.models import OutboundContact
+from gateway.customers.public import money
 
 
 class MessageOut(BaseModel):

@@ -23,13 +23,12 @@ from channels.templates import (
     TemplateProblem,
     validate_template,
 )
-from gateway.appkeys import CLOCK, DATABASE, SETTINGS
-from gateway.clock import isoformat_z
-from gateway.db.engine import Database
-from gateway.db.models import Customer, Template
-from gateway.http.endpoints import (
+from gateway.core.appkeys import CLOCK, DATABASE, SETTINGS
+from gateway.core.clock import isoformat_z
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Customer, Template
+from gateway.core.http.endpoints import (
     PageQuery,
-    add_endpoints,
     decode_cursor,
     endpoint,
     json_response,
@@ -37,7 +36,7 @@ from gateway.http.endpoints import (
     read_body,
     read_query,
 )
-from gateway.http.problems import Conflict, InvalidInput, NotFound
+from gateway.core.http.problems import Conflict, InvalidInput, NotFound
 from gateway.messages.prepare import next_payment
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -268,8 +267,3 @@ async def _save(database: Database, name: str, given: TemplateIn, now: datetime)
         row.version += 1
         row.updated_at = now
     return row
-
-
-def setup(app: web.Application, workers: bool) -> None:
-    """Add the template routes."""
-    add_endpoints(app, list_templates, get_template, put_template, preview_template)

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from adapters.twilio import TwilioAdapter, adapter_from_settings
+from adapters.twilio import TwilioAdapter
 from channels.sms import INBOUND_PATH, STATUS_PATH
-from gateway.appkeys import CLOCK, DATABASE, SETTINGS
-from gateway.http.endpoints import add_endpoints, endpoint
-from gateway.http.problems import Forbidden, InvalidInput, ServiceUnavailable
+from gateway.core.appkeys import CLOCK, DATABASE, SETTINGS
+from gateway.core.http.endpoints import endpoint
+from gateway.core.http.problems import Forbidden, InvalidInput, ServiceUnavailable
 from gateway.messages.twilio_inbound import apply_inbound
 from gateway.messages.twilio_prices import PRICED_STATES, settle_prices
 from gateway.messages.twilio_status import TWILIO_TARGET, apply_status
@@ -128,30 +127,3 @@ async def twilio_inbound(request: web.Request) -> web.Response:
     async with app[DATABASE].transaction() as session:
         await apply_inbound(session, sid, sender, text, settings.default_region, now)
     return web.Response(text=EMPTY_TWIML, content_type="text/xml")
-
-
-async def _twilio_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    adapter = adapter_from_settings(
-        settings.twilio_account_sid, settings.secret("twilio_auth_token"), settings.twilio_api_base
-    )
-    tasks: set[asyncio.Task[int]] = set()
-    app[PRICE_TASKS] = tasks
-    if adapter is not None:
-        app[TWILIO_ADAPTER] = adapter
-    yield
-    # Let price fetches finish first: cancelling one inside its write transaction can
-    # leave SQLite's write lock held by a connection nobody returns to the pool.
-    if tasks:
-        await asyncio.wait(list(tasks), timeout=SHUTDOWN_GRACE_SECONDS)
-    for task in list(tasks):
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    if adapter is not None:
-        await adapter.close()
-
-
-def setup(app: web.Application, workers: bool) -> None:
-    """Add the Twilio webhooks and the shared Twilio adapter (when configured)."""
-    add_endpoints(app, twilio_status, twilio_inbound)
-    app.cleanup_ctx.append(_twilio_ctx)

@@ -11,10 +11,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_sync.ingest_guards import consent_entity, newer
-from crm_sync.outbox import enqueue
-from crm_sync.phones import InvalidPhone, normalize_phone
-from gateway.customers.service import find_by_phone
-from gateway.db.models import Customer, OutboundContact, ProcessedWebhook
+from gateway.core.db.models import Customer, OutboundContact, ProcessedWebhook
+from gateway.core.outbox import enqueue
+from gateway.core.phones import InvalidPhone, normalize_phone
+from gateway.customers.public import find_by_phone
 
 STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "стоп"})
 START_WORDS = frozenset({"start", "unstop", "yes"})

@@ -18,9 +18,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.twilio import TwilioAdapter, TwilioError
-from gateway.db.engine import Database
-from gateway.db.models import CostEntry, OutboundContact
-from gateway.db.types import new_id
+from gateway.core.db.engine import Database
+from gateway.core.db.models import CostEntry, OutboundContact
+from gateway.core.db.types import new_id
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from sqlalchemy import func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.sms import INVALID_NUMBER_CODES, OPTED_OUT_CODES
-from crm_sync.outbox import enqueue
-from gateway.db.models import Customer, CustomerPhone, OutboundContact
+from gateway.core.db.models import Customer, CustomerPhone, OutboundContact
+from gateway.core.outbox import enqueue
 
 # Twilio's MessageStatus → our state; statuses before "sent" say nothing new to us.
 TWILIO_TARGET = {

@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.email import InvalidUnsubscribeToken, customer_from_token
 from crm_sync.ingest_guards import consent_entity, newer
-from crm_sync.outbox import enqueue
-from gateway.appkeys import CLOCK, DATABASE, SETTINGS
-from gateway.db.models import Customer
-from gateway.http.endpoints import add_endpoints, endpoint
-from gateway.http.problems import ApiProblem, NotFound, ServiceUnavailable
+from gateway.core.appkeys import CLOCK, DATABASE, SETTINGS
+from gateway.core.db.models import Customer
+from gateway.core.http.endpoints import endpoint
+from gateway.core.http.problems import ApiProblem, NotFound, ServiceUnavailable
+from gateway.core.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +151,3 @@ async def unsubscribe(request: web.Request) -> web.Response:
                 )
                 log.info("customer %s unsubscribed from email by link", customer_id)
     return _page("You are unsubscribed", "<p>We will not send you e-mail any more.</p>")
-
-
-def setup(app: web.Application, workers: bool) -> None:
-    """Routes only: no worker, no health check."""
-    add_endpoints(app, unsubscribe_page, unsubscribe)

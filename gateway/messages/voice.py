@@ -11,9 +11,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from channels.base import Accepted, ChannelName, Outgoing
-from gateway.clock import Clock
-from gateway.db.engine import Database
-from gateway.db.models import Customer, Task
+from gateway.core.clock import Clock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Customer, Task
 
 DEFAULT_MIN_CALL_SECONDS = 20
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import random
+from collections.abc import Callable
+from typing import Protocol
 
 from gateway.pbx_simulator.model import (
     Bridge,
@@ -16,8 +18,31 @@ from gateway.pbx_simulator.model import (
 )
 from gateway.pbx_simulator.scenario import CallSpec
 
-if TYPE_CHECKING:
-    from gateway.pbx_simulator.engine import Pbx
+
+class Pbx(Protocol):
+    """What a call needs of the PBX that plays it (the engine's `Pbx` is one)."""
+
+    speed: float
+    operator_context: str
+    trunk: str
+    trunk_context: str
+    cdr_linkedid: bool
+    rng: random.Random
+
+    # Sends one event (name, fields, privilege) to the connected clients.
+    emit: Callable[[str, Fields, str], None]
+
+    def now(self) -> float:
+        """The simulated time, epoch seconds."""
+
+    def new_channel(self, call: CallBase, peer: str, context: str, exten: str) -> Channel:
+        """A new channel of `call`, announced with Newchannel."""
+
+    def new_bridge_id(self) -> str:
+        """A fresh bridge id."""
+
+    def forget(self, ch: Channel) -> None:
+        """Drop a hung-up channel from the live list."""
 
 
 class CallBase:

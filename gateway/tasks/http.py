@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.appkeys import CLOCK, DATABASE, SETTINGS
-from gateway.db.models import Task
-from gateway.http.auth import principal_of
-from gateway.http.endpoints import (
-    add_endpoints,
+from gateway.core.appkeys import CLOCK, DATABASE, SETTINGS
+from gateway.core.db.models import Task
+from gateway.core.http.auth import principal_of
+from gateway.core.http.endpoints import (
     endpoint,
     json_response,
     keyset_page,
     read_body,
     read_query,
 )
+from gateway.lifecycle.public import LifecyclePolicy
 from gateway.tasks.schemas import CompleteTask, TaskOut, TaskPage, TaskQuery
 from gateway.tasks.service import complete_task, task_query
 
@@ -59,11 +59,6 @@ async def complete(request: web.Request) -> web.Response:
             request.match_info["id"],
             body.call_id,
             now,
-            request.app[SETTINGS].lifecycle,
+            request.app[SETTINGS].section(LifecyclePolicy),
         )
     return json_response(TaskOut.of(task).model_dump())
-
-
-def setup(app: web.Application, workers: bool) -> None:
-    """Add the task routes."""
-    add_endpoints(app, list_tasks, complete)

@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from gateway.clock import isoformat_z
-from gateway.db.models import Task
-from gateway.http.endpoints import PageQuery
+from gateway.core.clock import isoformat_z
+from gateway.core.db.models import Task
+from gateway.core.http.endpoints import PageQuery
 
 
 class TaskOut(BaseModel):

@@ -8,12 +8,11 @@ from datetime import datetime
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_sync.outbox import enqueue
-from crm_sync.phones import last_digits
-from gateway.db.models import Call, Customer, CustomerPhone, Task
-from gateway.http.problems import Conflict, NotFound
-from gateway.lifecycle.cadence import after_monitoring_call
-from gateway.lifecycle.policy import LifecyclePolicy
+from gateway.core.db.models import Call, Customer, CustomerPhone, Task
+from gateway.core.http.problems import Conflict, NotFound
+from gateway.core.outbox import enqueue
+from gateway.core.phones import last_digits
+from gateway.lifecycle.public import LifecyclePolicy, after_monitoring_call
 
 
 class CallNotMatching(Conflict):

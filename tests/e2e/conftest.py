@@ -12,9 +12,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
-from gateway.clock import SystemClock
-from gateway.db.engine import Database
-from gateway.http.auth import TokenRegistry
+from gateway.core.clock import SystemClock
+from gateway.core.db.engine import Database
+from gateway.core.http.auth import TokenRegistry
 from gateway.pbx_simulator import SimulatorServer
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN

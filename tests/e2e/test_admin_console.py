@@ -9,10 +9,10 @@ from typing import Any
 
 from playwright.async_api import expect
 
-from gateway.clock import SystemClock
-from gateway.console import CHART_JS_ROUTE
-from gateway.db.engine import Database
-from gateway.db.models import CostEntry, OutboundContact
+from gateway.console.http import CHART_JS_ROUTE
+from gateway.core.clock import SystemClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import CostEntry, OutboundContact
 from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
 from tests.e2e.conftest import Client
 from tests.e2e.test_console import XSS_NAME, add_customer

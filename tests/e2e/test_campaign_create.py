@@ -9,7 +9,7 @@ from typing import Any
 
 from playwright.async_api import expect
 
-from gateway.db.engine import Database
+from gateway.core.db.engine import Database
 from tests.conftest import ADMIN_TOKEN, bearer
 from tests.e2e.conftest import Client
 from tests.e2e.test_admin_console import add_people

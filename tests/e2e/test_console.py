@@ -11,12 +11,12 @@ from typing import Any
 from playwright.async_api import expect
 from sqlalchemy import select
 
-from gateway.clock import SystemClock
+from gateway.core.clock import SystemClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Payment
+from gateway.core.db.models.crm import OutboxItem
+from gateway.core.db.types import new_id
 from gateway.customers.repository import upsert_customer
-from gateway.db.engine import Database
-from gateway.db.models import Payment
-from gateway.db.models.crm import OutboxItem
-from gateway.db.types import new_id
 from gateway.pbx_simulator import CallSpec, SimulatorServer
 from tests.conftest import ADMIN_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
 from tests.e2e.conftest import SECOND_AGENT, SECOND_OPERATOR_TOKEN, Client

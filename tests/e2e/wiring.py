@@ -1,4 +1,4 @@
-"""The app with the console feature, whether or not gateway/features.py lists it yet."""
+"""The app as the console tests run it."""
 
 from __future__ import annotations
 
@@ -6,15 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-import gateway.console
 from gateway.app import create_app
-from gateway.http.endpoints import ENDPOINTS
 from gateway.settings import Settings
 
 
 def console_app(settings: Settings, *, workers: bool, **kwargs: Any) -> web.Application:
-    """create_app plus the console's routes when the feature list does not add them."""
-    app = create_app(settings, workers=workers, **kwargs)
-    if not any(spec.path == "/api/session" for spec in app[ENDPOINTS]):
-        gateway.console.setup(app, workers)
-    return app
+    """create_app (its console plugin serves the sign-in and identity routes)."""
+    return create_app(settings, workers=workers, **kwargs)

@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from pydantic import SecretStr
 
 from adapters.twilio import TwilioAdapter
-from channels.policy import ContactPolicy
 from channels.sms import SmsChannel
 from gateway.campaigns.scheduler import tick
-from gateway.clock import SystemClock
-from gateway.db.engine import Database
+from gateway.core.clock import SystemClock
+from gateway.core.db.engine import Database
+from gateway.core.policy import ContactPolicy
 from gateway.messages.pipeline import SendWorker
 from gateway.messages.prepare import Preparer
 from gateway.settings import Settings

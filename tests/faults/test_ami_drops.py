@@ -26,10 +26,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from gateway.app import create_app
-from gateway.clock import SystemClock
-from gateway.db.engine import Database
-from gateway.db.models import Call, OutboxItem
-from gateway.http.auth import TokenRegistry
+from gateway.core.clock import SystemClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Call, OutboxItem
+from gateway.core.http.auth import TokenRegistry
 from gateway.pbx_simulator import CallSpec, SimulatorServer
 from gateway.settings import Settings
 from tests.support.pbx import SECRET, USERNAME, CompletedCalls, health_ami, wait_for, wired_to

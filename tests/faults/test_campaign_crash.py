@@ -25,9 +25,9 @@ from sqlalchemy import func, select
 
 from gateway.campaigns.advance import LEASE
 from gateway.campaigns.store import save_definition
-from gateway.clock import SystemClock
-from gateway.db.engine import Database
-from gateway.db.models import Enrollment, OutboundContact, Template
+from gateway.core.clock import SystemClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Enrollment, OutboundContact, Template
 from tests.faults.sender_child import ACCOUNT, TOKEN
 from tests.faults.test_send_crash import seed_customers, spawn
 from tests.support.twilio_stub import TwilioStub

@@ -25,10 +25,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.migrate import upgrade
-from gateway.http.auth import TokenRegistry
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.migrate import upgrade
+from gateway.core.http.auth import TokenRegistry
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET, bearer
 from tests.integration.test_crm_webhooks import upsert

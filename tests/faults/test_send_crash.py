@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from gateway.clock import SystemClock
-from gateway.db.engine import Database
-from gateway.db.models import Customer, CustomerPhone, OutboundContact
-from gateway.db.types import new_id
+from gateway.core.clock import SystemClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Customer, CustomerPhone, OutboundContact
+from gateway.core.db.types import new_id
 from tests.faults.sender_child import ACCOUNT, TOKEN
 from tests.support.twilio_stub import TwilioStub
 

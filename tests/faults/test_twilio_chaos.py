@@ -26,11 +26,11 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from adapters.twilio import TwilioAdapter
-from channels.policy import ContactPolicy
 from channels.sms import SmsChannel
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.models import CustomerPhone, OutboundContact
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import CustomerPhone, OutboundContact
+from gateway.core.policy import ContactPolicy
 from gateway.messages.pipeline import SendWorker
 from gateway.messages.prepare import Preparer
 from gateway.settings import Settings

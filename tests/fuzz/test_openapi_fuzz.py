@@ -27,9 +27,9 @@ from schemathesis import Case, GenerationMode
 
 from gateway import __version__
 from gateway.app import create_app
-from gateway.db.engine import Database
-from gateway.http.endpoints import ENDPOINTS
-from gateway.http.openapi import build_openapi
+from gateway.core.db.engine import Database
+from gateway.core.http.endpoints import ENDPOINTS
+from gateway.core.http.openapi import build_openapi
 from gateway.pbx_simulator import SimulatorServer
 from gateway.settings import Settings
 from tests.conftest import (

@@ -17,10 +17,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
 from gateway.app import create_app
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.models import Template
-from gateway.http.auth import TokenRegistry
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Template
+from gateway.core.http.auth import TokenRegistry
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
 from tests.support.twilio_app import twilio_configured, twilio_signed

@@ -24,11 +24,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from gateway.app import create_app
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.models import Base, Customer, OutboundContact
-from gateway.db.types import new_id
-from gateway.http.auth import TokenRegistry
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Base, Customer, OutboundContact
+from gateway.core.db.types import new_id
+from gateway.core.http.auth import TokenRegistry
 from gateway.messages.twilio_http import PRICE_TASKS
 from gateway.settings import Settings
 from tests.fuzz.test_webhook_fuzz import drive, row_counts

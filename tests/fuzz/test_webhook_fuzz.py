@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from crm_sync.signature import HEADER, sign
-from gateway.appkeys import SETTINGS
-from gateway.clock import FixedClock, isoformat_z
-from gateway.db.engine import Database
-from gateway.db.models import Base, Customer
+from gateway.core.appkeys import SETTINGS
+from gateway.core.clock import FixedClock, isoformat_z
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Base, Customer
 from tests.conftest import WEBHOOK_SECRET
 
 Client = TestClient[Any, Any]

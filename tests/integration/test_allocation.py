@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,17 +14,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
 import gateway.cli
-from gateway.allocation import cli as allocation_cli
-from gateway.allocation import http as allocation_http
 from gateway.app import create_app
-from gateway.clock import FixedClock
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import AllocationRun, Partner, Task
+from gateway.core.db.models.crm import OutboxItem
+from gateway.core.db.types import new_id
+from gateway.core.http.auth import TokenRegistry
 from gateway.customers.repository import upsert_customer
-from gateway.db.engine import Database
-from gateway.db.models import AllocationRun, Partner, Task
-from gateway.db.models.crm import OutboxItem
-from gateway.db.types import new_id
-from gateway.http.auth import TokenRegistry
-from gateway.http.endpoints import ENDPOINTS
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
 
@@ -45,26 +40,15 @@ MOBILE_ADULT = {
 async def client(
     settings: Settings, database: Database, clock: FixedClock, tokens: TokenRegistry
 ) -> AsyncIterator[Client]:
-    """The real app; adds this feature itself until gateway/features.py lists it."""
+    """The real app."""
     app = create_app(settings, clock=clock, tokens=tokens, workers=False)
-    if not any(spec.path == "/api/allocation/run" for spec in app[ENDPOINTS]):
-        allocation_http.setup(app, False)
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         yield test_client
 
 
 def cli_main(argv: list[str]) -> int:
-    """`switchboard …` through gateway.cli.main once it lists this module."""
-    if "gateway.allocation.cli" in gateway.cli.COMMAND_MODULES:
-        return gateway.cli.main(argv)
-    parser = argparse.ArgumentParser(prog="switchboard")
-    allocation_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args, Settings()))
-    except gateway.cli.UsageError as exc:
-        print(f"switchboard: {exc}", file=sys.stderr)
-        return 2
+    """`switchboard …` through gateway.cli.main."""
+    return gateway.cli.main(argv)
 
 
 async def import_csv(

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.models import Agent, Task
-from gateway.db.models.crm import OutboxItem
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Agent, Task
+from gateway.core.db.models.crm import OutboxItem
 from tests.integration.test_allocation import (
     ADMIN,
     KYIV,
@@ -38,7 +38,7 @@ async def put_agent(client: Client, key: str, **terms: Any) -> tuple[int, dict[s
 
 async def holders(database: Database) -> dict[str, tuple[str | None, str | None]]:
     """CRM task id → (partner's CRM id, assignee)."""
-    from gateway.db.models import Partner
+    from gateway.core.db.models import Partner
 
     async with database.sessions() as session:
         partners = {row.id: row.partner_id for row in await session.scalars(select(Partner))}

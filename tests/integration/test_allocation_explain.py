@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
 from tests.conftest import OPERATOR_TOKEN, bearer
 from tests.integration.test_allocation import (
     ADMIN,

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.bus import Bus, MemoryBus, RedisBus
+from gateway.core.bus import Bus, MemoryBus, RedisBus
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -6,12 +6,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from gateway.bus import MemoryBus
 from gateway.calls import CallTracker
 from gateway.calls.recorder import CallRecorder
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.models import Call, CallLeg, CostEntry, OutboxItem, Task
+from gateway.core.bus import MemoryBus
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Call, CallLeg, CostEntry, OutboxItem, Task
 from gateway.live.http import agent_channel
 from gateway.settings import Settings
 from tests.support.factories import make_customer, make_task
@@ -139,7 +139,7 @@ async def test_rebuild_from_raw_events_recreates_the_record_once(
     from datetime import timedelta
 
     from gateway.calls.rebuild import rebuild_calls
-    from gateway.db.models import AmiRawEvent
+    from gateway.core.db.models import AmiRawEvent
 
     start = clock.now()
     async with database.transaction() as session:

@@ -18,9 +18,9 @@ from gateway.campaigns import store
 from gateway.campaigns.arms import HOLDOUT, assign_arm
 from gateway.campaigns.definition import DefinitionError, Experiment, validate_definition
 from gateway.campaigns.preview import ASSUMED_CALL_MINUTES, preview
-from gateway.campaigns.rules import segment
-from gateway.db.engine import Database
-from gateway.db.models import Call, Campaign, CampaignVersion, Customer, Payment, Template
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Call, Campaign, CampaignVersion, Customer, Payment, Template
+from gateway.core.rules import segment
 from gateway.settings import Settings
 from tests.support.cli_process import run_cli
 
@@ -28,14 +28,7 @@ NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = REPO / "config" / "campaigns"
 SEED_NAMES = {"payment-reminder", "reactivation", "monitoring", "lost-customers", "recession"}
-# The campaign commands are registered by gateway.cli's COMMAND_MODULES once wired; until
-# then the child process adds the module itself (a no-op after wiring).
-CLI_MAIN = (
-    "import sys, gateway.cli as c\n"
-    "m = 'gateway.campaigns.cli'\n"
-    "c.COMMAND_MODULES = c.COMMAND_MODULES if m in c.COMMAND_MODULES else (*c.COMMAND_MODULES, m)\n"
-    "sys.exit(c.main(sys.argv[1:]))"
-)
+CLI_MAIN = "import sys, gateway.cli as c\nsys.exit(c.main(sys.argv[1:]))"
 
 BASE: dict[str, Any] = {
     "name": "spring",

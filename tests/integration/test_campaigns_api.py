@@ -12,15 +12,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-import gateway.campaigns.http
 from gateway.app import create_app
 from gateway.campaigns import store
-from gateway.campaigns.rules import catalogue, segment, validate_rule
-from gateway.clock import FixedClock, parse_time_input
-from gateway.db.engine import Database
-from gateway.features import FEATURES
-from gateway.http.auth import TokenRegistry
-from gateway.http.endpoints import ENDPOINTS
+from gateway.core.clock import FixedClock, parse_time_input
+from gateway.core.db.engine import Database
+from gateway.core.http.auth import TokenRegistry
+from gateway.core.http.endpoints import ENDPOINTS
+from gateway.core.rules import catalogue, segment, validate_rule
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
 from tests.integration.test_campaign_store import BASE, SEEDS, add_customers, counts
@@ -33,10 +31,8 @@ ADMIN = bearer(ADMIN_TOKEN)
 async def api(
     settings: Settings, database: Database, clock: FixedClock, tokens: TokenRegistry
 ) -> AsyncIterator[Client]:
-    """The real app; the campaigns feature is added here until features.py lists it."""
+    """The real app."""
     app = create_app(settings, clock=clock, tokens=tokens, workers=False)
-    if gateway.campaigns.http.setup not in FEATURES:
-        gateway.campaigns.http.setup(app, False)
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         yield test_client
 

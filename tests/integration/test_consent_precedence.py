@@ -9,9 +9,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from channels.email import unsubscribe_token
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.models import Customer
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Customer
 from tests.conftest import WEBHOOK_SECRET
 from tests.integration.test_crm_webhooks import post_event, upsert
 

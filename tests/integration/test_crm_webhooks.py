@@ -16,9 +16,9 @@ from sqlalchemy.orm import selectinload
 
 from crm_sync.signature import HEADER, sign
 from gateway.app import create_app
-from gateway.clock import FixedClock, isoformat_z
-from gateway.db.engine import Database
-from gateway.db.models import (
+from gateway.core.clock import FixedClock, isoformat_z
+from gateway.core.db.engine import Database
+from gateway.core.db.models import (
     Activity,
     Agent,
     AgentExtension,
@@ -33,7 +33,7 @@ from gateway.db.models import (
     Task,
     Template,
 )
-from gateway.http.auth import TokenRegistry
+from gateway.core.http.auth import TokenRegistry
 from gateway.settings import Settings
 from tests.conftest import OPERATOR_TOKEN, WEBHOOK_SECRET, bearer
 

@@ -16,9 +16,9 @@ from crm_sync.csv_import import import_customers
 from crm_sync.csv_rows import COLUMNS, ImportFileError
 from crm_sync.demo import DemoDataMissing, load_demo
 from gateway import cli
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.models import Activity, Agent, AgentExtension, Customer, CustomerPhone, Payment
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Activity, Agent, AgentExtension, Customer, CustomerPhone, Payment
 from gateway.settings import Settings
 
 HEADER = ",".join(COLUMNS)

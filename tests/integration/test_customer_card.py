@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-from gateway.clock import FixedClock
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Call, OutboundContact, Payment, Task
 from gateway.customers import service
 from gateway.customers.card_query import CARD_OPEN_TASKS, CARD_RECENT, card_lists
 from gateway.customers.service import card, get_live
-from gateway.db.engine import Database
-from gateway.db.models import Call, OutboundContact, Payment, Task
 from tests.support.factories import make_customer
 
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from gateway.clock import FixedClock
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Call
 from gateway.customers.service import find_by_phone
-from gateway.db.engine import Database
-from gateway.db.models import Call
 from tests.conftest import CRM_TOKEN, OPERATOR_TOKEN, bearer
 from tests.integration.test_crm_webhooks import post_event
 

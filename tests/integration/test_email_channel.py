@@ -26,13 +26,11 @@ from channels.email import (
     unsubscribe_token,
 )
 from gateway.app import create_app
-from gateway.clock import FixedClock
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Customer, OutboxItem
+from gateway.core.http.auth import TokenRegistry
 from gateway.customers.repository import upsert_customer
-from gateway.db.engine import Database
-from gateway.db.models import Customer, OutboxItem
-from gateway.http.auth import TokenRegistry
-from gateway.http.endpoints import ENDPOINTS
-from gateway.messages import unsubscribe_http
 from gateway.settings import Settings
 from tests.conftest import START, WEBHOOK_SECRET
 from tests.support.smtp_sink import SelfSignedCertificate, SmtpSink, make_certificate
@@ -369,10 +367,8 @@ async def test_find_sent_cannot_know(channel: EmailChannel) -> None:
 async def app_client(
     settings: Settings, database: Database, clock: FixedClock, tokens: TokenRegistry
 ) -> AsyncIterator[Client]:
-    """The app with the unsubscribe feature (added here until features.py lists it)."""
+    """The app (its messages plugin serves the unsubscribe link)."""
     app: web.Application = create_app(settings, clock=clock, tokens=tokens, workers=False)
-    if not any(spec.path == unsubscribe_http.PATH for spec in app[ENDPOINTS]):
-        unsubscribe_http.setup(app, False)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield client
 

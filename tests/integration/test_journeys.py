@@ -17,7 +17,6 @@ from sqlalchemy import func, select
 
 from crm_sync.events import ParseContext, parse_data, parse_envelope
 from crm_sync.ingest import apply_event
-from gateway.bus import MemoryBus
 from gateway.campaigns.arms import HOLDOUT, assign_arm
 from gateway.campaigns.definition import validate_definition
 from gateway.campaigns.journey import DONE, WAITING, contact_key
@@ -28,10 +27,11 @@ from gateway.campaigns.scheduler import (
     tick,
 )
 from gateway.campaigns.store import save_definition
-from gateway.cli import UsageError
-from gateway.clock import isoformat_z
-from gateway.db.engine import Database
-from gateway.db.models import (
+from gateway.core.bus import MemoryBus
+from gateway.core.cli import UsageError
+from gateway.core.clock import isoformat_z
+from gateway.core.db.engine import Database
+from gateway.core.db.models import (
     Campaign,
     Customer,
     Enrollment,

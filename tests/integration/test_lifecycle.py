@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 
 from crm_sync.events import ParseContext, parse_data, parse_envelope
 from crm_sync.ingest import apply_event
-from gateway.clock import FixedClock, isoformat_z
-from gateway.db.engine import Database
-from gateway.db.models import Customer, OutboxItem, StatusChange, Task
+from gateway.core.clock import FixedClock, isoformat_z
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Customer, OutboxItem, StatusChange, Task
 from gateway.lifecycle.cadence import (
     add_months,
     after_monitoring_call,

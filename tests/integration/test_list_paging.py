@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from gateway.appkeys import CLOCK
-from gateway.db.engine import Database
+from gateway.core.appkeys import CLOCK
+from gateway.core.db.engine import Database
 from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
 from tests.support.factories import make_call, make_customer, make_task
 

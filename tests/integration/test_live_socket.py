@@ -11,10 +11,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
-from gateway.appkeys import BUS, CLOCK
-from gateway.db.engine import Database
-from gateway.db.models import Agent, AgentExtension
-from gateway.http.auth import TokenRegistry
+from gateway.core.appkeys import BUS, CLOCK
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Agent, AgentExtension
+from gateway.core.http.auth import TokenRegistry
 from gateway.live.http import agent_channel
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer

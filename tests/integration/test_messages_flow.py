@@ -10,9 +10,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.http.auth import TokenRegistry
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.http.auth import TokenRegistry
 from gateway.settings import Settings
 from tests.conftest import OPERATOR_TOKEN, bearer
 from tests.integration.test_crm_webhooks import post_event, upsert
@@ -109,7 +109,7 @@ async def test_an_sms_goes_through_twilio_and_its_delivery_comes_back_signed(
     from pydantic import SecretStr
     from sqlalchemy import select
 
-    from gateway.db.models import OutboxItem
+    from gateway.core.db.models import OutboxItem
     from tests.support.twilio_stub import TwilioStub
 
     stub = TwilioStub("ACflow", "flow-token", clock=clock.now)

@@ -6,9 +6,9 @@ from alembic import command
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from gateway.db.engine import Database
-from gateway.db.migrate import alembic_config, upgrade
-from gateway.db.models import Base
+from gateway.core.db.engine import Database
+from gateway.core.db.migrate import alembic_config, upgrade
+from gateway.core.db.models import Base
 
 
 async def test_models_and_migrations_agree(database: Database) -> None:

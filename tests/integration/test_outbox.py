@@ -14,14 +14,16 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from crm_sync.outbox import InvalidOutboxItem, OutboxWorker, enqueue
+from crm_sync.outbox import OutboxWorker
+from gateway.core.outbox import InvalidOutboxItem, enqueue
+from crm_sync.settings import OutboxPolicy
 from gateway.app import create_app
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.models.crm import OutboxItem
-from gateway.http.auth import TokenRegistry
-from gateway.metrics import Metrics
-from gateway.settings import OutboxPolicy, Settings
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models.crm import OutboxItem
+from gateway.core.http.auth import TokenRegistry
+from gateway.core.metrics import Metrics
+from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, WEBHOOK_SECRET, bearer
 from tests.support.cli_process import run_cli
 from tests.support.crm_server import CrmServer

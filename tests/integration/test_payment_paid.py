@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from channels.sandbox import SandboxChannel
 from gateway.campaigns.scheduler import tick
 from gateway.campaigns.store import save_template
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.models import (
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import (
     Enrollment,
     EntityVersion,
     OutboundContact,

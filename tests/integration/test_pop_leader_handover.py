@@ -20,8 +20,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
 from gateway.calls.link import LEADER_GRACE, LEADER_RENEW, LEADER_TTL
-from gateway.clock import SystemClock
-from gateway.http.auth import TokenRegistry
+from gateway.core.clock import SystemClock
+from gateway.core.http.auth import TokenRegistry
 from gateway.pbx_simulator import CallSpec, SimulatorServer
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, bearer

@@ -9,12 +9,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from gateway.retention.cli import register
 from sqlalchemy import func, select
 
-from gateway.cli import UsageError
-from gateway.clock import SystemClock
-from gateway.db.engine import Database
-from gateway.db.models import (
+from gateway.core.cli import UsageError
+from gateway.core.clock import SystemClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import (
     Activity,
     AmiRawEvent,
     Call,
@@ -27,9 +28,13 @@ from gateway.db.models import (
     Payment,
     ProcessedWebhook,
 )
-from gateway.db.types import new_id
-from gateway.retention import PROCESSED_ID_MIN_DAYS, RetentionError, purge, purged_external_id
-from gateway.retention_cli import register
+from gateway.core.db.types import new_id
+from gateway.retention.service import (
+    PROCESSED_ID_MIN_DAYS,
+    RetentionError,
+    purge,
+    purged_external_id,
+)
 from gateway.settings import Settings
 from tests.conftest import START
 from tests.support.databases import truncate_all

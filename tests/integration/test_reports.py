@@ -16,14 +16,12 @@ from xml.etree import ElementTree
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-import gateway.costs.http
 from gateway.app import create_app
 from gateway.cli import main
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.models import CostEntry
-from gateway.http.auth import TokenRegistry
-from gateway.http.endpoints import ENDPOINTS
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import CostEntry
+from gateway.core.http.auth import TokenRegistry
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
 from tests.support.databases import truncate_all
@@ -56,8 +54,6 @@ async def reports(
     """The real app with the reports feature, clock at 2 December 2026."""
     clock = FixedClock(datetime(2026, 12, 2, 12, tzinfo=UTC))
     app = create_app(settings, clock=clock, tokens=tokens, workers=False)
-    if not any(spec.path == "/api/reports/savings" for spec in app[ENDPOINTS]):
-        gateway.costs.http.setup(app, False)
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         yield test_client
 

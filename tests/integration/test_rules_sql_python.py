@@ -13,7 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.campaigns.rules import (
+from gateway.core.db.engine import Database
+from gateway.core.db.models import (
+    Activity,
+    Call,
+    Customer,
+    OutboundContact,
+    Payment,
+)
+from gateway.core.rules import (
     CustomerFacts,
     CustomerNotFound,
     evaluate,
@@ -21,15 +29,7 @@ from gateway.campaigns.rules import (
     segment,
     validate_rule,
 )
-from gateway.campaigns.rules.fields import local_today
-from gateway.db.engine import Database
-from gateway.db.models import (
-    Activity,
-    Call,
-    Customer,
-    OutboundContact,
-    Payment,
-)
+from gateway.core.rules.fields import local_today
 from tests.support.databases import truncate_all
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from gateway.bus import RedisBus
 from gateway.campaigns.journey import contact_key
 from gateway.campaigns.run_reports import TickReport
 from gateway.campaigns.scheduler import run_campaign, tick
 from gateway.campaigns.store import save_definition
-from gateway.db.engine import Database
-from gateway.db.models import Customer, Enrollment, OutboundContact
+from gateway.core.bus import RedisBus
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Customer, Enrollment, OutboundContact
 from gateway.settings import Settings
 from tests.support.databases import truncate_all
 

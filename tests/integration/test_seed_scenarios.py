@@ -22,10 +22,9 @@ from sqlalchemy import select, update
 from channels.sandbox import SandboxChannel
 from gateway.campaigns.scheduler import run_campaign, tick
 from gateway.campaigns.store import load_directory, save_definition
-from gateway.clock import FixedClock, isoformat_z
-from gateway.daily_jobs import run_daily
-from gateway.db.engine import Database
-from gateway.db.models import (
+from gateway.core.clock import FixedClock, isoformat_z
+from gateway.core.db.engine import Database
+from gateway.core.db.models import (
     Call,
     Campaign,
     Customer,
@@ -34,8 +33,11 @@ from gateway.db.models import (
     StatusChange,
     Task,
 )
+from gateway.core.scheduler import DailyReport
+from gateway.core.scheduler import run_daily as run_jobs
 from gateway.messages.pipeline import SendWorker
 from gateway.messages.prepare import Preparer
+from gateway.plugins import DAILY_JOBS
 from gateway.settings import Settings
 from gateway.tasks.service import CallTooShort, complete_task
 from tests.integration.test_journeys import crm, customer
@@ -45,6 +47,11 @@ SEEDS = Path(__file__).resolve().parents[2] / "config" / "campaigns"
 # 12:00 UTC is 14:00 (15:00 in summer) in Kyiv: after every shipped schedule of the day.
 T0 = datetime(2027, 1, 4, 12, 0, tzinfo=UTC)
 PHONE = "+380501234567"
+
+
+async def run_daily(database: Database, settings: Settings, as_of: datetime) -> DailyReport:
+    """Every plugin's daily job, as the gateway's scheduler runs them."""
+    return await run_jobs(DAILY_JOBS, database, settings, as_of)
 
 
 def day(n: float, hours: float = 0) -> datetime:

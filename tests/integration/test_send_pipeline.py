@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.models import CostEntry, CustomerPhone, OutboundContact, OutboxItem
-from gateway.db.types import new_id
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import CostEntry, CustomerPhone, OutboundContact, OutboxItem
+from gateway.core.db.types import new_id
 from gateway.messages.pipeline import SendWorker
 from gateway.messages.prepare import Preparer
 from gateway.settings import Settings
@@ -70,7 +70,7 @@ async def test_opted_out_customer_is_skipped_and_nothing_is_sent(
 ) -> None:
     customer = await make_customer(database, clock.now(), "C-1", ["+380671234567"])
     async with database.transaction() as session:
-        from gateway.db.models import Customer
+        from gateway.core.db.models import Customer
 
         (await session.get(Customer, customer)).sms_opt_out = True  # type: ignore[union-attr]
     await add_contact(database, clock, customer, "crm:e1")
@@ -213,7 +213,7 @@ async def test_outside_the_sending_window_a_message_waits_for_it(
 async def test_a_template_with_a_missing_variable_is_skipped_never_half_sent(
     database: Database, settings: Settings, clock: FixedClock
 ) -> None:
-    from gateway.db.models import Template
+    from gateway.core.db.models import Template
 
     customer = await make_customer(database, clock.now(), "C-1", ["+380671234567"])
     async with database.transaction() as session:

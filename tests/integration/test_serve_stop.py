@@ -25,7 +25,7 @@ def _free_port() -> int:
 
 def _start_gateway(tmp_path: Path) -> subprocess.Popen[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("SWITCHBOARD_")}
-    env["SWITCHBOARD_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    env["SWITCHBOARD_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'gateway.core.db'}"
     command = [sys.executable, "-m", "gateway.cli", "serve", "--demo", "--port", str(_free_port())]
     return subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path

@@ -12,12 +12,12 @@ from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
-from gateway.appkeys import CLOCK
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.models.crm import OutboxItem
-from gateway.http.auth import TokenRegistry
-from gateway.http.session import SESSION_COOKIE
+from gateway.core.appkeys import CLOCK
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models.crm import OutboxItem
+from gateway.core.http.auth import TokenRegistry
+from gateway.core.http.session import SESSION_COOKIE
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
 from tests.e2e.wiring import console_app

@@ -20,12 +20,12 @@ from channels.base import DeliveryError, Outgoing
 from channels.sandbox import SandboxChannel
 from channels.sms import STATUS_PATH, SmsChannel, status_callback_url
 from gateway.app import create_app
-from gateway.appkeys import SETTINGS
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.models import CostEntry, Customer, CustomerPhone, OutboundContact, OutboxItem
-from gateway.db.types import new_id
-from gateway.http.auth import TokenRegistry
+from gateway.core.appkeys import SETTINGS
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import CostEntry, Customer, CustomerPhone, OutboundContact, OutboxItem
+from gateway.core.db.types import new_id
+from gateway.core.http.auth import TokenRegistry
 from gateway.messages import twilio_http
 from gateway.messages.twilio_prices import settle_prices
 from gateway.settings import Settings
@@ -279,10 +279,6 @@ async def app_client(
     app = create_app(
         _settings(database_url, stub.base_url, port), clock=clock, tokens=tokens, workers=False
     )
-    if not any(
-        route.resource and route.resource.canonical == STATUS_PATH for route in app.router.routes()
-    ):
-        twilio_http.setup(app, False)
     async with TestClient(TestServer(app, host="127.0.0.1", port=port)) as client:
         yield client
 
@@ -552,10 +548,6 @@ async def test_webhooks_without_twilio_configured_are_unavailable(
 ) -> None:
     settings = Settings(database_url=database_url, crm_webhook_secret=WEBHOOK_SECRET)
     app = create_app(settings, clock=clock, tokens=tokens, workers=False)
-    if not any(
-        route.resource and route.resource.canonical == STATUS_PATH for route in app.router.routes()
-    ):
-        twilio_http.setup(app, False)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         params: dict[str, Any] = {"MessageSid": "SM1", "MessageStatus": "delivered"}
         response = await client.post(STATUS_PATH, data=params)

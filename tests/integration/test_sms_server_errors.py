@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import select
 
 from adapters.twilio import TwilioAdapter
-from channels.policy import ContactPolicy
 from channels.sms import SmsChannel
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.models import OutboundContact
-from gateway.db.types import new_id
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import OutboundContact
+from gateway.core.db.types import new_id
+from gateway.core.policy import ContactPolicy
 from gateway.messages.pipeline import RESOLVE_GRACE, SendWorker
 from gateway.messages.prepare import Preparer
 from gateway.settings import Settings

@@ -8,9 +8,9 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from gateway.appkeys import CLOCK
-from gateway.db.engine import Database
-from gateway.db.models import OutboxItem, Task
+from gateway.core.appkeys import CLOCK
+from gateway.core.db.engine import Database
+from gateway.core.db.models import OutboxItem, Task
 from tests.conftest import CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
 from tests.support.factories import make_call, make_customer, make_task
 

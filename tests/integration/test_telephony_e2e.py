@@ -10,8 +10,8 @@ import pytest
 from aiohttp import ClientWebSocketResponse
 from aiohttp.test_utils import TestClient
 
-from gateway.clock import SystemClock
-from gateway.db.engine import Database
+from gateway.core.clock import SystemClock
+from gateway.core.db.engine import Database
 from gateway.pbx_simulator import CallSpec, SimulatorServer
 from tests.conftest import ADMIN_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
 from tests.integration.test_live_socket import add_agent
@@ -179,7 +179,7 @@ async def test_transfers_attribute_talk_time_to_each_operator(
     (record,) = await ended_calls(gateway, 1)
     assert record["extension"] == "201" and record["disposition"] == "answered"
     async with database.sessions() as session:
-        from gateway.db.models import Call
+        from gateway.core.db.models import Call
 
         call = await session.get(Call, record["id"])
     assert call is not None
@@ -198,7 +198,7 @@ async def test_the_call_s_raw_events_are_stored_for_rebuilds(
     async def stored() -> list[tuple[str, str | None]]:
         from sqlalchemy import select
 
-        from gateway.db.models import AmiRawEvent
+        from gateway.core.db.models import AmiRawEvent
 
         async with database.sessions() as session:
             rows = await session.scalars(

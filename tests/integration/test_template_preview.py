@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway.clock import FixedClock
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Payment, Template
+from gateway.core.db.types import new_id
 from gateway.customers.repository import upsert_customer
-from gateway.db.engine import Database
-from gateway.db.models import Payment, Template
-from gateway.db.types import new_id
 from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
 from tests.integration.test_templates_api import REMINDER, Client, client
 

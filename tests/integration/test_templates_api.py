@@ -10,11 +10,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.http.auth import TokenRegistry
-from gateway.http.endpoints import ENDPOINTS
-from gateway.messages import templates_http
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.http.auth import TokenRegistry
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_TOKEN, bearer
 
@@ -34,10 +32,8 @@ REMINDER = {
 async def client(
     settings: Settings, database: Database, clock: FixedClock, tokens: TokenRegistry
 ) -> AsyncIterator[Client]:
-    """The real app; adds this feature itself until gateway/features.py lists it."""
+    """The real app."""
     app = create_app(settings, clock=clock, tokens=tokens, workers=False)
-    if not any(spec.path == "/api/templates" for spec in app[ENDPOINTS]):
-        templates_http.setup(app, False)
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         yield test_client
 

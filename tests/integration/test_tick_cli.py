@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from crm_sync.demo import load_demo
 from gateway.campaigns.store import load_directory
 from gateway.cli import main
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.models import Enrollment, OutboundContact, StatusChange, Task
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Enrollment, OutboundContact, StatusChange, Task
 from gateway.settings import Settings
 from tests.support.databases import truncate_all
 

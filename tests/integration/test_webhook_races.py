@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from crm_sync.signature import HEADER, sign
-from gateway.appkeys import CLOCK
-from gateway.clock import isoformat_z
-from gateway.db.engine import Database
-from gateway.db.models import Customer, CustomerPhone, StatusChange
+from gateway.core.appkeys import CLOCK
+from gateway.core.clock import isoformat_z
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Customer, CustomerPhone, StatusChange
 from tests.conftest import WEBHOOK_SECRET
 
 Client = TestClient[Any, Any]

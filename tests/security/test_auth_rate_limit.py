@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.appkeys import CLOCK
-from gateway.clock import FixedClock
-from gateway.http.auth import (
+from gateway.core.appkeys import CLOCK
+from gateway.core.clock import FixedClock
+from gateway.core.http.auth import (
     FAILURE_LIMIT,
     FAILURE_WINDOW,
     TOKENS,
@@ -23,13 +23,13 @@ from gateway.http.auth import (
     check_auth_brake,
     record_auth_failure,
 )
-from gateway.http.problems import (
+from gateway.core.http.problems import (
     PROBLEM_BASE,
     PROBLEM_CONTENT_TYPE,
     Unauthorized,
     problem_middleware,
 )
-from gateway.http.session import SESSION_COOKIE
+from gateway.core.http.session import SESSION_COOKIE
 from tests.conftest import ADMIN_TOKEN, bearer
 
 Client = TestClient[Any, Any]

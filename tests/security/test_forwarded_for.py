@@ -12,10 +12,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import ValidationError
 
 from gateway.app import create_app
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.http.auth import FAILURE_LIMIT, TokenRegistry
-from gateway.http.forwarded import client_from, parse_networks
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.http.auth import FAILURE_LIMIT, TokenRegistry
+from gateway.core.http.forwarded import client_from, parse_networks
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, bearer
 

@@ -16,12 +16,12 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from gateway.clock import FixedClock
-from gateway.db.engine import Database
-from gateway.db.models import Call, OutboundContact
-from gateway.db.types import new_id
-from gateway.http.request_context import REQUEST_ID_HEADER, request_id_from
-from gateway.logs import ContextFilter, JsonFormatter, MaskingFormatter, call_context, mask_pii
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Call, OutboundContact
+from gateway.core.db.types import new_id
+from gateway.core.http.request_context import REQUEST_ID_HEADER, request_id_from
+from gateway.core.logs import ContextFilter, JsonFormatter, MaskingFormatter, call_context, mask_pii
 from gateway.pbx_simulator import CallSpec, SimulatorServer
 from tests.conftest import ADMIN_TOKEN, bearer
 from tests.support.pbx import pbx, pbx_gateway, wait_for

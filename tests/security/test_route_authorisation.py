@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from gateway.app import create_app
-from gateway.db.engine import Database
-from gateway.db.models import CampaignVersion, Template
-from gateway.http.auth import TokenRegistry
-from gateway.http.endpoints import ENDPOINTS, EndpointSpec
+from gateway.core.db.engine import Database
+from gateway.core.db.models import CampaignVersion, Template
+from gateway.core.http.auth import TokenRegistry
+from gateway.core.http.endpoints import ENDPOINTS, EndpointSpec
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_TOKEN, bearer
 

@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 import asyncpg
 from sqlalchemy import text
 
-from gateway.db.engine import Database
-from gateway.db.migrate import upgrade
-from gateway.db.models import Base
+from gateway.core.db.engine import Database
+from gateway.core.db.migrate import upgrade
+from gateway.core.db.models import Base
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Call, Task
+from gateway.core.db.types import new_id
 from gateway.customers.repository import upsert_customer
-from gateway.db.engine import Database
-from gateway.db.models import Call, Task
-from gateway.db.types import new_id
 
 
 async def make_customer(

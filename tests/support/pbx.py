@@ -11,9 +11,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from gateway.app import create_app
-from gateway.clock import SystemClock
-from gateway.db.engine import Database
-from gateway.http.auth import TokenRegistry
+from gateway.core.clock import SystemClock
+from gateway.core.db.engine import Database
+from gateway.core.http.auth import TokenRegistry
 from gateway.pbx_simulator import SimulatorServer
 from gateway.pbx_simulator.model import Fields
 from gateway.settings import Settings

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from gateway.allocation.eligibility import eligible_in_python
 from gateway.allocation.eligibility_fast import eligible_grouped
 from gateway.allocation.model import AllocationInputError, Contact, PartnerTerms, eligibility_rule
-from gateway.campaigns.rules import CustomerFacts
+from gateway.core.rules import CustomerFacts
 from tests.integration.test_rules_sql_python import AMOUNTS, PRODUCTS, REGIONS, rules
 
 DAYS = [None, -1, 0, 1, 2, 7, 29, 30, 31, 41]

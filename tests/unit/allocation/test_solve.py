@@ -24,7 +24,7 @@ from gateway.allocation.model import (
     parse_problem,
 )
 from gateway.allocation.solve import solve
-from gateway.campaigns.rules import CustomerFacts
+from gateway.core.rules import CustomerFacts
 
 KYIV = {"field": "region", "op": "==", "value": "kyiv"}
 KYIV_LVIV = {"field": "region", "op": "in", "value": ["kyiv", "lviv"]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.calls import ChannelClass, ChannelRole, Topology, TopologyError
-from gateway.settings import PbxTopology
+from gateway.calls.settings import PbxTopology
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from gateway.calls import (
     RingStopReason,
     Topology,
 )
-from gateway.settings import PbxTopology
+from gateway.calls.settings import PbxTopology
 from tests.unit.calls.replay import (
     StepClock,
     at,

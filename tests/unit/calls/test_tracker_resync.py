@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from adapters.ami.protocol import AmiMessage
 from gateway.calls import AnswerSource, CallRecord, CallTracker, ChangeKind, Disposition, Topology
-from gateway.settings import PbxTopology
+from gateway.calls.settings import PbxTopology
 from tests.unit.calls.replay import StepClock
 from tests.unit.calls.test_tracker_behaviour import chan, ev, queue_call
 

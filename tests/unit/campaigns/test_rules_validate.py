@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.campaigns.rules import (
+from gateway.core.rules import (
     FIELDS,
     AllOf,
     AnyOf,
@@ -20,7 +20,7 @@ from gateway.campaigns.rules import (
     rule_to_raw,
     validate_rule,
 )
-from gateway.campaigns.rules.validate import MAX_DEPTH, MAX_NODES
+from gateway.core.rules.validate import MAX_DEPTH, MAX_NODES
 
 
 def leaf(field: str, op: str, value: Any = None) -> dict[str, Any]:

@@ -21,10 +21,10 @@ from channels.consent import (
     plan_time,
     recent_contact_times,
 )
-from channels.policy import ContactPolicy, FrequencyCap
-from gateway.db.engine import Database
-from gateway.db.models import Customer, CustomerPhone, DoNotContact, OutboundContact
-from gateway.db.types import new_id
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Customer, CustomerPhone, DoNotContact, OutboundContact
+from gateway.core.db.types import new_id
+from gateway.core.policy import ContactPolicy, FrequencyCap
 from tests.support.factories import make_customer
 
 KYIV = ZoneInfo("Europe/Kyiv")

@@ -21,7 +21,7 @@ from channels.templates import (
     format_number,
     validate_template,
 )
-from gateway.db.models import Customer, CustomerPhone, Payment
+from gateway.core.db.models import Customer, CustomerPhone, Payment
 
 
 @dataclass

@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from gateway.db.engine import Database
-from gateway.db.models import (
+from gateway.core.db.engine import Database
+from gateway.core.db.models import (
     Call,
     Campaign,
     CampaignVersion,

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, literal, select
 
-from gateway.clock import parse_time_input
+from gateway.core.clock import parse_time_input
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Call, ExperimentAssignment
 from gateway.costs.callers import MONTHS_PER_MASK, CampaignTopic, callers_by_month
 from gateway.costs.ledger import Month, months_between
 from gateway.costs.savings import SavingsQuery, savings_report
-from gateway.db.engine import Database
-from gateway.db.models import Call, ExperimentAssignment
 from gateway.settings import Settings
 from tests.unit.costs.population import add_campaign, add_customers, assign, call_row, insert_rows
 

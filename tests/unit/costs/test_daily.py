@@ -10,13 +10,14 @@ from typing import Any
 
 from sqlalchemy import update
 
-from gateway.clock import FixedClock
+from gateway.core.clock import FixedClock
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Call, CostEntry, Customer, DailySnapshot, OutboundContact
+from gateway.core.db.models.customers import StatusChange
+from gateway.core.settings import CostRates
 from gateway.costs.daily import daily_snapshot, day_bounds
 from gateway.costs.model import CostModel
-from gateway.db.engine import Database
-from gateway.db.models import Call, CostEntry, Customer, DailySnapshot, OutboundContact
-from gateway.db.models.customers import StatusChange
-from gateway.settings import CostRates, Settings
+from gateway.settings import Settings
 from tests.unit.costs.population import add_customers, call_row, insert_rows, ledger_row
 
 ZONE = "Europe/Kyiv"

@@ -14,12 +14,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from gateway.clock import parse_time_input
+from gateway.core.clock import parse_time_input
+from gateway.core.db.engine import Database
+from gateway.core.db.migrate import alembic_config
+from gateway.core.db.models import CostEntry, CostLedgerHour
 from gateway.costs import rollup
 from gateway.costs.ledger import months_between
-from gateway.db.engine import Database
-from gateway.db.migrate import alembic_config
-from gateway.db.models import CostEntry, CostLedgerHour
 from tests.unit.costs.population import insert_rows, ledger_row
 
 FIRST = datetime(2026, 9, 25, tzinfo=UTC)

@@ -8,12 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.clock import parse_time_input
+from gateway.core.clock import parse_time_input
+from gateway.core.db.engine import Database
+from gateway.core.db.models import Call, CostEntry
+from gateway.core.settings import CostRates
 from gateway.costs.model import MissingConversionRate
 from gateway.costs.savings import SavingsError, SavingsQuery, UnknownCampaign, savings_report
-from gateway.db.engine import Database
-from gateway.db.models import Call, CostEntry
-from gateway.settings import CostRates, Settings
+from gateway.settings import Settings
 from tests.unit.costs.population import (
     add_campaign,
     add_customers,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from crm_sync.csv_rows import COLUMNS, ImportFileError, RowRejected, RowValidator, read_header
 from crm_sync.csv_source import CsvSource
 from crm_sync.csv_write import e164_last_digits
-from crm_sync.phones import last_digits
+from gateway.core.phones import last_digits
 
 IN_ORDER = tuple(range(len(COLUMNS)))
 GOOD = [

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crm_sync.phones import LAST_DIGITS, InvalidPhone, last_digits, lookup_keys, normalize_phone
+from gateway.core.phones import LAST_DIGITS, InvalidPhone, last_digits, lookup_keys, normalize_phone
 
 # Ukrainian mobile operator codes: every 9-digit national number under them is valid.
 UA_CODES = ("50", "63", "66", "67", "68", "73", "93", "95", "96", "97", "98", "99")

@@ -9,7 +9,7 @@ import logging
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.logs import JsonFormatter, MaskingFormatter, mask_pii
+from gateway.core.logs import JsonFormatter, MaskingFormatter, mask_pii
 
 
 def test_phone_forms_and_emails_are_masked() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.http.auth import TokenConfigError, TokenRegistry
+from gateway.core.http.auth import TokenConfigError, TokenRegistry
 
 
 def test_tokens_parse_with_roles_and_agents() -> None:
