@@ -37,7 +37,7 @@ CONSOLE_ROLES = frozenset({"operator", "admin"})
 CHART_JS_ROUTE = "/static/vendor/chart.umd.min.js"
 # Installed next to the checkout by `make` (npm ci from package-lock.json), never committed
 # and never fetched at run time: the library's own prebuilt, minified UMD build.
-CHART_JS = Path(__file__).resolve().parent.parent / "node_modules/chart.js/dist/chart.umd.min.js"
+CHART_JS = Path(__file__).resolve().parents[2] / "node_modules/chart.js/dist/chart.umd.min.js"
 
 log = logging.getLogger(__name__)
 

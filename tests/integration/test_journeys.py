@@ -414,17 +414,10 @@ async def test_branch_on_a_rule_reads_facts_at_that_moment(
 
 
 def _cli(argv: list[str], settings: Settings) -> int:
-    """Parse and run a command as `switchboard` would (with this module's commands added)."""
-    import argparse
+    """Parse and run a command as `switchboard` would, with these settings."""
+    import gateway.cli
 
-    import gateway.campaigns.cli
-    import gateway.campaigns.runner_cli
-
-    parser = argparse.ArgumentParser(prog="switchboard")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    gateway.campaigns.cli.register(subparsers)
-    gateway.campaigns.runner_cli.register(subparsers)
-    args = parser.parse_args(argv)
+    args = gateway.cli.build_parser().parse_args(argv)
     try:
         return int(args.handler(args, settings))
     except UsageError:
