@@ -323,7 +323,7 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
     # Opening and closing the pops' autocommit sessions (pool checkout and return).
     import contextlib
 
-    import gateway.calls.sessions as sessions
+    import gateway.core.db.sessions as sessions
 
     autocommit = sessions._autocommit
 

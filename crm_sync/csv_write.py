@@ -11,12 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Integer, String, Table, any_, bindparam, delete, null, select, text
+from sqlalchemy import Integer, String, Table, bindparam, delete, null, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_sync.csv_rows import CustomerRow
+from gateway.core.db.dialect import is_in, is_postgres
 from gateway.core.db.models import Customer, CustomerPhone
 from gateway.core.db.types import UtcDateTime, new_id
 from gateway.core.phones import LAST_DIGITS
@@ -77,13 +78,6 @@ async def write_batch(
     return created, updated, unchanged
 
 
-def _is_in(column: Any, values: list[str], dialect: str) -> Any:
-    """`column IN values`; on PostgreSQL one array parameter, planned once."""
-    if dialect == "postgresql":
-        return column == any_(bindparam(None, values, type_=_TEXT))
-    return column.in_(values)
-
-
 def e164_last_digits(e164: str) -> str:
     """last_digits() of an E.164 number, without its per-character scan (hot loop)."""
     return e164[1:][-LAST_DIGITS:]  # E.164 is "+" then digits only
@@ -96,7 +90,7 @@ async def _load_stored(
     columns = [CUSTOMERS.c[name] for name in FILE_FIELDS]
     result = await conn.execute(
         select(CUSTOMERS.c.id, CUSTOMERS.c.external_id, CUSTOMERS.c.deleted_at, *columns).where(
-            _is_in(CUSTOMERS.c.external_id, keys, conn.dialect.name)
+            is_in(conn, CUSTOMERS.c.external_id, keys)
         )
     )
     ids: dict[str, str] = {}
@@ -108,7 +102,7 @@ async def _load_stored(
     if ids:
         result = await conn.execute(
             select(PHONES.c.customer_id, PHONES.c.e164)
-            .where(_is_in(PHONES.c.customer_id, list(ids.values()), conn.dialect.name))
+            .where(is_in(conn, PHONES.c.customer_id, list(ids.values())))
             .order_by(PHONES.c.customer_id, PHONES.c.position)
         )
         for customer_id, e164 in result:
@@ -124,7 +118,7 @@ async def _upsert(
     conn: AsyncConnection, rows: list[CustomerRow], ids: dict[str, str], now: datetime
 ) -> dict[str, str]:
     """Insert or update by external_id in one statement; returns external_id → id."""
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         arrays = {"id": [ids[row.external_id] for row in rows]}
         for name in ("external_id", *FILE_FIELDS):
             arrays[name] = [getattr(row, name) for row in rows]
@@ -156,16 +150,14 @@ async def _replace_phones(
     """Make each customer's numbers exactly the given list; `fresh` ones have none yet."""
     known = [customer_id for customer_id, _ in lists if customer_id not in fresh]
     if known:
-        await conn.execute(
-            delete(PHONES).where(_is_in(PHONES.c.customer_id, known, conn.dialect.name))
-        )
+        await conn.execute(delete(PHONES).where(is_in(conn, PHONES.c.customer_id, known)))
     owners = [cid for cid, numbers in lists for _ in numbers]
     numbers = [e164 for _, numbers in lists for e164 in numbers]
     if not numbers:
         return
     positions = [position for _, numbers in lists for position in range(len(numbers))]
     tails = [e164_last_digits(e164) for e164 in numbers]
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         arrays = {"customer_id": owners, "e164": numbers, "tail": tails, "position": positions}
         await conn.execute(_PG_PHONES, arrays)
         return

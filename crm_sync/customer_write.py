@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.core.db.dialect import is_postgres
 from gateway.core.db.models import Customer, CustomerPhone, StatusChange
 from gateway.core.db.types import UtcDateTime, new_id
 from gateway.core.phones import last_digits
@@ -128,7 +129,7 @@ async def write_customer(
     one that comes back is made active again with a `crm: restored` change.
     """
     plan = plan_write(external_id, fields, phones, now, record_status=record_status)
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         statement = pg_write_statement(plan.sent, plan.phones is not None, record_status)
         row = (await conn.execute(statement, plan.params)).one()
         return CustomerWrite(row.id, row.created)

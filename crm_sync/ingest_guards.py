@@ -7,11 +7,11 @@ from typing import Any, Literal, cast
 
 from sqlalchemy import ColumnElement, String, Table, bindparam, exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import raiseload
 
 from crm_sync.events import Envelope
+from gateway.core.db.dialect import by_dialect, dialect_of, is_postgres
 from gateway.core.db.models import Customer, EntityVersion, ProcessedWebhook
 from gateway.core.db.types import UtcDateTime
 
@@ -103,11 +103,8 @@ def outcome_of(claimed: bool, advanced: bool) -> Outcome:
 
 
 # Built once per dialect: constructing these costs more than executing them.
-_CLAIM = {"postgresql": _claim_statement(pg_insert), "sqlite": _claim_statement(sqlite_insert)}
-_VERSION = {
-    "postgresql": _version_statement(pg_insert),
-    "sqlite": _version_statement(sqlite_insert),
-}
+_CLAIM = by_dialect(_claim_statement)
+_VERSION = by_dialect(_version_statement)
 _CLAIM_AND_ADVANCE = select(*pg_guard()[1])
 
 
@@ -117,7 +114,7 @@ async def claim(session: AsyncSession, event: Envelope, now: datetime) -> bool:
     ON CONFLICT DO NOTHING also settles two concurrent identical deliveries: on
     PostgreSQL the second insert waits for the first transaction and then does nothing.
     """
-    statement = _CLAIM[session.get_bind().dialect.name]
+    statement = _CLAIM[dialect_of(session)]
     params = {"event_id": event.id, "type": event.type, "received_at": now}
     result = await session.execute(statement, params)
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
@@ -134,7 +131,7 @@ async def newer(session: AsyncSession, entity: str, occurred_at: datetime) -> bo
     The upsert row-locks the version until commit, so concurrent events for one entity
     apply one after the other in occurred_at order, never interleaved.
     """
-    statement = _VERSION[session.get_bind().dialect.name]
+    statement = _VERSION[dialect_of(session)]
     params = {"entity": entity, "occurred_at": occurred_at}
     result = await session.execute(statement, params)
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
@@ -166,7 +163,7 @@ async def claim_and_advance(
 ) -> Outcome:
     """`claim` then `newer` for events that check nothing in between: one round trip."""
     params = guard_params(event, entity, now)
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         row = (await conn.execute(_CLAIM_AND_ADVANCE, params)).one()
         claimed, advanced = bool(row.claimed), bool(row.newer)
     else:

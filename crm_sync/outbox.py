@@ -39,6 +39,7 @@ from crm_sync.settings import OutboxPolicy
 from crm_sync.signature import HEADER as SIGNATURE_HEADER
 from crm_sync.signature import sign
 from gateway.core.clock import Clock, isoformat_z
+from gateway.core.db.dialect import lock_rows
 from gateway.core.db.engine import Database
 from gateway.core.db.models.crm import OutboxItem
 from gateway.core.metrics import Metrics
@@ -179,9 +180,8 @@ class OutboxWorker:
             .order_by(OutboxItem.seq)
             .limit(self.policy.batch_size)
         )
-        if not self.database.is_sqlite:
-            # Rows another worker is claiming right now are skipped, not waited for.
-            query = query.with_for_update(skip_locked=True, of=OutboxItem)
+        # Rows another worker is claiming right now are skipped, not waited for.
+        query = lock_rows(query, self.database, skip_locked=True, of=OutboxItem)
         async with self.database.transaction() as session:
             seqs = list(await session.scalars(query))
             if not seqs:

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, select, text
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.allocation.eligibility import eligible_customers
@@ -31,6 +31,7 @@ from gateway.allocation.run_detail import DETAIL, run_detail
 from gateway.allocation.solve import solve
 from gateway.allocation.targets import Target, load_targets, release_from_inactive
 from gateway.core.clock import as_utc, isoformat_z
+from gateway.core.db.dialect import advisory_lock
 from gateway.core.db.engine import Database
 from gateway.core.db.models import AllocationRun, Customer, Task
 from gateway.core.db.types import new_id
@@ -84,8 +85,7 @@ async def run_allocation(
     as_of = as_utc(as_of)
     day = local_today(as_of, timezone)
     async with database.transaction() as session:
-        if not database.is_sqlite:
-            await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+        await advisory_lock(session, LOCK_KEY)
         released = await release_from_inactive(session)
         used_today = await _used_on(session, day, timezone)
         partners, targets, skipped = await load_targets(session, used_today)

@@ -12,14 +12,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.calls.ids import call_id_for
 from gateway.calls.pops import display_number
 from gateway.calls.records import CallRecord, Direction
 from gateway.calls.settings import PbxTopology
+from gateway.core.db.dialect import insert_for
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Agent, AgentExtension, Call, CallLeg, CostEntry, Customer
 from gateway.core.db.types import new_id
@@ -185,8 +184,7 @@ class RecordWriter:
 
 async def insert_ignore(session: AsyncSession, **values: Any) -> None:
     """Insert a call row unless its id (or Linkedid) is already there."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     await session.execute(insert(Call).values(**values).on_conflict_do_nothing())
 
 
@@ -205,8 +203,7 @@ async def _write_legs(session: AsyncSession, call_id: str, record: CallRecord) -
     multi-row INSERT: a round trip for the record, not one per leg)."""
     if not record.legs:
         return
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     rows = [
         {
             "uniqueid": leg.uniqueid,
@@ -233,8 +230,7 @@ async def _ledger(
     settings: Settings,
     record: CallRecord,
 ) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     await session.execute(
         insert(CostEntry)
         .values(

@@ -30,12 +30,12 @@ from gateway.calls.pops import (
     screen_pop_message,
 )
 from gateway.calls.records import CallChange, CallRecord, ChangeKind, Direction, RingStopReason
-from gateway.calls.sessions import one_statement, read_session
 from gateway.calls.settings import PbxTopology
 from gateway.core.bus import Bus
 from gateway.core.clock import Clock
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Call
+from gateway.core.db.sessions import one_statement, read_session
 from gateway.core.settings import Settings
 from gateway.customers.public import PhoneMatch
 

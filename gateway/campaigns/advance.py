@@ -21,6 +21,7 @@ from gateway.campaigns.journey import FAILED, LIVE_STATES
 from gateway.campaigns.run_reports import AdvanceReport
 from gateway.campaigns.versions import CampaignVersions
 from gateway.core.clock import as_utc
+from gateway.core.db.dialect import lock_rows
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Campaign, Enrollment
 from gateway.core.settings import Settings
@@ -54,8 +55,7 @@ async def _claim(
                 .order_by(Enrollment.next_run_at)
                 .limit(limit - len(claimed))
             )
-            if not database.is_sqlite:
-                query = query.with_for_update(skip_locked=True, of=Enrollment)
+            query = lock_rows(query, database, skip_locked=True, of=Enrollment)
             ids = list(await session.scalars(query))
             if ids:
                 claimed += await session.scalars(

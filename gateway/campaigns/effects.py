@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.core.db.dialect import insert_for
 from gateway.core.db.models import OutboundContact, Task
 
 
@@ -24,7 +23,7 @@ class Effects:
 
     async def flush(self, session: AsyncSession) -> tuple[int, int]:
         """Insert the collected contacts and tasks; returns how many of each were new."""
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = insert_for(session)
         created = [0, 0]
         for slot, (model, rows, key) in enumerate(
             ((OutboundContact, self.contacts, "idempotency_key"), (Task, self.tasks, "id"))

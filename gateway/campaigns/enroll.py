@@ -14,8 +14,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, func, literal, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.campaigns.advance import advance_loaded
@@ -26,6 +24,7 @@ from gateway.campaigns.journey import ACTIVE
 from gateway.campaigns.run_reports import AdvanceReport, RunReport
 from gateway.campaigns.versions import CampaignVersions
 from gateway.core.bus import Lock
+from gateway.core.db.dialect import insert_for
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Campaign, Customer, Enrollment, ExperimentAssignment, Payment
 from gateway.core.db.types import new_id
@@ -37,10 +36,6 @@ log = logging.getLogger(__name__)
 
 ENROLL_BATCH = 2000
 RUN_LOCK_SECONDS = 300.0
-
-
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def _occurrence_column(
@@ -77,7 +72,7 @@ async def _enroll_batch(
     customer_ids = [customer_id for customer_id, _ in rows]
     if definition.experiment is not None:
         await session.execute(
-            _insert(session)(ExperimentAssignment).on_conflict_do_nothing(
+            insert_for(session)(ExperimentAssignment).on_conflict_do_nothing(
                 index_elements=["campaign_id", "customer_id"]
             ),
             [
@@ -120,7 +115,7 @@ async def _enroll_batch(
             }
         )
     result = await session.execute(
-        _insert(session)(Enrollment)
+        insert_for(session)(Enrollment)
         .on_conflict_do_nothing(index_elements=["campaign_id", "customer_id", "occurrence"])
         .returning(Enrollment.id, Enrollment.state),
         values,

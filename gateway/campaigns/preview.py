@@ -36,6 +36,7 @@ from gateway.campaigns.definition import (
     WaitStep,
 )
 from gateway.core.clock import as_utc, isoformat_z
+from gateway.core.db.dialect import dialect_of
 from gateway.core.db.models import Customer, Template
 from gateway.core.rules import AllOf, Not, Rule, compile_rule, segment
 from gateway.core.rules.fields import local_today
@@ -235,7 +236,7 @@ async def preview(
     """Who the campaign selects at `as_of`, each arm's first contact, and its estimated cost."""
     as_of = as_utc(as_of)
     definition = valid.definition
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_of(session)
     audience = segment(session, valid.audience, as_of, timezone=settings.timezone).subquery()
     if definition.experiment is None:
         journeys = {"default": ("steps", definition.steps)}

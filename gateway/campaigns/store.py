@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.templates import validate_template
 from gateway.campaigns.definition import DefinitionError, ValidCampaign, validate_definition
+from gateway.core.db.dialect import lock_rows
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Campaign, CampaignVersion, Template
 from gateway.core.db.types import new_id
@@ -79,8 +80,8 @@ def normalised(valid: ValidCampaign) -> dict[str, Any]:
 
 async def _campaign_row(session: AsyncSession, name: str, *, lock: bool) -> Campaign | None:
     query = select(Campaign).where(Campaign.name == name)
-    if lock and session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
+    if lock:
+        query = lock_rows(query, session)
     return (await session.scalars(query)).one_or_none()
 
 

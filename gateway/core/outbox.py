@@ -15,11 +15,10 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.clock import as_utc, isoformat_z
+from gateway.core.db.dialect import insert_for
 from gateway.core.db.models.crm import OutboxItem
 from gateway.core.db.types import new_id
 
@@ -126,8 +125,7 @@ def _row(
 async def _insert_ignoring_repeats(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     # ON CONFLICT DO NOTHING: the same event enqueued twice (two instances seeing one
     # call, a replayed webhook) must not abort the caller's transaction.
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     await session.execute(
         insert(OutboxItem).on_conflict_do_nothing(index_elements=["event_id"]), rows
     )

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import BigInteger, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.core.db.dialect import bit_or, is_postgres
 from gateway.core.db.models import Call, ExperimentAssignment
 from gateway.costs.ledger import Month
 
@@ -39,15 +40,9 @@ def _month_index(column: Any, months: Sequence[Month]) -> Any:
 
 
 def _month_mask(session: AsyncSession, months: Sequence[Month]) -> Any:
-    """OR of 1 << month index over a customer's calls.
-
-    PostgreSQL has BIT_OR; SQLite has none, but the SUM of the distinct powers of two
-    is the same number.
-    """
+    """OR of 1 << month index over a customer's calls."""
     bit = cast(literal(1), BigInteger).op("<<")(_month_index(Call.started_at, months))
-    if session.get_bind().dialect.name == "postgresql":
-        return func.bit_or(bit)
-    return func.sum(bit.distinct())
+    return bit_or(session, bit)
 
 
 # Per statement on PostgreSQL, each campaign's pass is a serial merge join of two
@@ -83,7 +78,7 @@ async def _masks(
 
 async def _set_locally(session: AsyncSession, settings: dict[str, str]) -> dict[str, str]:
     """Set PostgreSQL settings until the transaction ends; returns the values they had."""
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgres(session):
         return {}
     previous: dict[str, str] = {}
     for name, value in settings.items():

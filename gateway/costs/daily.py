@@ -19,11 +19,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.clock import Clock, isoformat_z
+from gateway.core.db.dialect import insert_for
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Call, CostEntry, Customer, DailySnapshot, OutboundContact
 from gateway.core.db.models.customers import CUSTOMER_STATUSES, StatusChange
@@ -285,7 +284,7 @@ async def daily_snapshot(
     if stop > now:
         return {**data, "final": False, "computed_at": isoformat_z(now)}
     async with database.transaction() as session:
-        insert = pg_insert if not database.is_sqlite else sqlite_insert
+        insert = insert_for(session)
         statement = insert(DailySnapshot).values(day=day, data=data, computed_at=now)
         if recompute:
             statement = statement.on_conflict_do_update(

@@ -9,9 +9,10 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Integer, case, cast, func, literal, select
+from sqlalchemy import ColumnElement, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.core.db.dialect import exact_sum, read_sum
 from gateway.core.db.models import Call, CostEntry, ExperimentAssignment
 
 TEN_THOUSANDTHS = Decimal("0.0001")
@@ -65,24 +66,13 @@ def month_bucket(column: Any, months: Sequence[Month]) -> ColumnElement[str]:
 
 
 def summed_amount(session: AsyncSession) -> ColumnElement[Any]:
-    """SUM(amount), exact on both databases.
-
-    SQLite keeps NUMERIC as binary floating point, so summing there would add float
-    errors; each stored value is rounded back to whole ten-thousandths (the column's
-    scale) and summed as integers instead. PostgreSQL sums numerics exactly.
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        return func.sum(cast(func.round(CostEntry.amount * 10000), Integer))
-    return func.sum(CostEntry.amount)
+    """SUM(amount), exact on both databases (ten-thousandths: the column's scale)."""
+    return exact_sum(session, CostEntry.amount)
 
 
 def amount_of(session: AsyncSession, raw: Any) -> Decimal:
     """Turn what `summed_amount` returned into a Decimal."""
-    if raw is None:
-        return Decimal(0)
-    if session.get_bind().dialect.name == "sqlite":
-        return Decimal(int(raw)) * TEN_THOUSANDTHS
-    return Decimal(raw)
+    return read_sum(session, raw)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
-"""The customer card's lists in one PostgreSQL round trip (the screen-pop is on the clock).
+"""The customer card's lists in one round trip (the screen-pop is on the clock).
 
-`service.card` reads the open tasks, the last messages, the last calls and the next
-payment with four ORM queries; on PostgreSQL this module asks for the same four lists in
-one statement, each a JSON array built by a subselect, and decodes them into the same
-items. Times, dates and money travel as text so nothing is rounded on the way: a JSON
-number would become a float.
+The open tasks, the last messages, the last calls and the next payment come in one
+statement, each list a JSON array built by a subselect, on PostgreSQL and SQLite alike
+(the kernel's `json_row`/`json_rows` spell the JSON functions per dialect). Each row
+carries its rank and is put in order after decoding, because SQLite before 3.44 cannot
+order inside an aggregate. Times, dates and money travel as text so nothing is rounded
+on the way: a JSON number would become a float.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Date, Select, String, bindparam, cast, func, select
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.core.db.dialect import json_row, json_rows
 from gateway.core.db.models import Call, OutboundContact, Payment, Task
 from gateway.customers.schemas import CallItem, MessageItem, PaymentItem, TaskItem, iso, money
 
@@ -54,15 +55,15 @@ def _json_list(
     rank = func.row_number().over(order_by=list(order)).label("rank")
     columns = [expression.label(column) for column, expression, _ in fields]
     rows = select(*columns, rank).where(*where).order_by(*order).limit(limit).subquery()
-    row = func.json_build_array(*(rows.c[column] for column, _, _ in fields))
-    aggregated = cast(func.json_agg(aggregate_order_by(row, rows.c.rank)), String)
-    return select(func.coalesce(aggregated, "[]")).scalar_subquery().label(name)
+    row = json_row(*(rows.c[column] for column, _, _ in fields), rows.c.rank)
+    return select(func.coalesce(json_rows(row), "[]")).scalar_subquery().label(name)
 
 
 def _decode(text: str, fields: Sequence[Field]) -> list[dict[str, Any]]:
+    ranked = sorted(json.loads(text), key=lambda row: row[-1])
     return [
-        {name: read(value) for (name, _, read), value in zip(fields, row, strict=True)}
-        for row in json.loads(text)
+        {name: read(value) for (name, _, read), value in zip(fields, row[:-1], strict=True)}
+        for row in ranked
     ]
 
 

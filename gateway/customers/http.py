@@ -50,7 +50,6 @@ async def search_customers(request: web.Request) -> web.Response:
             after_id=decode_cursor(query.cursor),
             limit=query.limit + 1,
             region=app[SETTINGS].default_region,
-            is_sqlite=database.is_sqlite,
         )
     more = len(hits) > query.limit
     hits = hits[: query.limit]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, or_, select
+from sqlalchemy import Integer, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload
 
 from crm_sync.customer_write import CRM_FIELDS as CRM_FIELDS
 from crm_sync.customer_write import write_customer
+from gateway.core.db.dialect import contains_ignoring_case
 from gateway.core.db.models import Customer, CustomerPhone
 from gateway.core.phones import last_digits
 
@@ -92,18 +93,6 @@ async def customers_by_phone_key(
     return list((await session.execute(statement, params)).unique().scalars())
 
 
-def name_contains(text: str, *, is_sqlite: bool) -> ColumnElement[bool]:
-    """Case-insensitive substring match on the name.
-
-    PostgreSQL's lower() folds Cyrillic; SQLite's only folds ASCII, so there the usual
-    spellings of the query (as typed, lower, upper, capitalised) are tried instead.
-    """
-    if not is_sqlite:
-        return func.lower(Customer.name).contains(text.lower(), autoescape=True)
-    variants = dict.fromkeys((text, text.lower(), text.upper(), text.capitalize(), text.title()))
-    return or_(*(Customer.name.contains(v, autoescape=True) for v in variants))
-
-
 async def search_customers(
     session: AsyncSession,
     *,
@@ -111,12 +100,11 @@ async def search_customers(
     external_id: str | None,
     after_id: str | None,
     limit: int,
-    is_sqlite: bool,
 ) -> list[Customer]:
     """Live customers by name substring and/or external id, in id order after `after_id`."""
     statement = select(Customer).where(Customer.deleted_at.is_(None))
     if name:
-        statement = statement.where(name_contains(name, is_sqlite=is_sqlite))
+        statement = statement.where(contains_ignoring_case(session, Customer.name, name))
     if external_id is not None:
         statement = statement.where(Customer.external_id == external_id)
     if after_id is not None:

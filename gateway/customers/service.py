@@ -5,22 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.core.db.models import Call, Customer, OutboundContact, Payment, Task
+from gateway.core.db.models import Customer, Task
 from gateway.core.phones import LAST_DIGITS, lookup_keys
-from gateway.customers.card_query import CARD_OPEN_TASKS, CARD_RECENT, card_lists
+from gateway.customers.card_query import card_lists
 from gateway.customers.repository import customers_by_phone_key, live_customer, search_customers
 from gateway.customers.schemas import (
-    CallItem,
     Consent,
     CustomerCard,
     CustomerSummary,
     LastContacts,
     Match,
-    MessageItem,
-    PaymentItem,
     TaskItem,
     iso,
     money,
@@ -87,7 +83,6 @@ async def search(
     after_id: str | None,
     limit: int,
     region: str,
-    is_sqlite: bool,
 ) -> list[CustomerSummary]:
     """Up to `limit` hits in id order after `after_id`; filters combine with AND."""
     if phone is None:
@@ -97,7 +92,6 @@ async def search(
             external_id=external_id,
             after_id=after_id,
             limit=limit,
-            is_sqlite=is_sqlite,
         )
         return [summary(customer) for customer in found]
     matched = await find_by_phone(session, phone, region)
@@ -138,13 +132,9 @@ def task_item(task: Task) -> TaskItem:
 async def card(session: AsyncSession, customer: Customer, today: date) -> CustomerCard:
     """The customer card; `today` (in the configured timezone) picks the next payment.
 
-    On PostgreSQL the four lists come in one round trip (`card_query`); SQLite, in
-    process, has no round trips to save and reads them with the ORM.
+    Its four lists come in one round trip (`card_query`) on both databases.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        tasks, messages, calls, payment = await card_lists(session, customer.id, today)
-    else:
-        tasks, messages, calls, payment = await _card_lists_by_orm(session, customer.id, today)
+    tasks, messages, calls, payment = await card_lists(session, customer.id, today)
     return CustomerCard(
         id=customer.id,
         external_id=customer.external_id,
@@ -172,82 +162,4 @@ async def card(session: AsyncSession, customer: Customer, today: date) -> Custom
         open_tasks=tasks,
         last_contacts=LastContacts(messages=messages, calls=calls),
         next_payment=payment,
-    )
-
-
-async def _card_lists_by_orm(
-    session: AsyncSession, customer_id: str, today: date
-) -> tuple[list[TaskItem], list[MessageItem], list[CallItem], PaymentItem | None]:
-    """The card's lists with four ORM queries (`card_query.card_lists` is the same in one)."""
-    tasks = await session.execute(
-        select(Task)
-        .where(Task.customer_id == customer_id, Task.status == "open")
-        .order_by(Task.due_at.is_(None), Task.due_at, Task.created_at)
-        .limit(CARD_OPEN_TASKS)
-    )
-    messages = await session.execute(
-        select(OutboundContact)
-        .where(OutboundContact.customer_id == customer_id)
-        .order_by(OutboundContact.created_at.desc(), OutboundContact.id.desc())
-        .limit(CARD_RECENT)
-    )
-    calls = await session.execute(
-        select(Call)
-        .where(Call.customer_id == customer_id)
-        .order_by(func.coalesce(Call.started_at, Call.created_at).desc(), Call.id.desc())
-        .limit(CARD_RECENT)
-    )
-    payment = (
-        await session.execute(
-            select(Payment)
-            .where(
-                Payment.customer_id == customer_id,
-                Payment.status == "due",
-                Payment.due_date >= today,
-            )
-            .order_by(Payment.due_date, Payment.contract_id)
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    return (
-        [task_item(task) for task in tasks.scalars()],
-        [_message_item(m) for m in messages.scalars()],
-        [_call_item(c) for c in calls.scalars()],
-        None if payment is None else _payment_item(payment),
-    )
-
-
-def _message_item(contact: OutboundContact) -> MessageItem:
-    return MessageItem(
-        id=contact.id,
-        channel=contact.channel,
-        status=contact.status,
-        template=contact.template,
-        created_at=iso(contact.created_at) or "",
-        sent_at=iso(contact.sent_at),
-        delivered_at=iso(contact.delivered_at),
-        reason=contact.reason,
-        error=contact.error,
-    )
-
-
-def _call_item(call: Call) -> CallItem:
-    return CallItem(
-        id=call.id,
-        direction=call.direction,
-        started_at=iso(call.started_at),
-        extension=call.extension,
-        talk_seconds=call.talk_seconds,
-        disposition=call.disposition,
-        topic=call.topic,
-    )
-
-
-def _payment_item(payment: Payment) -> PaymentItem:
-    return PaymentItem(
-        contract_id=payment.contract_id,
-        due_date=payment.due_date.isoformat(),
-        amount=money(payment.amount) or "0.00",
-        currency=payment.currency,
-        status=payment.status,
     )

@@ -22,11 +22,10 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.clock import as_utc
+from gateway.core.db.dialect import insert_for
 from gateway.core.db.models import Customer, Task
 from gateway.core.db.types import UtcDateTime
 from gateway.lifecycle.policy import LifecyclePolicy
@@ -62,10 +61,6 @@ def add_months(value: datetime, months: int) -> datetime:
 def _next_due(due: datetime, as_of: datetime, every: timedelta) -> datetime:
     periods = (as_of - due) // every + 1
     return due + every * periods
-
-
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 async def due_call_tasks(
@@ -133,7 +128,9 @@ async def _insert_tasks(
     # One statement with a list of rows: SQLAlchemy batches it (insertmanyvalues) with
     # RETURNING, far cheaper to compile than one literal multi-row VALUES.
     statement = (
-        _insert(session)(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+        insert_for(session)(table)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(table.c.id)
     )
     rows = [
         {

@@ -30,12 +30,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, extract, func, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.clock import as_utc, isoformat_z
+from gateway.core.db.dialect import insert_for, seconds_between
 from gateway.core.db.models import Activity, Customer, Task
 from gateway.core.db.types import UtcDateTime
 from gateway.lifecycle.policy import LifecyclePolicy
@@ -74,13 +73,6 @@ def recovery_task_id(customer_id: str, last_order_at: datetime) -> str:
     return f"tsk_rec_{hashlib.sha256(key.encode()).hexdigest()[:24]}"
 
 
-def _seconds(session: AsyncSession, later: Any, earlier: Any) -> ColumnElement[float]:
-    """`later - earlier` in seconds, in each dialect's own date arithmetic."""
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(ColumnElement[float], extract("epoch", later - earlier))
-    return (func.julianday(later) - func.julianday(earlier)) * _SECONDS_PER_DAY
-
-
 def _at(value: datetime) -> Any:
     return literal(value, UtcDateTime())
 
@@ -99,7 +91,9 @@ def _recession_query(session: AsyncSession, as_of: datetime, policy: LifecyclePo
         .cte("orders")
     )
     gaps = (
-        select(orders.c.customer_id, _seconds(session, orders.c.at, orders.c.prev).label("gap"))
+        select(
+            orders.c.customer_id, seconds_between(session, orders.c.at, orders.c.prev).label("gap")
+        )
         .where(orders.c.prev.is_not(None))
         .cte("gaps")
     )
@@ -125,7 +119,7 @@ def _recession_query(session: AsyncSession, as_of: datetime, policy: LifecyclePo
         .group_by(orders.c.customer_id)
         .cte("history")
     )
-    silence = _seconds(session, _at(as_of), history.c.last_at)
+    silence = seconds_between(session, _at(as_of), history.c.last_at)
     return (
         select(
             Customer.id,
@@ -142,17 +136,13 @@ def _recession_query(session: AsyncSession, as_of: datetime, policy: LifecyclePo
             Customer.deleted_at.is_(None),
             Customer.status != "cancelled",
             history.c.orders >= policy.recession_min_orders,
-            _seconds(session, history.c.last_at, history.c.first_at)
+            seconds_between(session, history.c.last_at, history.c.first_at)
             >= policy.recession_min_history_days * _SECONDS_PER_DAY,
             medians.c.median > 0,
             silence > medians.c.median * policy.recession_factor,
         )
         .order_by(Customer.id)
     )
-
-
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 async def detect_recession(
@@ -180,7 +170,7 @@ async def detect_recession(
     if planned:
         table = cast(Table, Task.__table__)
         statement = (
-            _insert(session)(table)
+            insert_for(session)(table)
             .on_conflict_do_nothing(index_elements=["id"])
             .returning(table.c.id)
         )

@@ -35,11 +35,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, bindparam, func, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.clock import as_utc, isoformat_z
+from gateway.core.db.dialect import insert_for
 from gateway.core.db.models import Complaint, Customer, StatusChange
 from gateway.core.db.models.customers import CUSTOMER_STATUSES
 from gateway.core.db.types import UtcDateTime
@@ -109,10 +108,6 @@ def event_id(customer_id: str, at: datetime, to_status: str) -> str:
     return f"{EVENT_TYPE}:{customer_id}:{isoformat_z(at)}:{to_status}"
 
 
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 def _next_contact(to_status: str, at: datetime, policy: LifecyclePolicy | None) -> datetime | None:
     cadence = policy.call_every_days if policy is not None else LifecyclePolicy().call_every_days
     return at if to_status in cadence else None
@@ -134,7 +129,7 @@ async def _record(session: AsyncSession, moves: Sequence[Move], now: datetime) -
         for m in moves
     ]
     await session.execute(
-        _insert(session)(StatusChange).on_conflict_do_nothing(index_elements=["id"]), rows
+        insert_for(session)(StatusChange).on_conflict_do_nothing(index_elements=["id"]), rows
     )
     await enqueue_many(
         session,

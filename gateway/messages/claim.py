@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
 
+from gateway.core.db.dialect import lock_rows
 from gateway.core.db.engine import Database
 from gateway.core.db.models import OutboundContact
 
@@ -43,8 +44,7 @@ async def claim_due(
         )
         .limit(limit)
     )
-    if not database.is_sqlite:
-        query = query.with_for_update(skip_locked=True)
+    query = lock_rows(query, database, skip_locked=True)
     async with database.transaction() as session:
         ids = list(await session.scalars(query))
         if not ids:

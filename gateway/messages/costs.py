@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import Accepted
+from gateway.core.db.dialect import insert_for
 from gateway.core.db.models import CostEntry, OutboundContact
 from gateway.core.db.types import new_id
 from gateway.core.settings import Settings
@@ -41,7 +40,7 @@ async def record_cost(
         if configured is None:
             return None
         amount, currency, source = configured, settings.costs.currency, "configured"
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     await session.execute(
         insert(CostEntry)
         .values(

@@ -25,6 +25,7 @@ from channels.templates import (
 )
 from gateway.core.appkeys import CLOCK, DATABASE, SETTINGS
 from gateway.core.clock import isoformat_z
+from gateway.core.db.dialect import lock_rows
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Customer, Template
 from gateway.core.http.endpoints import (
@@ -249,9 +250,7 @@ async def preview_template(request: web.Request) -> web.Response:
 
 async def _save(database: Database, name: str, given: TemplateIn, now: datetime) -> Template:
     async with database.transaction() as session:
-        query = select(Template).where(Template.name == name)
-        if not database.is_sqlite:
-            query = query.with_for_update()
+        query = lock_rows(select(Template).where(Template.name == name), database)
         row = (await session.scalars(query)).one_or_none()
         if row is None:
             row = Template(name=name, channel=given.channel, version=0, created_at=now)

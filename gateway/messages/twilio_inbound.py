@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_sync.ingest_guards import consent_entity, newer
+from gateway.core.db.dialect import insert_for
 from gateway.core.db.models import Customer, OutboundContact, ProcessedWebhook
 from gateway.core.outbox import enqueue
 from gateway.core.phones import InvalidPhone, normalize_phone
@@ -78,7 +77,7 @@ async def _first_delivery(session: AsyncSession, sid: str, kind: str, now: datet
     ON CONFLICT DO NOTHING also settles two concurrent deliveries of one SID: on
     PostgreSQL the second waits for the first transaction, then inserts nothing.
     """
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     statement = (
         insert(ProcessedWebhook)
         .values(event_id=sid, source=INBOUND_SOURCE, type=f"sms.{kind}", received_at=now)

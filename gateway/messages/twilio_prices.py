@@ -13,11 +13,10 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import and_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.twilio import TwilioAdapter, TwilioError
+from gateway.core.db.dialect import insert_for
 from gateway.core.db.engine import Database
 from gateway.core.db.models import CostEntry, OutboundContact
 from gateway.core.db.types import new_id
@@ -99,7 +98,7 @@ async def _write_price(
     if contact is None:
         return
     currency = currency.upper()
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     statement = insert(CostEntry).values(
         id=new_id("cost"),
         at=now,

@@ -7,11 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from channels.base import Accepted, ChannelName, Outgoing
 from gateway.core.clock import Clock
+from gateway.core.db.dialect import insert_for
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Customer, Task
 
@@ -40,7 +39,7 @@ class VoiceTaskChannel:
             assignee = await session.scalar(
                 select(Customer.responsible_agent).where(Customer.id == message.customer_id)
             )
-            insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+            insert = insert_for(session)
             await session.execute(
                 insert(Task)
                 .values(

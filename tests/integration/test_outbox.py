@@ -15,7 +15,6 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from crm_sync.outbox import OutboxWorker
-from gateway.core.outbox import InvalidOutboxItem, enqueue
 from crm_sync.settings import OutboxPolicy
 from gateway.app import create_app
 from gateway.core.clock import FixedClock
@@ -23,6 +22,7 @@ from gateway.core.db.engine import Database
 from gateway.core.db.models.crm import OutboxItem
 from gateway.core.http.auth import TokenRegistry
 from gateway.core.metrics import Metrics
+from gateway.core.outbox import InvalidOutboxItem, enqueue
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, WEBHOOK_SECRET, bearer
 from tests.support.cli_process import run_cli

@@ -9,7 +9,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from gateway.retention.cli import register
 from sqlalchemy import func, select
 
 from gateway.core.cli import UsageError
@@ -29,6 +28,7 @@ from gateway.core.db.models import (
     ProcessedWebhook,
 )
 from gateway.core.db.types import new_id
+from gateway.retention.cli import register
 from gateway.retention.service import (
     PROCESSED_ID_MIN_DAYS,
     RetentionError,

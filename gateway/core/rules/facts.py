@@ -12,6 +12,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.clock import as_utc
+from gateway.core.db.dialect import dialect_of
 from gateway.core.db.models import Activity, Call, Customer, OutboundContact, Payment
 from gateway.core.rules.compile_sql import SENT_STATES, segment_query
 from gateway.core.rules.fields import local_today
@@ -159,5 +160,5 @@ def segment(
 ) -> Select[str]:
     """`SELECT customers.id` of the live customers the rule selects as of `as_of`."""
     as_of = as_utc(as_of)
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_of(session)
     return segment_query(rule, as_of=as_of, today=local_today(as_of, timezone), dialect=dialect)
