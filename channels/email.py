@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from adapters.smtp import SmtpConfig, SmtpError, SmtpSender
 from channels.base import Accepted, ChannelName, DeliveryError, Outgoing
+from channels.email_headers import HeaderInjection, check_header_block, header_text
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.settings import Settings
 
@@ -171,7 +172,7 @@ class EmailChannel:
         try:
             mail["From"] = self._from_header
             mail["To"] = to
-            mail["Subject"] = message.subject or ""
+            mail["Subject"] = header_text(message.subject or "")
             mail["Date"] = format_datetime(self._clock.now())
             mail["Message-ID"] = message_id
             if message.campaign_id is not None:
@@ -179,12 +180,13 @@ class EmailChannel:
             for name, value in message.headers.items():
                 if not _HEADER_NAME.match(name) or name.lower() in _RESERVED_HEADERS:
                     raise ValueError(f"header {name!r} may not be set by a template")
-                mail[name] = value
+                mail[name] = header_text(value)
             mail.set_content(message.text)
             if message.html is not None:
                 mail.add_alternative(message.html, subtype="html")
         except (ValueError, TypeError) as exc:
-            # Header values with CR/LF land here: an injection attempt fails the contact.
+            # Header values with CR/LF or other controls land here: an injection attempt
+            # fails the contact (an encoded word hiding one was made inert by header_text).
             raise DeliveryError(
                 "failed", f"cannot build the e-mail: {exc}", code="invalid_message"
             ) from exc
@@ -214,8 +216,15 @@ class EmailChannel:
             )
         mail, message_id = self.compose(message)
         recipient = str(mail["To"])
+        payload = mail.as_bytes()
         try:
-            await self._adapter.send(self._envelope_from, [recipient], mail.as_bytes())
+            check_header_block(payload, mail.keys())
+        except HeaderInjection as exc:
+            raise DeliveryError(
+                "failed", f"refused to send: {exc}", code="invalid_message"
+            ) from exc
+        try:
+            await self._adapter.send(self._envelope_from, [recipient], payload)
         except SmtpError as exc:
             raise delivery_error(exc) from exc
         costs = self._settings.costs

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,40 +11,19 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-# A phone number in any common written form: 7+ digits with optional +, spaces, dashes,
-# dots and parentheses between them. Masked keeping the last two digits, enough for an
-# engineer to tell two calls apart in a log without the log becoming a contact list.
-_PHONE = re.compile(r"(?<![\w/])\+?\d[\d\s\-().]{5,}\d(?![\w])")
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+from gateway.core.log_masking import (
+    MAX_LINE_CHARS,
+    MAX_TRACE_CHARS,
+    bounded,
+    escape_json_line,
+    escape_line,
+)
+from gateway.core.log_masking import mask_phone as mask_phone  # re-exported: callers use logs
+from gateway.core.log_masking import mask_pii as mask_pii
 
-
-def mask_phone(raw: str) -> str:
-    """`+380671234567` → `+38*********67`."""
-    digits = [c for c in raw if c.isdigit()]
-    if len(digits) < 7:
-        return raw
-    keep_head = 3 if raw.startswith("+") else 0
-    prefix = "+" + "".join(digits[: keep_head - 1]) if keep_head else ""
-    hidden = len(digits) - (keep_head - 1 if keep_head else 0) - 2
-    return f"{prefix}{'*' * hidden}{''.join(digits[-2:])}"
-
-
-# Digit runs that look like phones but are not: ISO dates, Asterisk Uniqueids and IPv4
-# addresses (clients in auth logs). Octets have no leading zero: "067.123.45.67" is a
-# phone written with dots, and stays masked.
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_NOT_A_PHONE = re.compile(rf"\d{{4}}-\d{{2}}-\d{{2}}.*|\d+\.\d+|{_OCTET}(?:\.{_OCTET}){{3}}")
-
-
-def _mask_phone_match(match: re.Match[str]) -> str:
-    text = match.group(0)
-    return text if _NOT_A_PHONE.fullmatch(text) else mask_phone(text)
-
-
-def mask_pii(text: str) -> str:
-    """Mask every phone number and e-mail address found in `text`."""
-    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    return _PHONE.sub(_mask_phone_match, text)
+# Lines of a traceback after a record's first line start with this, so that a line a
+# message or an exception text forged can never pass for a record of its own.
+CONTINUATION = "  | "
 
 
 # What the code is working for right now; asyncio tasks copy the context they start in,
@@ -79,13 +57,29 @@ class ContextFilter(logging.Filter):
 
 
 class MaskingFormatter(logging.Formatter):
-    """Plain-text formatter that masks PII in the final line (message, args and extras)."""
+    """Plain-text formatter: each record is one line, bounded, PII masked, CR/LF and other
+    line breaks escaped (a traceback follows on lines marked as its continuation)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        """Format, append the request/call ids when set, then mask."""
-        line = super().format(record)
+        """Format the (bounded) message, append the request/call ids, mask, escape."""
+        record.message = bounded(record.getMessage(), MAX_LINE_CHARS)
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
         ids = [f"{name}={getattr(record, name)}" for name, _ in _CONTEXT if hasattr(record, name)]
-        return mask_pii(f"{line} [{' '.join(ids)}]" if ids else line)
+        lines = [escape_line(mask_pii(f"{line} [{' '.join(ids)}]" if ids else line))]
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        trace = "\n".join(
+            text
+            for text in (record.exc_text, record.stack_info and self.formatStack(record.stack_info))
+            if text
+        )
+        lines += (
+            CONTINUATION + escape_line(mask_pii(part))
+            for part in bounded(trace, MAX_TRACE_CHARS).splitlines()
+        )
+        return "\n".join(lines)
 
 
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
@@ -95,19 +89,36 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line; extra fields passed with `extra=` are kept."""
 
     def format(self, record: logging.LogRecord) -> str:
-        """Serialise the record, masking PII in every string value."""
+        """Serialise the record, every string value bounded and masked."""
         payload: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": mask_pii(bounded(record.getMessage(), MAX_LINE_CHARS)),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                payload[key] = value
+                payload[mask_pii(key)] = _masked(value)
         if record.exc_info:
-            payload["exc"] = self.formatException(record.exc_info)
-        return mask_pii(json.dumps(payload, default=str, ensure_ascii=False))
+            exc = self.formatException(record.exc_info)
+            payload["exc"] = mask_pii(bounded(exc, MAX_TRACE_CHARS))
+        # Masked value by value, not on the serialised line: masking a number in the line
+        # (`"talk": 1234567`) would leave invalid JSON.
+        return escape_json_line(json.dumps(payload, ensure_ascii=False))
+
+
+def _masked(value: Any, depth: int = 0) -> Any:
+    """`value` with every string (and any number that is a phone) bounded and masked."""
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        masked = mask_pii(str(value))
+        return value if masked == str(value) else masked
+    if isinstance(value, dict) and depth < 8:
+        return {mask_pii(bounded(str(k), 256)): _masked(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple) and depth < 8:
+        return [_masked(item, depth + 1) for item in value]
+    return mask_pii(bounded(value if isinstance(value, str) else str(value), MAX_LINE_CHARS))
 
 
 def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
