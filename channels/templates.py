@@ -176,7 +176,7 @@ def first_name(customer: Customer) -> str | None:
 def template_context(
     customer: Customer,
     payment: Payment | None,
-    variables: Mapping[str, Any],
+    variables: Mapping[str, object],
     language: str,
 ) -> dict[str, Any]:
     """Customer, then payment, then request variables (later wins); None means absent."""
@@ -356,7 +356,7 @@ class Renderer:
         return compiled
 
     def _fill(
-        self, text: str, context: Mapping[str, Any], declared: Sequence[str], html: bool
+        self, text: str, context: Mapping[str, object], declared: Sequence[str], html: bool
     ) -> str:
         template, used = self._compiled(text, html)
         missing = sorted((used | set(declared)) - context.keys())
@@ -384,7 +384,7 @@ class Renderer:
         source: TemplateSource,
         customer: Customer,
         payment: Payment | None,
-        variables: Mapping[str, Any],
+        variables: Mapping[str, object],
     ) -> Rendered:
         """Pick the customer's language, fill in the values; raise a TemplateProblem."""
         if not source.body:

@@ -263,7 +263,7 @@ class NulCharacter(ValueError):
         self.path = path
 
 
-def parse_envelope(raw: Any, context: ParseContext) -> Envelope:
+def parse_envelope(raw: object, context: ParseContext) -> Envelope:
     """Validate the envelope; raises ValidationError, NulCharacter, or UnknownEventType."""
     nul = find_nul(raw)
     if nul is not None:

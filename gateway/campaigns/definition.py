@@ -251,7 +251,7 @@ def _check_steps(steps: list[Any], prefix: str, rules: dict[str, Rule]) -> None:
             )
 
 
-def validate_definition(raw: Any) -> ValidCampaign:
+def validate_definition(raw: object) -> ValidCampaign:
     """Parse and check a definition; DefinitionError names the exact path of a problem."""
     if not isinstance(raw, dict):
         raise DefinitionError("campaign", "a definition is a mapping")

@@ -12,6 +12,8 @@ from typing import Any
 from gateway.core.clock import SystemClock, TimeInputError, parse_time_input
 from gateway.core.settings import Settings
 
+# What `register(subparsers)` functions add their commands to.
+Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 # A handler returns the exit status (0 ok, 2 bad arguments or unreadable input, 1
 # otherwise, 3 partial import).
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -49,7 +51,7 @@ def print_report(data: dict[str, Any], fmt: str) -> None:
         print(f"{key}: {value if value is not None else '-'}")
 
 
-def _item_text(item: Any) -> str:
+def _item_text(item: object) -> str:
     if isinstance(item, dict):
         return ", ".join(f"{k} {v}" for k, v in item.items() if not isinstance(v, dict | list))
     return str(item)

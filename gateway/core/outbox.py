@@ -29,7 +29,7 @@ class InvalidOutboxItem(ValueError):
     """enqueue() was given something that cannot become a CRM activity."""
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> Any:
     if isinstance(value, Decimal):
         return str(value)  # money travels as decimal strings, never floats
     if isinstance(value, datetime):

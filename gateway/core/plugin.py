@@ -7,7 +7,6 @@ and that one line.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,13 +15,14 @@ from typing import Any
 from aiohttp import web
 
 from gateway.core.bus import Bus
+from gateway.core.cli import Subparsers
 from gateway.core.db.engine import Database
 from gateway.core.settings import Section, Settings
 
 # (app, workers): add routes, background workers (cleanup_ctx), health checks.
 Setup = Callable[[web.Application, bool], None]
-# Adds subcommands to `switchboard`'s subparsers (argparse's private action type).
-Commands = Callable[[Any], None]
+# Adds subcommands to `switchboard`'s subparsers.
+Commands = Callable[[Subparsers], None]
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Plugin:
     periodic_jobs: tuple[PeriodicJob, ...] = ()
 
 
-def add_commands(subparsers: argparse._SubParsersAction[Any], plugins: tuple[Plugin, ...]) -> None:
+def add_commands(subparsers: Subparsers, plugins: tuple[Plugin, ...]) -> None:
     """Every plugin's subcommands, in the plugins' order."""
     for plugin in plugins:
         for register in plugin.commands:

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from gateway.core.appkeys import BUS, CLOCK, DATABASE, SETTINGS
 from gateway.core.bus import Bus, make_bus
-from gateway.core.cli import as_of_argument, print_report, run_async
+from gateway.core.cli import Subparsers, as_of_argument, print_report, run_async
 from gateway.core.clock import isoformat_z
 from gateway.core.db.engine import Database
 from gateway.core.plugin import DailyJob, PeriodicJob
@@ -123,7 +123,7 @@ async def _tick_forever(
 
 
 def register_tick(
-    subparsers: Any, daily: Sequence[DailyJob], periodic: Sequence[PeriodicJob]
+    subparsers: Subparsers, daily: Sequence[DailyJob], periodic: Sequence[PeriodicJob]
 ) -> None:
     """Add `switchboard tick [--as-of T]`: every periodic and daily job, once."""
     tick = subparsers.add_parser("tick", help="run everything due at T once")

@@ -31,7 +31,7 @@ Decode = Callable[[Any], Any]
 Field = tuple[str, Any, Decode]
 
 
-def _same(value: Any) -> Any:
+def _same(value: object) -> Any:
     return value
 
 

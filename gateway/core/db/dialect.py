@@ -65,7 +65,7 @@ def insert(session: AsyncSession, model: Any) -> postgresql.Insert:
 async def insert_ignoring_repeats(
     session: AsyncSession,
     model: Any,
-    rows: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    rows: Mapping[str, object] | Sequence[Mapping[str, object]],
     index_elements: Sequence[Any] | None = None,
 ) -> None:
     """INSERT … ON CONFLICT DO NOTHING: a repeat (a replay, a second instance) is a no-op
@@ -123,7 +123,7 @@ def exact_sum(session: AsyncSession, column: Any) -> ColumnElement[Any]:
     return func.sum(sql_cast(func.round(column * 10000), Integer))
 
 
-def read_sum(session: AsyncSession, raw: Any) -> Decimal:
+def read_sum(session: AsyncSession, raw: Decimal | int | None) -> Decimal:
     """The Decimal of an `exact_sum` result (0 for an empty sum)."""
     if raw is None:
         return Decimal(0)
