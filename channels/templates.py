@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from html.parser import HTMLParser
-from typing import Any, Protocol
+from typing import Protocol
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2 import Template as JinjaTemplate
@@ -178,10 +178,10 @@ def template_context(
     payment: Payment | None,
     variables: Mapping[str, object],
     language: str,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Customer, then payment, then request variables (later wins); None means absent."""
     phone = next((p.e164 for p in customer.phones if not p.invalid), None)
-    values: dict[str, Any] = {
+    values: dict[str, object] = {
         "name": customer.name or None,
         "first_name": first_name(customer),
         "external_id": customer.external_id,

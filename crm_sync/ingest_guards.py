@@ -84,7 +84,7 @@ def pg_guard() -> tuple[ColumnElement[bool], tuple[ColumnElement[Any], ...]]:
     return newer, (claimed.label("claimed"), newer.label("newer"))
 
 
-def guard_params(event: Envelope, entity: str, now: datetime) -> dict[str, Any]:
+def guard_params(event: Envelope, entity: str, now: datetime) -> dict[str, object]:
     """What `pg_guard`'s statements bind."""
     return {
         "event_id": event.id,

@@ -34,7 +34,7 @@ def register(subparsers: Subparsers) -> None:
     run.set_defaults(handler=_run)
 
 
-def run_json(run: Any) -> dict[str, Any]:
+def run_json(run: Any) -> dict[str, object]:
     """A campaign run as printed by `campaign run` and `tick`."""
     return {
         "campaign": run.campaign,

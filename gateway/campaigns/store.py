@@ -73,7 +73,7 @@ def _as_json(raw: object) -> Any:
         raise DefinitionError("campaign", f"not plain JSON data: {exc}") from exc
 
 
-def normalised(valid: ValidCampaign) -> dict[str, Any]:
+def normalised(valid: ValidCampaign) -> dict[str, object]:
     """The definition with every default filled in: what "identical" compares."""
     return valid.definition.model_dump(mode="json")
 

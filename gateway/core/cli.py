@@ -38,7 +38,7 @@ def as_of_argument(args: argparse.Namespace, settings: Settings) -> datetime:
         raise UsageError(f"--as-of: {exc}") from exc
 
 
-def print_report(data: dict[str, Any], fmt: str) -> None:
+def print_report(data: dict[str, object], fmt: str) -> None:
     """A command's report as indented JSON, or one `key: value` line per field."""
     if fmt == "json":
         print(json.dumps(data, indent=2))

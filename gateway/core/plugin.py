@@ -43,7 +43,7 @@ class PeriodicJob:
     """
 
     name: str
-    run: Callable[[Database, Settings, datetime, Bus], Awaitable[dict[str, Any]]]
+    run: Callable[[Database, Settings, datetime, Bus], Awaitable[dict[str, object]]]
 
 
 def _no_setup(app: web.Application, workers: bool) -> None:

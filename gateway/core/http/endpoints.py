@@ -155,7 +155,7 @@ async def keyset_page(
     request: web.Request,
     query: Select[Any],
     key: InstrumentedAttribute[str],
-    serialize: Callable[[Any], dict[str, Any]],
+    serialize: Callable[[Any], dict[str, object]],
     params: PageQuery,
     *,
     descending: bool = False,
@@ -172,7 +172,7 @@ async def keyset_page(
     return json_response(page([serialize(row) for row in rows], params.limit))
 
 
-def page(items: list[dict[str, Any]], limit: int, key: str = "id") -> dict[str, Any]:
+def page(items: list[dict[str, object]], limit: int, key: str = "id") -> dict[str, object]:
     """`{"items", "next_cursor"}` from up to limit+1 fetched rows."""
     more = len(items) > limit
     items = items[:limit]

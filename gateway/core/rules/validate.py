@@ -230,7 +230,7 @@ def _decimal(value: object, name: str, path: str) -> Decimal:
     return number
 
 
-def rule_to_raw(rule: Rule) -> dict[str, Any]:
+def rule_to_raw(rule: Rule) -> dict[str, object]:
     """The rule as plain data again (what the editor shows and saves)."""
     if isinstance(rule, AllOf):
         return {"all": [rule_to_raw(item) for item in rule.rules]}
