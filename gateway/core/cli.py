@@ -7,13 +7,17 @@ import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.core.clock import SystemClock, TimeInputError, parse_time_input
 from gateway.core.settings import Settings
 
-# What `register(subparsers)` functions add their commands to.
-Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+# What `register(subparsers)` functions add their commands to (argparse's action is
+# generic only to type checkers: subscripting it fails at run time on Python 3.11).
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Subparsers = argparse._SubParsersAction
 # A handler returns the exit status (0 ok, 2 bad arguments or unreadable input, 1
 # otherwise, 3 partial import).
 Handler = Callable[[argparse.Namespace, Settings], int]
