@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 
@@ -32,7 +31,7 @@ class DailyJob:
     name: str
     # Lower runs first: a job that reads another's results declares a higher order.
     order: int
-    run: Callable[[Database, Settings, datetime], Awaitable[Any]]
+    run: Callable[[Database, Settings, datetime], Awaitable[object]]
 
 
 @dataclass(frozen=True)
