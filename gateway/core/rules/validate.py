@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from gateway.core.rules.fields import ALL_OPS, FieldSpec, Kind, UnknownField, resolve_field
 
@@ -109,7 +109,7 @@ class _Parser:
         )
         return AllOf(rules) if kind == "all" else AnyOf(rules)
 
-    def condition(self, raw: Mapping[Any, Any], path: str) -> Condition:
+    def condition(self, raw: Mapping[object, object], path: str) -> Condition:
         for key in raw:
             if key not in ("field", "op", "value"):
                 raise RuleError(f"{path}.{key}", "unknown key (expected field, op, value)")
@@ -132,7 +132,7 @@ class _Parser:
         return Condition(name, spec, parameter, op, value)
 
 
-def _value(spec: FieldSpec, name: str, op: str, raw: Mapping[Any, Any], path: str) -> Value:
+def _value(spec: FieldSpec, name: str, op: str, raw: Mapping[object, object], path: str) -> Value:
     if op == "exists":
         value = raw.get("value", True)
         if not isinstance(value, bool):
@@ -239,7 +239,7 @@ def rule_to_raw(rule: Rule) -> dict[str, object]:
     if isinstance(rule, Not):
         return {"not": rule_to_raw(rule.rule)}
     value = rule.value
-    out: Any
+    out: object
     if isinstance(value, tuple):
         out = [_raw_scalar(rule.spec, item) for item in value]
     else:
@@ -247,7 +247,7 @@ def rule_to_raw(rule: Rule) -> dict[str, object]:
     return {"field": rule.field, "op": rule.op, "value": out}
 
 
-def _raw_scalar(spec: FieldSpec, value: Scalar) -> Any:
+def _raw_scalar(spec: FieldSpec, value: Scalar) -> object:
     if isinstance(value, Decimal):
         if spec.kind is Kind.DECIMAL:
             return str(value)  # money travels as decimal strings
