@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from html.parser import HTMLParser
-from typing import Any, Protocol
+from typing import Protocol
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2 import Template as JinjaTemplate
@@ -176,12 +176,12 @@ def first_name(customer: Customer) -> str | None:
 def template_context(
     customer: Customer,
     payment: Payment | None,
-    variables: Mapping[str, Any],
+    variables: Mapping[str, object],
     language: str,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Customer, then payment, then request variables (later wins); None means absent."""
     phone = next((p.e164 for p in customer.phones if not p.invalid), None)
-    values: dict[str, Any] = {
+    values: dict[str, object] = {
         "name": customer.name or None,
         "first_name": first_name(customer),
         "external_id": customer.external_id,
@@ -356,7 +356,7 @@ class Renderer:
         return compiled
 
     def _fill(
-        self, text: str, context: Mapping[str, Any], declared: Sequence[str], html: bool
+        self, text: str, context: Mapping[str, object], declared: Sequence[str], html: bool
     ) -> str:
         template, used = self._compiled(text, html)
         missing = sorted((used | set(declared)) - context.keys())
@@ -384,7 +384,7 @@ class Renderer:
         source: TemplateSource,
         customer: Customer,
         payment: Payment | None,
-        variables: Mapping[str, Any],
+        variables: Mapping[str, object],
     ) -> Rendered:
         """Pick the customer's language, fill in the values; raise a TemplateProblem."""
         if not source.body:

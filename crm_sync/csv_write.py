@@ -169,7 +169,7 @@ async def _replace_phones(
 
 
 # Values a new customer starts with; an update leaves them alone.
-NEW_CUSTOMER: dict[str, Any] = {
+NEW_CUSTOMER: dict[str, object] = {
     "products": [],
     "attributes": {},
     "status": "active",

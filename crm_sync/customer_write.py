@@ -32,9 +32,11 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import ReturningInsert
 
-from gateway.core.db.dialect import is_postgres
+from gateway.core.db.dialect import InsertOf, is_postgres
 from gateway.core.db.models import Customer, CustomerPhone, StatusChange
 from gateway.core.db.types import UtcDateTime, new_id
 from gateway.core.phones import last_digits
@@ -136,7 +138,12 @@ async def write_customer(
     return await _sqlite_write(conn, plan)
 
 
-def _upsert(insert: Any, sent: tuple[str, ...], record_status: bool, condition: Any = None) -> Any:
+def _upsert(
+    insert: InsertOf,
+    sent: tuple[str, ...],
+    record_status: bool,
+    condition: ColumnElement[bool] | None = None,
+) -> Insert:
     """INSERT the full new row; on a known external id overwrite only the sent fields."""
     columns = _CUSTOMERS.c
     now = bindparam("now", type_=UtcDateTime())
@@ -254,9 +261,9 @@ def _pg_phones(old: Any, up: Any) -> list[Any]:
 
 
 @lru_cache(maxsize=64)
-def _sqlite_upsert(sent: tuple[str, ...], record_status: bool) -> Any:
+def _sqlite_upsert(sent: tuple[str, ...], record_status: bool) -> ReturningInsert[str]:
     """The customer row's upsert on SQLite."""
-    return _upsert(sqlite.insert, sent, record_status).returning(_CUSTOMERS.c.id)
+    return _upsert(cast(InsertOf, sqlite.insert), sent, record_status).returning(_CUSTOMERS.c.id)
 
 
 _OLD = select(_CUSTOMERS.c.status, _CUSTOMERS.c.deleted_at).where(

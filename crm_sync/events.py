@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -93,10 +93,10 @@ class CustomerUpserted(EventData):
     products: list[Annotated[str, Field(max_length=128)]] | None = None
     responsible_agent: Annotated[str, Field(max_length=128)] | None = None
     contract_started_at: When | None = None
-    attributes: dict[str, Any] | None = None
+    attributes: dict[str, object] | None = None
     bonus_balance: Amount | None = None
 
-    def fields(self) -> dict[str, Any]:
+    def fields(self) -> dict[str, object]:
         """The customer columns this event sets (phones and external_id apart)."""
         sent = self.model_fields_set - {"external_id", "phones"}
         values = {name: getattr(self, name) for name in sent}
@@ -170,7 +170,7 @@ class ContactRequested(EventData):
     body: Annotated[str, Field(min_length=1, max_length=20_000)] | None = None
     subject: Annotated[str, Field(min_length=1, max_length=512)] | None = None
     send_at: When | None = None
-    variables: dict[str, Any] = Field(default_factory=dict)
+    variables: dict[str, object] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _template_or_body(self) -> ContactRequested:
@@ -212,8 +212,8 @@ class AgentUpserted(EventData):
     capacity_per_day: int | None = Field(default=None, ge=0)
     cost_per_contact: Amount | None = Field(default=None, ge=0)
     currency: str | None = Field(default=None, pattern=_CURRENCY)
-    eligibility: dict[str, Any] | None = None
-    performance: dict[str, Any] | None = None
+    eligibility: dict[str, object] | None = None
+    performance: dict[str, object] | None = None
     active: bool | None = None
 
 
@@ -225,8 +225,8 @@ class PartnerUpserted(EventData):
     capacity: int = Field(default=0, ge=0)
     cost_per_contact: Amount = Field(default=Decimal("0"), ge=0)
     currency: str = Field(default="UAH", pattern=_CURRENCY)
-    eligibility: dict[str, Any] = Field(default_factory=dict)
-    performance: dict[str, Any] = Field(default_factory=dict)
+    eligibility: dict[str, object] = Field(default_factory=dict)
+    performance: dict[str, object] = Field(default_factory=dict)
 
 
 EVENT_TYPES: dict[str, type[EventData]] = {
@@ -252,7 +252,7 @@ class Envelope(BaseModel):
     id: Id
     type: Annotated[str, Field(min_length=1, max_length=64)]
     occurred_at: When
-    data: dict[str, Any]
+    data: dict[str, object]
 
 
 class NulCharacter(ValueError):
@@ -263,7 +263,7 @@ class NulCharacter(ValueError):
         self.path = path
 
 
-def parse_envelope(raw: Any, context: ParseContext) -> Envelope:
+def parse_envelope(raw: object, context: ParseContext) -> Envelope:
     """Validate the envelope; raises ValidationError, NulCharacter, or UnknownEventType."""
     nul = find_nul(raw)
     if nul is not None:

@@ -7,19 +7,20 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from crm_sync.csv_import import ImportReport, import_customers
 from crm_sync.csv_rows import ImportFileError
 from crm_sync.csv_source import BATCH_ROWS
+from gateway.core.cli import Subparsers
 from gateway.core.clock import SystemClock
 from gateway.core.db.engine import Database
 from gateway.core.settings import Settings
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add `import customers`."""
     command = subparsers.add_parser("import", help="bulk import from files")
     kinds = command.add_subparsers(dest="import_kind", required=True)

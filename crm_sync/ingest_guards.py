@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Any, Literal, cast
 
 from sqlalchemy import ColumnElement, String, Table, bindparam, exists, select
+from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import raiseload
 
 from crm_sync.events import Envelope
-from gateway.core.db.dialect import by_dialect, dialect_of, is_postgres
+from gateway.core.db.dialect import InsertOf, by_dialect, dialect_of, is_postgres
 from gateway.core.db.models import Customer, EntityVersion, ProcessedWebhook
 from gateway.core.db.types import UtcDateTime
 
@@ -30,7 +31,7 @@ class EventRejected(ValueError):
         self.message = message
 
 
-def _claim_statement(insert: Any) -> Any:
+def _claim_statement(insert: InsertOf) -> Insert:
     """Insert the event id unless it is there (bound per call)."""
     return (
         insert(_WEBHOOKS)
@@ -44,7 +45,7 @@ def _claim_statement(insert: Any) -> Any:
     )
 
 
-def _version_upsert(statement: Any) -> Any:
+def _version_upsert(statement: Insert) -> Insert:
     """ON CONFLICT: advance the stored version unless it is later than this event's."""
     return statement.on_conflict_do_update(
         index_elements=["entity"],
@@ -53,7 +54,7 @@ def _version_upsert(statement: Any) -> Any:
     )
 
 
-def _version_statement(insert: Any) -> Any:
+def _version_statement(insert: InsertOf) -> Insert:
     """Advance an entity's version unless it holds a later one (bound per call)."""
     return _version_upsert(
         insert(_VERSIONS).values(
@@ -84,7 +85,7 @@ def pg_guard() -> tuple[ColumnElement[bool], tuple[ColumnElement[Any], ...]]:
     return newer, (claimed.label("claimed"), newer.label("newer"))
 
 
-def guard_params(event: Envelope, entity: str, now: datetime) -> dict[str, Any]:
+def guard_params(event: Envelope, entity: str, now: datetime) -> dict[str, object]:
     """What `pg_guard`'s statements bind."""
     return {
         "event_id": event.id,

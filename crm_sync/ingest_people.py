@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,7 +60,7 @@ async def agent_upserted(
 
 
 # Column value for a key sent as null: the column's own default.
-_WHEN_NULL: dict[str, Any] = {
+_WHEN_NULL: dict[str, object] = {
     "skills": [],
     "regions": [],
     "capacity_per_day": None,

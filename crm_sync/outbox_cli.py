@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from crm_sync.outbox import STATES, list_items, retry_dead
-from gateway.core.cli import UsageError, run_async
+from gateway.core.cli import Subparsers, UsageError, run_async
 from gateway.core.clock import SystemClock, isoformat_z
 from gateway.core.db.engine import Database
 from gateway.core.db.models.crm import OutboxItem
@@ -27,7 +26,7 @@ _COLUMNS = (
 _ERROR_WIDTH = 60
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add `outbox list` and `outbox retry`."""
     outbox = subparsers.add_parser("outbox", help="CRM push-back queue")
     sub = outbox.add_subparsers(dest="outbox_command", required=True)

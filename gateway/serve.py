@@ -6,12 +6,11 @@ import argparse
 import asyncio
 import signal
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from pydantic import SecretStr
 
-from gateway.core.cli import UsageError, run_async
+from gateway.core.cli import Subparsers, UsageError, run_async
 from gateway.core.clock import SystemClock
 from gateway.core.db.engine import Database
 from gateway.core.db.migrate import upgrade
@@ -25,7 +24,7 @@ DEMO_PBX_SCRIPT = Path("config/demo/pbx-script.yaml")
 SHIPPED_CAMPAIGNS = Path("config/campaigns")
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add serve and demo."""
     serve = subparsers.add_parser("serve", help="run the gateway")
     serve.add_argument("--host")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.core.cli import UsageError, run_async
+from gateway.core.cli import Subparsers, UsageError, run_async
 from gateway.core.clock import SystemClock, TimeInputError, parse_time_input
 from gateway.core.db.engine import Database
 from gateway.core.settings import Settings
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from gateway.allocation.partners_csv import PartnerImport
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add `allocate`, `partners import` and `agents import`."""
     allocate = subparsers.add_parser(
         "allocate",

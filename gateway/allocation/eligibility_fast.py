@@ -14,7 +14,6 @@ evaluating a validated condition has no side effects, so and/or need no short-ci
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -105,7 +104,7 @@ def column(contacts: Sequence[Contact], reader: Condition) -> list[Hashable]:
     return [_tagged(field_value(reader, contact.facts)) for contact in contacts]
 
 
-def _tagged(value: Any) -> Hashable:
+def _tagged(value: object) -> Hashable:
     kind = type(value)
     if kind is str or kind is int or value is None:
         return (kind, value)

@@ -32,7 +32,7 @@ class RunOut(BaseModel):
     assignments: dict[str, str]
     unassigned: dict[str, str]
     total_cost: str
-    summary: dict[str, Any]
+    summary: dict[str, object]
 
 
 def policy_of(settings: Settings) -> AllocationPolicy:

@@ -108,7 +108,7 @@ class Plan:
         }
 
 
-def parse_problem(raw: Any, default_weights: Mapping[str, Decimal]) -> Problem:
+def parse_problem(raw: object, default_weights: Mapping[str, Decimal]) -> Problem:
     """Read `{"contacts", "partners", "weights"?}`; raises AllocationInputError with a path."""
     if not isinstance(raw, Mapping):
         raise AllocationInputError("$", "expected an object with `contacts` and `partners`")
@@ -138,7 +138,7 @@ def parse_problem(raw: Any, default_weights: Mapping[str, Decimal]) -> Problem:
     )
 
 
-def _list(raw: Mapping[str, Any], key: str) -> list[Any]:
+def _list(raw: Mapping[str, object], key: str) -> list[Any]:
     value = raw.get(key)
     if not isinstance(value, list):
         raise AllocationInputError(key, "expected a list")
@@ -154,7 +154,7 @@ def _unique(items: tuple[_T, ...], path: str) -> tuple[_T, ...]:
     return items
 
 
-def parse_contact(raw: Any, path: str) -> Contact:
+def parse_contact(raw: object, path: str) -> Contact:
     """One contact: `id`, `priority`, and customer facts named as in the rule catalogue."""
     if not isinstance(raw, Mapping):
         raise AllocationInputError(path, "expected an object")
@@ -200,7 +200,7 @@ def parse_contact(raw: Any, path: str) -> Contact:
     return Contact(id=ident, facts=CustomerFacts(**facts), priority=priority)
 
 
-def parse_partner(raw: Any, path: str) -> PartnerTerms:
+def parse_partner(raw: object, path: str) -> PartnerTerms:
     """One partner: `id`, `capacity`, `cost_per_contact`, `eligibility` rule, `performance`."""
     if not isinstance(raw, Mapping):
         raise AllocationInputError(path, "expected an object")
@@ -227,7 +227,7 @@ def parse_partner(raw: Any, path: str) -> PartnerTerms:
     )
 
 
-def eligibility_rule(raw: Any, path: str) -> Rule | None:
+def eligibility_rule(raw: object, path: str) -> Rule | None:
     """A partner's rule; an empty object means every contact (no restriction)."""
     if isinstance(raw, Mapping) and not raw:
         return None
@@ -237,34 +237,34 @@ def eligibility_rule(raw: Any, path: str) -> Rule | None:
         raise AllocationInputError(exc.path, exc.message) from None
 
 
-def performance(raw: Any, path: str) -> dict[str, Decimal]:
+def performance(raw: object, path: str) -> dict[str, Decimal]:
     """Performance figures by name (quality_score, cancellation_rate, upsell_rate, …)."""
     if not isinstance(raw, Mapping):
         raise AllocationInputError(path, "expected an object of figure → number")
     return {str(k): decimal(v, f"{path}.{k}") for k, v in raw.items() if v is not None}
 
 
-def _counts(raw: Any, path: str) -> dict[str, int]:
+def _counts(raw: object, path: str) -> dict[str, int]:
     if not isinstance(raw, Mapping):
         raise AllocationInputError(path, "expected an object of name → whole number")
     return {str(k): integer(v, f"{path}.{k}") for k, v in raw.items()}
 
 
-def text(value: Any, path: str) -> str:
+def text(value: object, path: str) -> str:
     """A non-empty text of at most 256 characters."""
     if not isinstance(value, str) or not value.strip() or len(value) > 256:
         raise AllocationInputError(path, "expected a non-empty text of at most 256 characters")
     return value
 
 
-def integer(value: Any, path: str) -> int:
+def integer(value: object, path: str) -> int:
     """A whole number (JSON integer, not true/false)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise AllocationInputError(path, "expected a whole number")
     return value
 
 
-def decimal(value: Any, path: str) -> Decimal:
+def decimal(value: object, path: str) -> Decimal:
     """A finite number, given as a JSON number or a decimal string."""
     if isinstance(value, bool):
         raise AllocationInputError(path, "expected a number")

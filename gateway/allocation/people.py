@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,7 +57,7 @@ async def find_agent(session: AsyncSession, key: str) -> Agent | None:
     ).first()
 
 
-def check_terms(eligibility: dict[str, Any], figures: dict[str, Any]) -> dict[str, str]:
+def check_terms(eligibility: dict[str, object], figures: dict[str, object]) -> dict[str, str]:
     """Validate a rule and performance figures; the figures as decimal strings."""
     try:
         eligibility_rule(eligibility, "eligibility")
@@ -76,8 +75,8 @@ async def save_partner(
     capacity: int,
     cost_per_contact: Decimal,
     currency: str,
-    eligibility: dict[str, Any],
-    figures: dict[str, Any],
+    eligibility: dict[str, object],
+    figures: dict[str, object],
     active: bool,
     now: datetime,
 ) -> Partner:
@@ -119,8 +118,8 @@ async def save_agent(
     now: datetime,
     cost_per_contact: Decimal = Decimal("0"),
     currency: str = "UAH",
-    eligibility: dict[str, Any] | None = None,
-    figures: dict[str, Any] | None = None,
+    eligibility: dict[str, object] | None = None,
+    figures: dict[str, object] | None = None,
 ) -> Agent:
     """Create or replace an agent (found by either id); raises InvalidTerms, StaleWrite."""
     eligibility = eligibility or {}

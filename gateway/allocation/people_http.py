@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,8 +48,8 @@ class PartnerIn(BaseModel):
     capacity_per_day: int = Field(ge=0, le=MAX_CAPACITY)
     cost_per_contact: Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
     currency: str = Field(default="UAH", pattern=r"^[A-Z]{3}$")
-    eligibility: dict[str, Any] = Field(default_factory=dict)
-    performance: dict[str, Any] = Field(default_factory=dict)
+    eligibility: dict[str, object] = Field(default_factory=dict)
+    performance: dict[str, object] = Field(default_factory=dict)
     active: bool = True
 
 
@@ -62,8 +62,8 @@ class PartnerOut(BaseModel):
     capacity_per_day: int
     cost_per_contact: str
     currency: str
-    eligibility: dict[str, Any]
-    performance: dict[str, Any]
+    eligibility: dict[str, object]
+    performance: dict[str, object]
     active: bool
     created_at: str
     updated_at: str
@@ -112,8 +112,8 @@ class AgentIn(BaseModel):
         "0"
     )
     currency: str = Field(default="UAH", pattern=r"^[A-Z]{3}$")
-    eligibility: dict[str, Any] = Field(default_factory=dict)
-    performance: dict[str, Any] = Field(default_factory=dict)
+    eligibility: dict[str, object] = Field(default_factory=dict)
+    performance: dict[str, object] = Field(default_factory=dict)
     active: bool = True
 
 
@@ -130,8 +130,8 @@ class AgentOut(BaseModel):
     capacity_per_day: int | None
     cost_per_contact: str
     currency: str
-    eligibility: dict[str, Any]
-    performance: dict[str, Any]
+    eligibility: dict[str, object]
+    performance: dict[str, object]
     active: bool
     created_at: str
     updated_at: str
@@ -166,7 +166,7 @@ class AgentPage(BaseModel):
 
 
 async def _save_answering(
-    request: web.Request, save: Callable[[AsyncSession], Awaitable[dict[str, Any]]]
+    request: web.Request, save: Callable[[AsyncSession], Awaitable[dict[str, object]]]
 ) -> web.Response:
     """Run a create-or-replace in one transaction and answer with the saved row.
 
@@ -241,7 +241,7 @@ async def put_partner(request: web.Request) -> web.Response:
     given = await read_body(request, PartnerIn)
     now = request.app[CLOCK].now()
 
-    async def save(session: AsyncSession) -> dict[str, Any]:
+    async def save(session: AsyncSession) -> dict[str, object]:
         row = await save_partner(
             session,
             key,
@@ -310,7 +310,7 @@ async def put_agent(request: web.Request) -> web.Response:
     given = await read_body(request, AgentIn)
     now = request.app[CLOCK].now()
 
-    async def save(session: AsyncSession) -> dict[str, Any]:
+    async def save(session: AsyncSession) -> dict[str, object]:
         row = await save_agent(
             session,
             key,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 
@@ -32,7 +31,7 @@ def setup(app: web.Application, workers: bool) -> None:
     add_endpoints(app, list_partners, get_partner, put_partner, list_agents, get_agent, put_agent)
 
 
-async def allocate_open_tasks(database: Database, settings: Settings, as_of: datetime) -> Any:
+async def allocate_open_tasks(database: Database, settings: Settings, as_of: datetime) -> object:
     """Give the open call tasks to agents and partners (after the day's tasks exist)."""
     result = await run_allocation(
         database,

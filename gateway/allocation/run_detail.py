@@ -18,7 +18,9 @@ from gateway.allocation.model import CAPACITY_EXHAUSTED, NO_ELIGIBLE, Plan, Prob
 DETAIL = "detail"
 
 
-def run_detail(problem: Problem, eligible: Sequence[Sequence[int]], plan: Plan) -> dict[str, Any]:
+def run_detail(
+    problem: Problem, eligible: Sequence[Sequence[int]], plan: Plan
+) -> dict[str, object]:
     """The detail of one run (JSON-ready)."""
     index_of = {target.id: i for i, target in enumerate(problem.partners)}
     targets = [

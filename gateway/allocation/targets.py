@@ -42,7 +42,7 @@ class Target:
     currency: str
     crm_user_id: str | None = None
 
-    def event_fields(self) -> dict[str, Any]:
+    def event_fields(self) -> dict[str, object]:
         """The target's part of `allocation.assigned` (partner_* keys kept for partners)."""
         if self.kind == "partner":
             return {
@@ -63,9 +63,9 @@ def implicit_conditions(
     regions: Sequence[str],
     min_contract_age_days: int | None = None,
     max_contract_age_days: int | None = None,
-) -> list[dict[str, Any]]:
+) -> list[dict[str, object]]:
     """Rule conditions for the usual columns: any of the products, one of the regions, age."""
-    conditions: list[dict[str, Any]] = []
+    conditions: list[dict[str, object]] = []
     if products:
         conditions.append(
             {"any": [{"field": "products", "op": "contains", "value": p} for p in products]}
@@ -83,7 +83,7 @@ def implicit_conditions(
     return conditions
 
 
-def all_of(conditions: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def all_of(conditions: Sequence[dict[str, object]]) -> dict[str, object]:
     """One rule holding when every condition does; `{}` (anyone) for none."""
     kept = [condition for condition in conditions if condition]
     if not kept:
@@ -91,7 +91,7 @@ def all_of(conditions: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return kept[0] if len(kept) == 1 else {"all": kept}
 
 
-def agent_rule(agent: Agent) -> dict[str, Any]:
+def agent_rule(agent: Agent) -> dict[str, object]:
     """The agent's effective rule (see the module docstring)."""
     own = dict(agent.eligibility or {})
     return all_of([*implicit_conditions(agent.skills or [], agent.regions or []), own])
@@ -115,7 +115,7 @@ async def load_targets(
     terms: list[PartnerTerms] = []
     targets: dict[str, Target] = {}
     skipped: dict[str, str] = {}
-    rows: list[tuple[Partner | Agent, Literal["partner", "agent"], dict[str, Any], str]] = [
+    rows: list[tuple[Partner | Agent, Literal["partner", "agent"], dict[str, object], str]] = [
         (p, "partner", dict(p.eligibility or {}), p.partner_id) for p in partners
     ]
     rows += [(a, "agent", agent_rule(a), a.agent_id) for a in agents]

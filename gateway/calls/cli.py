@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from gateway.core.cli import UsageError, run_async
+from gateway.core.cli import Subparsers, UsageError, run_async
 from gateway.core.clock import SystemClock, TimeInputError, parse_time_input
 from gateway.core.db.engine import Database
 from gateway.core.settings import Settings
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add the calls commands."""
     calls = subparsers.add_parser("calls", help="call records")
     sub = calls.add_subparsers(dest="calls_command", required=True)

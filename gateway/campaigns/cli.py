@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gateway.core.cli import UsageError, run_async
+from gateway.core.cli import Subparsers, UsageError, run_async
 from gateway.core.clock import SystemClock, TimeInputError, isoformat_z, parse_time_input
 from gateway.core.db.engine import Database
 from gateway.core.settings import Settings
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add the campaign commands (`run` is added by the journey engine's module)."""
     campaign = subparsers.add_parser("campaign", help="campaign definitions")
     sub = campaign.add_subparsers(dest="campaign_command", required=True)

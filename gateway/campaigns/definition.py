@@ -117,7 +117,7 @@ class BranchCase(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    when: dict[str, Any] | None = None
+    when: dict[str, object] | None = None
     outcome: (
         Literal["replied", "activity", "order", "call_answered", "delivered", "timeout"] | None
     ) = None
@@ -150,7 +150,7 @@ class CrmActionStep(_Step):
 
     type: Literal["crm_action"]
     action: Annotated[str, Field(pattern=r"^[a-z_]+\.[a-z_]+$")]
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, object] = Field(default_factory=dict)
 
 
 Step = Annotated[
@@ -189,7 +189,7 @@ class CampaignDefinition(BaseModel):
     enabled: bool = True
     schedule: str
     occurrence: Occurrence = "once"
-    audience: dict[str, Any]
+    audience: dict[str, object]
     steps: list[Step] = Field(default_factory=list, max_length=50)
     experiment: Experiment | None = None
 
@@ -251,7 +251,7 @@ def _check_steps(steps: list[Any], prefix: str, rules: dict[str, Rule]) -> None:
             )
 
 
-def validate_definition(raw: Any) -> ValidCampaign:
+def validate_definition(raw: object) -> ValidCampaign:
     """Parse and check a definition; DefinitionError names the exact path of a problem."""
     if not isinstance(raw, dict):
         raise DefinitionError("campaign", "a definition is a mapping")

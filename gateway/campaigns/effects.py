@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,8 +14,8 @@ from gateway.core.db.models import OutboundContact, Task
 class Effects:
     """Rows a batch of advances writes together (one statement each, not one per row)."""
 
-    contacts: list[dict[str, Any]] = field(default_factory=list)
-    tasks: list[dict[str, Any]] = field(default_factory=list)
+    contacts: list[dict[str, object]] = field(default_factory=list)
+    tasks: list[dict[str, object]] = field(default_factory=list)
     steps: int = 0
     status_moves: int = 0
     crm_actions: int = 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,7 +45,7 @@ class CampaignOut(BaseModel):
     name: str
     version: int
     enabled: bool
-    definition: dict[str, Any]
+    definition: dict[str, object]
     created_at: str | None
     created_by: str | None
     last_run_at: str | None
@@ -63,7 +62,7 @@ class VersionOut(BaseModel):
     created_at: str | None
     created_by: str | None
     current: bool
-    definition: dict[str, Any]
+    definition: dict[str, object]
 
 
 class VersionList(BaseModel):
@@ -89,7 +88,7 @@ class PreviewIn(BaseModel):
     as_of: str | None = Field(
         default=None, description="ISO 8601, or a date in SWITCHBOARD_TIMEZONE"
     )
-    definition: dict[str, Any] | None = Field(
+    definition: dict[str, object] | None = Field(
         default=None,
         description="an edited definition to preview without saving it (its name must be "
         "the path's); absent: the current saved version",
@@ -99,10 +98,12 @@ class PreviewIn(BaseModel):
 class FieldList(BaseModel):
     """The rule field catalogue."""
 
-    items: list[dict[str, Any]]
+    items: list[dict[str, object]]
 
 
-def _out(campaign: Campaign, version: CampaignVersion, new: bool | None = None) -> dict[str, Any]:
+def _out(
+    campaign: Campaign, version: CampaignVersion, new: bool | None = None
+) -> dict[str, object]:
     return CampaignOut(
         name=campaign.name,
         version=version.version,
@@ -293,7 +294,7 @@ async def preview_campaign(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-def _valid_draft(name: str, raw: dict[str, Any]) -> ValidCampaign:
+def _valid_draft(name: str, raw: dict[str, object]) -> ValidCampaign:
     """A posted definition checked as a save would check it; paths under `definition.`."""
     if raw.get("name") != name:
         raise InvalidInput(

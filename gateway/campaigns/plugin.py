@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 
@@ -45,7 +44,7 @@ def setup(app: web.Application, workers: bool) -> None:
 
 async def campaign_tick(
     database: Database, settings: Settings, as_of: datetime, bus: Bus
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Enroll every campaign due at `as_of`, then advance every due enrollment."""
     report = await tick(database, settings, as_of, bus)
     if report.runs or report.advance.enrollments:

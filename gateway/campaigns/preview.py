@@ -126,9 +126,9 @@ class FirstContact:
     segments: int = 0
     cost: Decimal = Decimal(0)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         """JSON with money as a decimal string."""
-        data: dict[str, Any] = {
+        data: dict[str, object] = {
             "step": self.step,
             "type": self.type,
             "channel": self.channel,
@@ -148,7 +148,7 @@ class Preview:
     campaign: str
     as_of: datetime
     count: int
-    sample: list[dict[str, Any]]
+    sample: list[dict[str, object]]
     arms: dict[str, list[FirstContact]]
     holdout: int
     currency: str
@@ -160,7 +160,7 @@ class Preview:
         total = sum((c.cost for contacts in self.arms.values() for c in contacts), Decimal(0))
         return total.quantize(CENT)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         """The preview as the API and the CLI's JSON show it."""
         return {
             "campaign": self.campaign,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gateway.core.cli import UsageError, as_of_argument, print_report, run_async
+from gateway.core.cli import Subparsers, UsageError, as_of_argument, print_report, run_async
 from gateway.core.clock import isoformat_z
 from gateway.core.db.engine import Database
 from gateway.core.settings import Settings
 
 
-def _campaign_commands(subparsers: Any) -> Any:
+def _campaign_commands(subparsers: Subparsers) -> Subparsers:
     """The `campaign` command's own subcommands (created here if nobody added them yet)."""
     campaign = subparsers.choices.get("campaign")
     if campaign is None:
@@ -23,7 +23,7 @@ def _campaign_commands(subparsers: Any) -> Any:
     return campaign.add_subparsers(dest="campaign_command", required=True)
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add `campaign run`."""
     run = _campaign_commands(subparsers).add_parser(
         "run", help="run one tick of a campaign as if the time were T (enroll, then advance)"
@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
     run.set_defaults(handler=_run)
 
 
-def run_json(run: Any) -> dict[str, Any]:
+def run_json(run: Any) -> dict[str, object]:
     """A campaign run as printed by `campaign run` and `tick`."""
     return {
         "campaign": run.campaign,

@@ -65,7 +65,7 @@ class LoadReport:
         return not self.refused
 
 
-def _as_json(raw: Any) -> Any:
+def _as_json(raw: object) -> Any:
     """The definition as JSON data; YAML can hold dates and other things JSON cannot."""
     try:
         return json.loads(json.dumps(raw, allow_nan=False))
@@ -73,7 +73,7 @@ def _as_json(raw: Any) -> Any:
         raise DefinitionError("campaign", f"not plain JSON data: {exc}") from exc
 
 
-def normalised(valid: ValidCampaign) -> dict[str, Any]:
+def normalised(valid: ValidCampaign) -> dict[str, object]:
     """The definition with every default filled in: what "identical" compares."""
     return valid.definition.model_dump(mode="json")
 
@@ -99,7 +99,7 @@ async def _version_row(session: AsyncSession, campaign: Campaign, version: int) 
 
 
 async def save_version(
-    session: AsyncSession, raw: Any, created_by: str | None, now: datetime
+    session: AsyncSession, raw: object, created_by: str | None, now: datetime
 ) -> Saved:
     """Validate and append a version (DefinitionError: nothing written); identical → no new one."""
     data = _as_json(raw)
@@ -143,7 +143,7 @@ async def save_version(
 
 
 async def save_definition(
-    database: Database, raw: Any, created_by: str | None, now: datetime
+    database: Database, raw: object, created_by: str | None, now: datetime
 ) -> Saved:
     """`save_version` in its own transaction, retried once when two first saves race."""
     for attempt in (1, 2):
@@ -214,7 +214,7 @@ def _yaml_files(directory: Path) -> list[Path]:
     return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
 
 
-async def save_template(session: AsyncSession, raw: Any, now: datetime) -> bool:
+async def save_template(session: AsyncSession, raw: object, now: datetime) -> bool:
     """Create or update a template from a YAML document; False when it was unchanged."""
     if not isinstance(raw, dict):
         raise DefinitionError("template", "a template is a mapping")

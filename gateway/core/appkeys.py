@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -14,7 +13,7 @@ from gateway.core.metrics import Metrics
 from gateway.core.settings import Settings
 
 # A health check returns (what to show, healthy?).
-HealthCheck = Callable[[], Awaitable[tuple[Any, bool]]]
+HealthCheck = Callable[[], Awaitable[tuple[object, bool]]]
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)

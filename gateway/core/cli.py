@@ -7,11 +7,17 @@ import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.core.clock import SystemClock, TimeInputError, parse_time_input
 from gateway.core.settings import Settings
 
+# What `register(subparsers)` functions add their commands to (argparse's action is
+# generic only to type checkers: subscripting it fails at run time on Python 3.11).
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Subparsers = argparse._SubParsersAction
 # A handler returns the exit status (0 ok, 2 bad arguments or unreadable input, 1
 # otherwise, 3 partial import).
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -36,7 +42,7 @@ def as_of_argument(args: argparse.Namespace, settings: Settings) -> datetime:
         raise UsageError(f"--as-of: {exc}") from exc
 
 
-def print_report(data: dict[str, Any], fmt: str) -> None:
+def print_report(data: dict[str, object], fmt: str) -> None:
     """A command's report as indented JSON, or one `key: value` line per field."""
     if fmt == "json":
         print(json.dumps(data, indent=2))
@@ -49,7 +55,7 @@ def print_report(data: dict[str, Any], fmt: str) -> None:
         print(f"{key}: {value if value is not None else '-'}")
 
 
-def _item_text(item: Any) -> str:
+def _item_text(item: object) -> str:
     if isinstance(item, dict):
         return ", ".join(f"{k} {v}" for k, v in item.items() if not isinstance(v, dict | list))
     return str(item)

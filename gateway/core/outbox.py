@@ -29,7 +29,7 @@ class InvalidOutboxItem(ValueError):
     """enqueue() was given something that cannot become a CRM activity."""
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> Any:
     if isinstance(value, Decimal):
         return str(value)  # money travels as decimal strings, never floats
     if isinstance(value, datetime):
@@ -47,7 +47,7 @@ async def enqueue(
     session: AsyncSession,
     *,
     type: str,
-    data: dict[str, Any],
+    data: dict[str, object],
     ordering_key: str,
     occurred_at: datetime,
     event_id: str | None = None,
@@ -70,7 +70,7 @@ class Activity:
     """One activity for `enqueue_many` (the same fields `enqueue` takes)."""
 
     type: str
-    data: dict[str, Any]
+    data: dict[str, object]
     ordering_key: str
     occurred_at: datetime
     event_id: str | None = None
@@ -90,12 +90,12 @@ async def enqueue_many(
 
 def _row(
     type: str,
-    data: dict[str, Any],
+    data: dict[str, object],
     ordering_key: str,
     occurred_at: datetime,
     event_id: str | None,
     now: datetime | None,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The outbox row for one activity, validated (InvalidOutboxItem names the field)."""
     _check_text("type", type, 64)
     _check_text("ordering_key", ordering_key, 128)
@@ -122,7 +122,7 @@ def _row(
     }
 
 
-async def _insert_ignoring_repeats(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+async def _insert_ignoring_repeats(session: AsyncSession, rows: list[dict[str, object]]) -> None:
     # ON CONFLICT DO NOTHING: the same event enqueued twice (two instances seeing one
     # call, a replayed webhook) must not abort the caller's transaction.
     insert = insert_for(session)

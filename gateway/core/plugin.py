@@ -7,22 +7,21 @@ and that one line.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 
 from gateway.core.bus import Bus
+from gateway.core.cli import Subparsers
 from gateway.core.db.engine import Database
 from gateway.core.settings import Section, Settings
 
 # (app, workers): add routes, background workers (cleanup_ctx), health checks.
 Setup = Callable[[web.Application, bool], None]
-# Adds subcommands to `switchboard`'s subparsers (argparse's private action type).
-Commands = Callable[[Any], None]
+# Adds subcommands to `switchboard`'s subparsers.
+Commands = Callable[[Subparsers], None]
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class DailyJob:
     name: str
     # Lower runs first: a job that reads another's results declares a higher order.
     order: int
-    run: Callable[[Database, Settings, datetime], Awaitable[Any]]
+    run: Callable[[Database, Settings, datetime], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class PeriodicJob:
     """
 
     name: str
-    run: Callable[[Database, Settings, datetime, Bus], Awaitable[dict[str, Any]]]
+    run: Callable[[Database, Settings, datetime, Bus], Awaitable[dict[str, object]]]
 
 
 def _no_setup(app: web.Application, workers: bool) -> None:
@@ -62,7 +61,7 @@ class Plugin:
     periodic_jobs: tuple[PeriodicJob, ...] = ()
 
 
-def add_commands(subparsers: argparse._SubParsersAction[Any], plugins: tuple[Plugin, ...]) -> None:
+def add_commands(subparsers: Subparsers, plugins: tuple[Plugin, ...]) -> None:
     """Every plugin's subcommands, in the plugins' order."""
     for plugin in plugins:
         for register in plugin.commands:

@@ -15,14 +15,13 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from gateway.core.appkeys import BUS, CLOCK, DATABASE, SETTINGS
 from gateway.core.bus import Bus, make_bus
-from gateway.core.cli import as_of_argument, print_report, run_async
+from gateway.core.cli import Subparsers, as_of_argument, print_report, run_async
 from gateway.core.clock import isoformat_z
 from gateway.core.db.engine import Database
 from gateway.core.plugin import DailyJob, PeriodicJob
@@ -40,7 +39,7 @@ class DailyReport:
     """What each daily job did (counts), and the jobs that failed."""
 
     as_of: datetime
-    done: dict[str, Any] = field(default_factory=dict)
+    done: dict[str, object] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
 
 
@@ -60,9 +59,9 @@ async def run_daily(
 
 async def run_periodic(
     jobs: Sequence[PeriodicJob], database: Database, settings: Settings, as_of: datetime, bus: Bus
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Run every periodic job once; their reports merged (a failure propagates)."""
-    merged: dict[str, Any] = {}
+    merged: dict[str, object] = {}
     for job in jobs:
         merged.update(await job.run(database, settings, as_of, bus))
     return merged
@@ -123,7 +122,7 @@ async def _tick_forever(
 
 
 def register_tick(
-    subparsers: Any, daily: Sequence[DailyJob], periodic: Sequence[PeriodicJob]
+    subparsers: Subparsers, daily: Sequence[DailyJob], periodic: Sequence[PeriodicJob]
 ) -> None:
     """Add `switchboard tick [--as-of T]`: every periodic and daily job, once."""
     tick = subparsers.add_parser("tick", help="run everything due at T once")

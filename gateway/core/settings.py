@@ -132,7 +132,7 @@ class Settings(BaseSettings):
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
-    def _proxy_networks(cls, value: Any) -> Any:
+    def _proxy_networks(cls, value: object) -> Any:
         entries = value.split(",") if isinstance(value, str) else value
         if not isinstance(entries, list):
             return entries

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
-from gateway.core.cli import UsageError
+from gateway.core.cli import Subparsers, UsageError
 from gateway.core.settings import Settings
 from gateway.costs import report_cli
 from gateway.costs.estimate import EstimateError, estimate
@@ -23,7 +22,7 @@ def _decimal(text: str) -> Decimal:
     return value
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add `report estimate`, `report savings` and `report daily`."""
     report = subparsers.add_parser("report", help="cost and savings reports")
     sub = report.add_subparsers(dest="report_command", required=True)

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.clock import Clock, isoformat_z
@@ -42,7 +42,15 @@ def day_bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
     return start, stop
 
 
-async def _moves(session: AsyncSession, start: datetime, stop: datetime | None) -> list[Any]:
+class Move(NamedTuple):
+    """How many customers moved from one status to another (None: a new customer)."""
+
+    from_status: str | None
+    to_status: str
+    customers: int
+
+
+async def _moves(session: AsyncSession, start: datetime, stop: datetime | None) -> list[Move]:
     query = (
         select(StatusChange.from_status, StatusChange.to_status, func.count())
         .where(StatusChange.at >= start)
@@ -50,10 +58,10 @@ async def _moves(session: AsyncSession, start: datetime, stop: datetime | None) 
     )
     if stop is not None:
         query = query.where(StatusChange.at < stop)
-    return list((await session.execute(query)).all())
+    return [Move(*row) for row in (await session.execute(query)).all()]
 
 
-def _apply(counts: dict[str, int], moves: list[Any], sign: int) -> None:
+def _apply(counts: dict[str, int], moves: list[Move], sign: int) -> None:
     for from_status, to_status, n in moves:
         counts[to_status] = counts.get(to_status, 0) + sign * n
         if from_status is not None:
@@ -61,7 +69,7 @@ def _apply(counts: dict[str, int], moves: list[Any], sign: int) -> None:
 
 
 async def _statuses(
-    session: AsyncSession, day: date, stop: datetime, timezone: str, moves: list[Any]
+    session: AsyncSession, day: date, stop: datetime, timezone: str, moves: list[Move]
 ) -> tuple[dict[str, int], str]:
     """Customers by status at the end of `day`, and how that was worked out."""
     previous = (
@@ -93,11 +101,13 @@ async def _statuses(
     return counts, "grouped count - later status changes"
 
 
-def _in(column: Any, start: datetime, stop: datetime) -> Any:
+def _in(
+    column: SQLColumnExpression[datetime | None], start: datetime, stop: datetime
+) -> ColumnElement[bool]:
     return and_(column >= start, column < stop)
 
 
-def _count_if(condition: Any) -> Any:
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.sum(case((condition, 1), else_=0))
 
 

@@ -70,7 +70,7 @@ def summed_amount(session: AsyncSession) -> ColumnElement[Any]:
     return exact_sum(session, CostEntry.amount)
 
 
-def amount_of(session: AsyncSession, raw: Any) -> Decimal:
+def amount_of(session: AsyncSession, raw: Decimal | int | None) -> Decimal:
     """Turn what `summed_amount` returned into a Decimal."""
     return read_sum(session, raw)
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from gateway.core.cli import UsageError, run_async
+from gateway.core.cli import Subparsers, UsageError, run_async
 from gateway.core.clock import SystemClock, TimeInputError, parse_time_input
 from gateway.core.db.engine import Database
 from gateway.core.settings import Settings
@@ -36,7 +36,7 @@ CSV_COLUMNS = (
 )
 
 
-def register(sub: Any, decimal: Callable[[str], Decimal]) -> None:
+def register(sub: Subparsers, decimal: Callable[[str], Decimal]) -> None:
     """Add `savings` and `daily` under `report`."""
     savings = sub.add_parser("savings", help="cost and savings from the ledger and call records")
     savings.add_argument("--from", dest="date_from", required=True, help="date or ISO time")

@@ -31,7 +31,7 @@ Decode = Callable[[Any], Any]
 Field = tuple[str, Any, Decode]
 
 
-def _same(value: Any) -> Any:
+def _same(value: object) -> Any:
     return value
 
 
@@ -59,7 +59,7 @@ def _json_list(
     return select(func.coalesce(json_rows(row), "[]")).scalar_subquery().label(name)
 
 
-def _decode(text: str, fields: Sequence[Field]) -> list[dict[str, Any]]:
+def _decode(text: str, fields: Sequence[Field]) -> list[dict[str, object]]:
     ranked = sorted(json.loads(text), key=lambda row: row[-1])
     return [
         {name: read(value) for (name, _, read), value in zip(fields, row[:-1], strict=True)}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Integer, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +24,7 @@ async def get_by_external_id(session: AsyncSession, external_id: str) -> Custome
 async def upsert_customer(
     session: AsyncSession,
     external_id: str,
-    fields: dict[str, Any],
+    fields: dict[str, object],
     phones: list[str] | None,
     now: datetime,
 ) -> tuple[Customer, bool]:

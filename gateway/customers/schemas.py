@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -146,7 +146,7 @@ class CustomerCard(BaseModel):
     region: str | None
     products: list[str]
     bonus_balance: str | None = Field(description="decimal string")
-    attributes: dict[str, Any]
+    attributes: dict[str, object]
     consent: Consent
     contract_started_at: str | None
     last_activity_at: str | None

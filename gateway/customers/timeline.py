@@ -33,10 +33,10 @@ class _Source:
     kind: TimelineKind
     model: Any
     at: Callable[[], SQLColumnExpression[datetime]]
-    fields: Callable[[Any], dict[str, Any]]
+    fields: Callable[[Any], dict[str, object]]
 
 
-def _call(row: Call) -> dict[str, Any]:
+def _call(row: Call) -> dict[str, object]:
     return {
         "direction": row.direction,
         "caller": row.caller,
@@ -48,7 +48,7 @@ def _call(row: Call) -> dict[str, Any]:
     }
 
 
-def _message(row: OutboundContact) -> dict[str, Any]:
+def _message(row: OutboundContact) -> dict[str, object]:
     return {
         "channel": row.channel,
         "status": row.status,
@@ -58,7 +58,7 @@ def _message(row: OutboundContact) -> dict[str, Any]:
     }
 
 
-def _task(row: Task) -> dict[str, Any]:
+def _task(row: Task) -> dict[str, object]:
     return {
         "task_id": row.task_id,
         "task_kind": row.kind,
@@ -68,19 +68,19 @@ def _task(row: Task) -> dict[str, Any]:
     }
 
 
-def _status(row: StatusChange) -> dict[str, Any]:
+def _status(row: StatusChange) -> dict[str, object]:
     return {"from": row.from_status, "to": row.to_status, "reason": row.reason}
 
 
-def _activity(row: Activity) -> dict[str, Any]:
+def _activity(row: Activity) -> dict[str, object]:
     return {"activity": row.kind, "amount": money(row.amount)}
 
 
-def _complaint(row: Complaint) -> dict[str, Any]:
+def _complaint(row: Complaint) -> dict[str, object]:
     return {"topic": row.topic}
 
 
-def _payment(row: Payment) -> dict[str, Any]:
+def _payment(row: Payment) -> dict[str, object]:
     return {
         "contract_id": row.contract_id,
         "due_date": row.due_date.isoformat(),
@@ -121,7 +121,7 @@ def parse_cursor(cursor: str | None) -> Before | None:
 
 async def _read(
     session: AsyncSession, source: _Source, customer_id: str, before: Before | None, limit: int
-) -> list[tuple[datetime, str, dict[str, Any]]]:
+) -> list[tuple[datetime, str, dict[str, object]]]:
     at = source.at()
     model = source.model
     statement = select(model, at.label("timeline_at")).where(model.customer_id == customer_id)
@@ -144,7 +144,7 @@ async def timeline(
     heads is exactly the page: no source can hide an item that belongs in it.
     """
     before = parse_cursor(cursor)
-    merged: list[tuple[datetime, str, TimelineKind, dict[str, Any]]] = []
+    merged: list[tuple[datetime, str, TimelineKind, dict[str, object]]] = []
     for source in SOURCES:
         for at, item_id, fields in await _read(session, source, customer_id, before, limit + 1):
             merged.append((at, item_id, source.kind, fields))

@@ -19,7 +19,7 @@ import calendar
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -100,7 +100,7 @@ async def due_call_tasks(
         if not rows:
             return created
         tasks: list[CadenceTask] = []
-        updates: list[dict[str, Any]] = []
+        updates: list[dict[str, object]] = []
         for row in rows:
             every = timedelta(days=policy.call_every_days[row.status])
             due = as_utc(row.next_contact_at) if row.next_contact_at is not None else as_of

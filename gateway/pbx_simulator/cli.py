@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-from gateway.core.cli import UsageError, run_async
+from gateway.core.cli import Subparsers, UsageError, run_async
 from gateway.core.settings import Settings
 
 DEMO_AMI_SECRET = "changeme"  # noqa: S105 - a loopback-only demo login, not a credential
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add `simulate-pbx`."""
     simulator = subparsers.add_parser(
         "simulate-pbx", help="built-in AMI-speaking PBX simulator for integrators"

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 
 from gateway.calls.public import PbxTopology
-from gateway.core.cli import UsageError, run_async
+from gateway.core.cli import Subparsers, UsageError, run_async
 from gateway.core.clock import SystemClock
 from gateway.core.db.engine import Database
 from gateway.core.settings import Settings
 from gateway.retention.service import PROCESSED_ID_MIN_DAYS, PurgeReport, count_due, purge
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add `purge`."""
     command = subparsers.add_parser(
         "purge",

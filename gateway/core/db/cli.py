@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from gateway.core.cli import run_async
+from gateway.core.cli import Subparsers, run_async
 from gateway.core.db.engine import Database
 from gateway.core.db.migrate import upgrade
 from gateway.core.settings import Settings
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add `db upgrade`."""
     db = subparsers.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)

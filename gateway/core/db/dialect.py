@@ -9,20 +9,40 @@ substring search, JSON row aggregation, and exact decimal sums.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any, TypeAlias, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Integer, Select, any_, bindparam, extract, func, or_, text
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    SQLColumnExpression,
+    Table,
+    any_,
+    bindparam,
+    extract,
+    func,
+    or_,
+    text,
+)
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import GenericFunction
 from sqlalchemy.types import String
 
 from gateway.core.db.engine import Database
+from gateway.core.db.models.base import Base
 
 RowT = TypeVar("RowT")
+# What INSERT goes into: a mapped class or a Core table.
+Target: TypeAlias = type[Base] | Table
+InsertOf: TypeAlias = Callable[[Target], postgresql.Insert]
+# SQLAlchemy hands compile hooks an untyped compiler and keywords.
+Compiler: TypeAlias = SQLCompiler
 T = TypeVar("T")
 TEN_THOUSANDTHS = Decimal("0.0001")
 SECONDS_PER_DAY = 86_400
@@ -33,7 +53,7 @@ def is_postgres(session: AsyncSession | AsyncConnection) -> bool:
     return dialect_of(session) == "postgresql"
 
 
-def insert_for(session: AsyncSession) -> Callable[[Any], postgresql.Insert]:
+def insert_for(session: AsyncSession) -> InsertOf:
     """`insert()` of the session's dialect: INSERT with `on_conflict_do_nothing/_do_update`.
 
     Both dialects' Insert constructs take the same `index_elements`, `set_`, `where` and
@@ -41,13 +61,13 @@ def insert_for(session: AsyncSession) -> Callable[[Any], postgresql.Insert]:
     """
     if is_postgres(session):
         return postgresql.insert
-    return cast(Callable[[Any], postgresql.Insert], sqlite.insert)
+    return cast(InsertOf, sqlite.insert)
 
 
-def by_dialect(build: Callable[[Callable[[Any], postgresql.Insert]], T]) -> dict[str, T]:
+def by_dialect(build: Callable[[InsertOf], T]) -> dict[str, T]:
     """A statement built once per dialect from its `insert` (building one costs more than
     running it); index the result with `dialect_of(session)`."""
-    sqlite_insert = cast(Callable[[Any], postgresql.Insert], sqlite.insert)
+    sqlite_insert = cast(InsertOf, sqlite.insert)
     return {"postgresql": build(postgresql.insert), "sqlite": build(sqlite_insert)}
 
 
@@ -57,16 +77,16 @@ def dialect_of(session: AsyncSession | AsyncConnection) -> str:
     return str(bind.dialect.name)
 
 
-def insert(session: AsyncSession, model: Any) -> postgresql.Insert:
+def insert(session: AsyncSession, model: Target) -> postgresql.Insert:
     """`INSERT INTO model` in the session's dialect (see `insert_for`)."""
     return insert_for(session)(model)
 
 
 async def insert_ignoring_repeats(
     session: AsyncSession,
-    model: Any,
-    rows: Mapping[str, Any] | Sequence[Mapping[str, Any]],
-    index_elements: Sequence[Any] | None = None,
+    model: Target,
+    rows: Mapping[str, object] | Sequence[Mapping[str, object]],
+    index_elements: Sequence[str | ColumnElement[object]] | None = None,
 ) -> None:
     """INSERT … ON CONFLICT DO NOTHING: a repeat (a replay, a second instance) is a no-op
     that never aborts the caller's transaction. A list of rows is one executemany."""
@@ -82,7 +102,7 @@ def lock_rows(
     where: Database | AsyncSession,
     *,
     skip_locked: bool = False,
-    of: Any = None,
+    of: type[Base] | None = None,
 ) -> Select[RowT]:
     """`FOR UPDATE [SKIP LOCKED] [OF …]` on PostgreSQL; SQLite's BEGIN IMMEDIATE already
     holds the database's one write lock for the whole transaction."""
@@ -98,7 +118,9 @@ async def advisory_lock(session: AsyncSession, key: int) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-def contains_ignoring_case(session: AsyncSession, column: Any, needle: str) -> ColumnElement[bool]:
+def contains_ignoring_case(
+    session: AsyncSession, column: SQLColumnExpression[str], needle: str
+) -> ColumnElement[bool]:
     """Case-insensitive substring match that folds Cyrillic on both databases.
 
     PostgreSQL's lower() folds every alphabet; SQLite's only folds ASCII, so there the
@@ -112,7 +134,9 @@ def contains_ignoring_case(session: AsyncSession, column: Any, needle: str) -> C
     return or_(*(column.contains(v, autoescape=True) for v in variants))
 
 
-def exact_sum(session: AsyncSession, column: Any) -> ColumnElement[Any]:
+def exact_sum(
+    session: AsyncSession, column: SQLColumnExpression[Decimal]
+) -> ColumnElement[Decimal | int]:
     """SUM of a money column without binary rounding (read it back with `read_sum`).
 
     SQLite keeps NUMERIC as REAL: summing in ten-thousandths as integers keeps 0.1 + 0.2
@@ -123,7 +147,7 @@ def exact_sum(session: AsyncSession, column: Any) -> ColumnElement[Any]:
     return func.sum(sql_cast(func.round(column * 10000), Integer))
 
 
-def read_sum(session: AsyncSession, raw: Any) -> Decimal:
+def read_sum(session: AsyncSession, raw: Decimal | int | None) -> Decimal:
     """The Decimal of an `exact_sum` result (0 for an empty sum)."""
     if raw is None:
         return Decimal(0)
@@ -148,26 +172,28 @@ class json_rows(GenericFunction[Any]):
 
 
 @compiles(json_row, "postgresql")
-def _json_row_pg(element: json_row, compiler: Any, **kw: Any) -> str:
+def _json_row_pg(element: json_row, compiler: Compiler, **kw: object) -> str:
     return f"json_build_array({compiler.process(element.clauses, **kw)})"
 
 
 @compiles(json_row, "sqlite")
-def _json_row_sqlite(element: json_row, compiler: Any, **kw: Any) -> str:
+def _json_row_sqlite(element: json_row, compiler: Compiler, **kw: object) -> str:
     return f"json_array({compiler.process(element.clauses, **kw)})"
 
 
 @compiles(json_rows, "postgresql")
-def _json_rows_pg(element: json_rows, compiler: Any, **kw: Any) -> str:
+def _json_rows_pg(element: json_rows, compiler: Compiler, **kw: object) -> str:
     return f"CAST(json_agg({compiler.process(element.clauses, **kw)}) AS TEXT)"
 
 
 @compiles(json_rows, "sqlite")
-def _json_rows_sqlite(element: json_rows, compiler: Any, **kw: Any) -> str:
+def _json_rows_sqlite(element: json_rows, compiler: Compiler, **kw: object) -> str:
     return f"json_group_array(json({compiler.process(element.clauses, **kw)}))"
 
 
-def is_in(where: AsyncSession | AsyncConnection, column: Any, values: list[str]) -> Any:
+def is_in(
+    where: AsyncSession | AsyncConnection, column: SQLColumnExpression[str], values: list[str]
+) -> ColumnElement[bool]:
     """`column IN values`; on PostgreSQL one text-array parameter, planned once whatever
     the list's length (SQLite binds one parameter per value)."""
     if is_postgres(where):
@@ -175,7 +201,11 @@ def is_in(where: AsyncSession | AsyncConnection, column: Any, values: list[str])
     return column.in_(values)
 
 
-def seconds_between(session: AsyncSession, later: Any, earlier: Any) -> ColumnElement[float]:
+def seconds_between(
+    session: AsyncSession,
+    later: SQLColumnExpression[datetime],
+    earlier: SQLColumnExpression[datetime],
+) -> ColumnElement[float]:
     """`later - earlier` in seconds, in each dialect's own date arithmetic."""
     if is_postgres(session):
         return cast(ColumnElement[float], extract("epoch", later - earlier))
@@ -184,7 +214,7 @@ def seconds_between(session: AsyncSession, later: Any, earlier: Any) -> ColumnEl
     )
 
 
-def bit_or(session: AsyncSession, bits: Any) -> ColumnElement[Any]:
+def bit_or(session: AsyncSession, bits: SQLColumnExpression[int]) -> ColumnElement[int]:
     """OR of powers of two over a group: PostgreSQL's BIT_OR; SQLite has none, but the
     SUM of the distinct powers of two is the same number."""
     if is_postgres(session):

@@ -21,7 +21,7 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 24) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
+        kwargs: dict[str, object] = {"echo": echo}
         if not self.is_sqlite:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size // 2)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)

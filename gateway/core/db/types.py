@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import JSON, DateTime, Dialect, Numeric
 from sqlalchemy.dialects.postgresql import JSONB
@@ -24,7 +23,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=False)
     cache_ok = True
 
-    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+    def process_bind_param(self, value: object, dialect: Dialect) -> datetime | None:
         """Refuse naive values (ambiguous), store as naive UTC."""
         if value is None:
             return None
@@ -32,7 +31,7 @@ class UtcDateTime(TypeDecorator[datetime]):
             raise ValueError(f"UtcDateTime needs an aware datetime, got {value!r}")
         return value.astimezone(UTC).replace(tzinfo=None)
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: object, dialect: Dialect) -> datetime | None:
         """Give back an aware UTC datetime."""
         if value is None:
             return None

@@ -75,7 +75,7 @@ def endpoint(
 ENDPOINTS = web.AppKey("endpoints", list[EndpointSpec])
 
 
-def spec_of(handler: Any) -> EndpointSpec | None:
+def spec_of(handler: object) -> EndpointSpec | None:
     """The declaration attached to a handler, if any."""
     return getattr(handler, "__endpoint__", None)
 
@@ -91,7 +91,7 @@ def add_endpoints(app: web.Application, *handlers: HandlerFn) -> None:
         registry.append(spec)
 
 
-async def read_json(request: web.Request) -> Any:
+async def read_json(request: web.Request) -> object:
     """Parse the body as JSON or refuse with 400 (422 for a NUL character in a string)."""
     raw = await request.read()
     try:
@@ -122,7 +122,7 @@ def read_query(request: web.Request, model: type[M]) -> M:
         raise invalid_from_validation(exc) from exc
 
 
-def json_response(data: Any, status: int = 200) -> web.Response:
+def json_response(data: object, status: int = 200) -> web.Response:
     """JSON with non-ASCII kept readable (names in Cyrillic are the norm here)."""
     return web.json_response(
         data, status=status, dumps=lambda v: json.dumps(v, ensure_ascii=False, default=str)
@@ -155,7 +155,7 @@ async def keyset_page(
     request: web.Request,
     query: Select[Any],
     key: InstrumentedAttribute[str],
-    serialize: Callable[[Any], dict[str, Any]],
+    serialize: Callable[[Any], dict[str, object]],
     params: PageQuery,
     *,
     descending: bool = False,
@@ -172,7 +172,7 @@ async def keyset_page(
     return json_response(page([serialize(row) for row in rows], params.limit))
 
 
-def page(items: list[dict[str, Any]], limit: int, key: str = "id") -> dict[str, Any]:
+def page(items: list[dict[str, object]], limit: int, key: str = "id") -> dict[str, object]:
     """`{"items", "next_cursor"}` from up to limit+1 fetched rows."""
     more = len(items) > limit
     items = items[:limit]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -25,7 +24,7 @@ log = logging.getLogger(__name__)
 CHECK_TIMEOUT_SECONDS = 2.0
 
 
-async def _check(name: str, check: Any) -> tuple[str, Any, bool]:
+async def _check(name: str, check: HealthCheck) -> tuple[str, object, bool]:
     try:
         shown, healthy = await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
     except Exception as exc:
@@ -42,12 +41,12 @@ async def health(request: web.Request) -> web.Response:
     checks = dict(registered)
     database = app[DATABASE]
 
-    async def database_check() -> tuple[Any, bool]:
+    async def database_check() -> tuple[object, bool]:
         async with database.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
         return "ok", True
 
-    async def redis_check() -> tuple[Any, bool]:
+    async def redis_check() -> tuple[object, bool]:
         if not app[SETTINGS].redis_url:
             return "disabled", True
         up = await app[BUS].ping()
@@ -61,7 +60,7 @@ async def health(request: web.Request) -> web.Response:
     return json_response({"status": status, "components": components})
 
 
-async def _ami_disabled() -> tuple[Any, bool]:
+async def _ami_disabled() -> tuple[object, bool]:
     return "disabled", True
 
 

@@ -11,8 +11,6 @@ parsed (`read_json`), with the same rule as CRM events.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from gateway.core.http.problems import Handler, InvalidInput
@@ -43,7 +41,7 @@ async def refuse_nul_middleware(request: web.Request, handler: Handler) -> web.S
     return await handler(request)
 
 
-def find_nul(value: Any, path: str = "") -> str | None:
+def find_nul(value: object, path: str = "") -> str | None:
     """The path of the first string (key or value) holding a NUL character, if any."""
     if isinstance(value, str):
         return path if "\x00" in value else None

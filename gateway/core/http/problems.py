@@ -28,7 +28,7 @@ class ApiProblem(Exception):
         self.detail = detail
         self.extra = extra
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """The problem document."""
         return {
             "type": PROBLEM_BASE + self.type_name,

@@ -52,7 +52,7 @@ def _condition(rule: Condition, facts: CustomerFacts) -> bool:
     return _compare(value, rule.op, rule.value)
 
 
-def _attribute_as(value: Any, wanted: Scalar | tuple[Scalar, ...]) -> Any:
+def _attribute_as(value: object, wanted: Scalar | tuple[Scalar, ...]) -> Any:
     """The attribute in the type of the rule's value, or None when it is of another type."""
     sample = wanted[0] if isinstance(wanted, tuple) else wanted
     if value is None:
@@ -68,7 +68,7 @@ def _attribute_as(value: Any, wanted: Scalar | tuple[Scalar, ...]) -> Any:
     return None
 
 
-def _compare(value: Any, op: str, wanted: Any) -> bool:
+def _compare(value: object, op: str, wanted: Any) -> bool:
     if op == "in":
         return any(value == item for item in wanted)
     if op == "not_in":

@@ -37,7 +37,7 @@ class CustomerFacts:
     responsible_agent: str | None = None
     products: tuple[object, ...] = ()
     bonus_balance: Decimal | None = None
-    attributes: Mapping[str, Any] = field(default_factory=dict)
+    attributes: Mapping[str, object] = field(default_factory=dict)
     days_since_activity: int | None = None
     days_since_order: int | None = None
     days_until_payment: int | None = None

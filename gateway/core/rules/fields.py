@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.core.db.models import CUSTOMER_STATUSES
@@ -68,7 +67,7 @@ class FieldSpec:
         """The operators this field accepts."""
         return OPS_BY_KIND[self.kind]
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         """The entry as the editor and the docs read it."""
         return {
             "name": self.name if self.parameter is None else f"{self.name}.<{self.parameter}>",
@@ -209,7 +208,7 @@ def resolve_field(name: str) -> tuple[FieldSpec, str | None]:
     return spec, parameter
 
 
-def catalogue() -> list[dict[str, Any]]:
+def catalogue() -> list[dict[str, object]]:
     """Every field, as the editor and the docs read them."""
     return [spec.as_json() for spec in FIELDS.values()]
 

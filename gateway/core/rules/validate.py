@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from gateway.core.rules.fields import ALL_OPS, FieldSpec, Kind, UnknownField, resolve_field
 
@@ -69,7 +69,7 @@ class Not:
 Rule: TypeAlias = AllOf | AnyOf | Not | Condition
 
 
-def validate_rule(raw: Any, *, path: str = "rule") -> Rule:
+def validate_rule(raw: object, *, path: str = "rule") -> Rule:
     """Parse raw rule data into a Rule, or raise RuleError naming the exact bad part."""
     return _Parser().node(raw, path, 1)
 
@@ -78,7 +78,7 @@ class _Parser:
     def __init__(self) -> None:
         self.nodes = 0
 
-    def node(self, raw: Any, path: str, depth: int) -> Rule:
+    def node(self, raw: object, path: str, depth: int) -> Rule:
         if depth > MAX_DEPTH:
             raise RuleError(path, f"rules may nest at most {MAX_DEPTH} levels deep")
         self.nodes += 1
@@ -97,7 +97,7 @@ class _Parser:
             raise RuleError(path, "expected an object with `all`, `any`, `not` or `field`")
         return self.condition(raw, path)
 
-    def group(self, kind: str, raw: Any, path: str, depth: int) -> Rule:
+    def group(self, kind: str, raw: object, path: str, depth: int) -> Rule:
         if kind == "not":
             return Not(self.node(raw, path, depth + 1))
         if not isinstance(raw, list):
@@ -109,7 +109,7 @@ class _Parser:
         )
         return AllOf(rules) if kind == "all" else AnyOf(rules)
 
-    def condition(self, raw: Mapping[Any, Any], path: str) -> Condition:
+    def condition(self, raw: Mapping[object, object], path: str) -> Condition:
         for key in raw:
             if key not in ("field", "op", "value"):
                 raise RuleError(f"{path}.{key}", "unknown key (expected field, op, value)")
@@ -132,7 +132,7 @@ class _Parser:
         return Condition(name, spec, parameter, op, value)
 
 
-def _value(spec: FieldSpec, name: str, op: str, raw: Mapping[Any, Any], path: str) -> Value:
+def _value(spec: FieldSpec, name: str, op: str, raw: Mapping[object, object], path: str) -> Value:
     if op == "exists":
         value = raw.get("value", True)
         if not isinstance(value, bool):
@@ -166,7 +166,7 @@ def _json_type(value: Scalar) -> str:
     return "text" if isinstance(value, str) else "number"
 
 
-def _scalar(spec: FieldSpec, name: str, op: str, value: Any, path: str) -> Scalar:
+def _scalar(spec: FieldSpec, name: str, op: str, value: object, path: str) -> Scalar:
     kind = spec.kind
     if kind is Kind.INTEGER:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -195,7 +195,7 @@ def _scalar(spec: FieldSpec, name: str, op: str, value: Any, path: str) -> Scala
     raise RuleError(path, f"expected a number, text or true/false for field {name}")
 
 
-def _text(value: Any, name: str, path: str) -> str:
+def _text(value: object, name: str, path: str) -> str:
     if not isinstance(value, str) or not value:
         raise RuleError(path, f"expected a non-empty text for field {name}")
     if len(value) > MAX_TEXT:
@@ -203,7 +203,7 @@ def _text(value: Any, name: str, path: str) -> str:
     return value
 
 
-def _decimal(value: Any, name: str, path: str) -> Decimal:
+def _decimal(value: object, name: str, path: str) -> Decimal:
     message = f"expected a number for field {name}"
     if isinstance(value, bool):
         raise RuleError(path, message)
@@ -230,7 +230,7 @@ def _decimal(value: Any, name: str, path: str) -> Decimal:
     return number
 
 
-def rule_to_raw(rule: Rule) -> dict[str, Any]:
+def rule_to_raw(rule: Rule) -> dict[str, object]:
     """The rule as plain data again (what the editor shows and saves)."""
     if isinstance(rule, AllOf):
         return {"all": [rule_to_raw(item) for item in rule.rules]}
@@ -239,7 +239,7 @@ def rule_to_raw(rule: Rule) -> dict[str, Any]:
     if isinstance(rule, Not):
         return {"not": rule_to_raw(rule.rule)}
     value = rule.value
-    out: Any
+    out: object
     if isinstance(value, tuple):
         out = [_raw_scalar(rule.spec, item) for item in value]
     else:
@@ -247,7 +247,7 @@ def rule_to_raw(rule: Rule) -> dict[str, Any]:
     return {"field": rule.field, "op": rule.op, "value": out}
 
 
-def _raw_scalar(spec: FieldSpec, value: Scalar) -> Any:
+def _raw_scalar(spec: FieldSpec, value: Scalar) -> object:
     if isinstance(value, Decimal):
         if spec.kind is Kind.DECIMAL:
             return str(value)  # money travels as decimal strings
