@@ -36,6 +36,7 @@ from gateway.core.clock import Clock
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Call
 from gateway.core.db.sessions import one_statement, read_session
+from gateway.core.db.states import CallState
 from gateway.core.settings import Settings
 from gateway.customers.public import PhoneMatch
 
@@ -256,7 +257,7 @@ class CallRecorder:
             async with one_statement(self._database) as session:
                 await session.execute(
                     update(Call)
-                    .where(Call.id == live.call_id, Call.state != "ended")
+                    .where(Call.id == live.call_id, Call.state != CallState.ENDED)
                     .values(
                         match=live.match.match,
                         customer_id=live.match.customers[0].id if exact else None,
@@ -271,7 +272,7 @@ class CallRecorder:
                 id=call_id,
                 pbx_linkedid=change.linkedid,
                 direction=change.direction.value,
-                state="ringing",
+                state=CallState.RINGING,
                 caller=change.caller,
                 started_at=change.at,
                 match="none",
@@ -284,9 +285,9 @@ class CallRecorder:
         async with one_statement(self._database) as session:
             await session.execute(
                 update(Call)
-                .where(Call.id == call_id, Call.state != "ended")
+                .where(Call.id == call_id, Call.state != CallState.ENDED)
                 .values(
-                    state="answered",
+                    state=CallState.ANSWERED,
                     answered_at=change.at,
                     extension=change.extensions[0] if change.extensions else None,
                     updated_at=self._clock.now(),

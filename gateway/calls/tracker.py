@@ -28,7 +28,7 @@ from datetime import datetime
 
 from adapters.ami.protocol import AmiMessage
 from gateway.calls.finish import check_cdr
-from gateway.calls.records import CallChange, CallNote, ChangeKind
+from gateway.calls.records import CallChange, CallNote, ChangeKind, DialStatus
 from gateway.calls.registry import MAX_PENDING_ORIGINATES, CallRegistry, number, to_int
 from gateway.calls.topology import ChannelRole, Topology
 
@@ -167,9 +167,9 @@ class CallTracker(CallRegistry):
                 leg.dialed_by_channel = True
             leg.dial_status = status
             leg.dial_ended_at = at
-            if status == "ANSWER":
+            if status == DialStatus.ANSWER:
                 call.picked_up(leg)
-            elif status != "CANCEL":
+            elif status != DialStatus.CANCEL:
                 # CANCEL waits for the leg's Hangup: its cause tells "answered elsewhere"
                 # (26) from "the caller gave up".
                 call.stop_ringing(leg, at)
