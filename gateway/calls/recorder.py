@@ -22,8 +22,10 @@ from sqlalchemy import update
 from gateway.calls.final_record import RecordWriter, insert_ignore
 from gateway.calls.ids import call_id_for
 from gateway.calls.pops import (
+    AgentMessage,
     CallerCard,
-    call_update,
+    CallUpdate,
+    CallUpdateState,
     display_number,
     look_up_caller,
     publish,
@@ -95,7 +97,7 @@ class CallRecorder:
         # pops and call updates only by the leader, or operators would get each twice.
         self.announce = True
 
-    async def _announce(self, extension: str, message: dict[str, Any]) -> None:
+    async def _announce(self, extension: str, message: AgentMessage) -> None:
         if self.announce:
             await publish(self._bus, extension, message)
 
@@ -167,20 +169,20 @@ class CallRecorder:
             if pop_on == "answer":
                 await self._pop(live, change, change.extensions)
             for extension in change.extensions:
-                await self._announce(extension, call_update(live.call_id, "answered"))
+                await self._announce(extension, CallUpdate(live.call_id, CallUpdateState.ANSWERED))
             await self._mark_answered(live.call_id, change)
         elif change.kind is ChangeKind.RING_STOPPED:
             state = (
-                "answered_elsewhere"
+                CallUpdateState.ANSWERED_ELSEWHERE
                 if change.reason is RingStopReason.ANSWERED_ELSEWHERE
-                else "ended"
+                else CallUpdateState.ENDED
             )
             for extension in change.extensions:
-                await self._announce(extension, call_update(live.call_id, state))
+                await self._announce(extension, CallUpdate(live.call_id, state))
         elif change.kind is ChangeKind.ENDED and change.record is not None:
             self._live.pop(change.linkedid, None)
             call_id = await self.record(change.record, live.match)
-            update_message = call_update(call_id, "ended", change.record.talk_seconds)
+            update_message = CallUpdate(call_id, CallUpdateState.ENDED, change.record.talk_seconds)
             reached = {*change.record.rang_extensions}
             if change.record.extension:
                 reached.add(change.record.extension)
