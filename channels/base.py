@@ -14,6 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal, Protocol
 
+from gateway.core.db.states import ContactStatus
+
 ChannelName = Literal["sms", "email", "voice"]
 Outcome = Literal["retry", "failed", "unknown"]
 
@@ -39,7 +41,7 @@ class Accepted:
     """The provider took the message."""
 
     provider_id: str
-    status: Literal["sent", "delivered"] = "sent"
+    status: Literal[ContactStatus.SENT, ContactStatus.DELIVERED] = ContactStatus.SENT
     segments: int | None = None
     price: Decimal | None = None
     price_currency: str | None = None

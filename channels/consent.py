@@ -18,6 +18,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.db.models import Customer, DoNotContact, OutboundContact
+from gateway.core.db.states import ContactStatus
 from gateway.core.policy import ContactPolicy, FrequencyCap, SendingWindow
 
 Action = Literal["send", "defer", "skip"]
@@ -25,7 +26,12 @@ PHONE_CHANNELS = frozenset({"sms", "voice"})
 # States whose message did (or may well have) reach the customer: they use up the cap.
 # `unknown` counts because the provider may have accepted it; counting it errs on the
 # side of contacting the customer less, never more.
-COUNTED_STATES = ("sending", "sent", "delivered", "unknown")
+COUNTED_STATES = (
+    ContactStatus.SENDING,
+    ContactStatus.SENT,
+    ContactStatus.DELIVERED,
+    ContactStatus.UNKNOWN,
+)
 # How far ahead a window is searched; a policy that opens less often is treated as closed.
 SEARCH_DAYS = 400
 

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from channels.base import Accepted, ChannelName, Outgoing
 from channels.segments import count_segments
+from gateway.core.db.states import ContactStatus
 
 DEFAULT_CAPACITY = 10_000
 
@@ -51,7 +52,7 @@ class SandboxChannel:
         segments = count_segments(message.text).segments if self.name == "sms" else None
         accepted = Accepted(
             provider_id=f"sandbox-{message.contact_id}",
-            status="delivered",
+            status=ContactStatus.DELIVERED,
             segments=segments,
         )
         self._records[message.idempotency_key] = SandboxRecord(message, accepted)

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from adapters.twilio import TwilioAdapter, TwilioError, TwilioMessage
 from channels.base import Accepted, ChannelName, DeliveryError, Outgoing
 from channels.segments import count_segments
+from gateway.core.db.states import ContactStatus
 from gateway.core.settings import Settings
 
 OPTED_OUT_CODES = frozenset({21610})
@@ -72,7 +73,7 @@ def _accepted(message: TwilioMessage, fallback_segments: int) -> Accepted:
     delivered = message["status"] in ("delivered", "read")
     return Accepted(
         provider_id=message["sid"],
-        status="delivered" if delivered else "sent",
+        status=ContactStatus.DELIVERED if delivered else ContactStatus.SENT,
         segments=message["num_segments"] or fallback_segments,
         price=None,  # a price is only final after delivery: the status feature fetches it
         price_currency=None,

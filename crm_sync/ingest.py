@@ -41,6 +41,7 @@ from gateway.core.db.models import (
     Task,
     Template,
 )
+from gateway.core.db.states import DUE_CONTACT_STATES, ContactStatus, TaskStatus
 from gateway.core.db.types import new_id
 
 __all__ = ["EventRejected", "Outcome", "apply_customer_upserted", "apply_event"]
@@ -111,16 +112,16 @@ async def _customer_deleted(
         session.add(_status_change(customer, customer.status, "cancelled", now, "crm: deleted"))
     await session.execute(
         update(Task)
-        .where(Task.customer_id == customer.id, Task.status == "open")
-        .values(status="cancelled", completed_at=now)
+        .where(Task.customer_id == customer.id, Task.status == TaskStatus.OPEN)
+        .values(status=TaskStatus.CANCELLED, completed_at=now)
     )
     await session.execute(
         update(OutboundContact)
         .where(
             OutboundContact.customer_id == customer.id,
-            OutboundContact.status.in_(("pending", "deferred")),
+            OutboundContact.status.in_(DUE_CONTACT_STATES),
         )
-        .values(status="skipped", reason="customer_deleted", updated_at=now)
+        .values(status=ContactStatus.SKIPPED, reason="customer_deleted", updated_at=now)
     )
     return "applied"
 
@@ -202,7 +203,7 @@ async def _contact_requested(
             subject=data.subject,
             body=data.body,
             variables=data.variables,
-            status="pending",
+            status=ContactStatus.PENDING,
             not_before=data.send_at,
             created_at=now,
             updated_at=now,
@@ -226,7 +227,7 @@ async def _task_created(
         task = Task(
             id=new_id("tsk"),
             task_id=data.task_id,
-            status="open",
+            status=TaskStatus.OPEN,
             created_at=min(event.occurred_at, now),
         )
         session.add(task)

@@ -16,11 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_sync.events import Envelope, EventData, PaymentPaid, PaymentScheduled
 from crm_sync.ingest_guards import Outcome, live_customer, newer
 from gateway.core.db.models import CampaignVersion, Enrollment, OutboundContact, Payment
+from gateway.core.db.states import DUE_CONTACT_STATES, ContactStatus
 from gateway.core.db.types import new_id
 
 DUE, PAID = "due", "paid"
-# Contacts a paid payment's reminder may still be stopped in: not yet handed to a provider.
-UNSENT = ("pending", "deferred")
 
 
 def payment_entity(external_id: str, contract_id: str, due_date: date) -> str:
@@ -140,8 +139,9 @@ async def _skip_unsent_reminders(
         update(OutboundContact)
         .where(
             OutboundContact.enrollment_id.in_(enrollments),
-            OutboundContact.status.in_(UNSENT),
+            # not yet handed to a provider: a paid payment's reminder may still be stopped
+            OutboundContact.status.in_(DUE_CONTACT_STATES),
         )
-        .values(status="skipped", reason="payment_paid", updated_at=now)
+        .values(status=ContactStatus.SKIPPED, reason="payment_paid", updated_at=now)
         .execution_options(synchronize_session=False)
     )

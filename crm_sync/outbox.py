@@ -42,17 +42,13 @@ from gateway.core.clock import Clock, isoformat_z
 from gateway.core.db.dialect import lock_rows
 from gateway.core.db.engine import Database
 from gateway.core.db.models.crm import OutboxItem
+from gateway.core.db.states import OutboxState
 from gateway.core.metrics import Metrics
-from gateway.core.outbox import (
-    DEAD,
-    DELIVERED,
-    PENDING,
-)
 from gateway.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STATES = (PENDING, DELIVERED, DEAD)
+STATES = tuple(OutboxState)
 GLOBAL_KEY = "global"
 # A claim outlives the request by a wide margin so a slow but live worker keeps it.
 LEASE_MARGIN_SECONDS = 30.0
@@ -91,21 +87,21 @@ async def outbox_stats(session: AsyncSession, now: datetime) -> OutboxStats:
     """Counts of pending and dead items and the age of the oldest pending one."""
     rows = await session.execute(
         select(OutboxItem.state, func.count(), func.min(OutboxItem.created_at))
-        .where(OutboxItem.state.in_((PENDING, DEAD)))
+        .where(OutboxItem.state.in_((OutboxState.PENDING, OutboxState.DEAD)))
         .group_by(OutboxItem.state)
     )
-    counts = {PENDING: 0, DEAD: 0}
+    counts: dict[str, int] = {OutboxState.PENDING: 0, OutboxState.DEAD: 0}
     oldest: datetime | None = None
     for state, count, first in rows:
         counts[state] = count
-        if state == PENDING:
+        if state == OutboxState.PENDING:
             oldest = first
     age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
-    return OutboxStats(counts[PENDING], counts[DEAD], age)
+    return OutboxStats(counts[OutboxState.PENDING], counts[OutboxState.DEAD], age)
 
 
 async def list_items(
-    session: AsyncSession, *, state: str | None, limit: int, after_seq: int | None = None
+    session: AsyncSession, *, state: OutboxState | None, limit: int, after_seq: int | None = None
 ) -> list[OutboxItem]:
     """Up to `limit` items in seq order, optionally of one state, after a cursor."""
     query = select(OutboxItem).order_by(OutboxItem.seq).limit(limit)
@@ -120,8 +116,8 @@ async def retry_dead(session: AsyncSession, seq: int, now: datetime) -> OutboxIt
     """Put dead item `seq` back to pending with attempts reset; None if no such dead item."""
     item = await session.scalar(
         update(OutboxItem)
-        .where(OutboxItem.seq == seq, OutboxItem.state == DEAD)
-        .values(state=PENDING, attempts=0, next_attempt_at=now, locked_until=None)
+        .where(OutboxItem.seq == seq, OutboxItem.state == OutboxState.DEAD)
+        .values(state=OutboxState.PENDING, attempts=0, next_attempt_at=now, locked_until=None)
         .returning(OutboxItem)
     )
     return item
@@ -169,11 +165,11 @@ class OutboxWorker:
         earlier = aliased(OutboxItem)
         head_of_key = ~exists().where(
             earlier.ordering_key == OutboxItem.ordering_key,
-            earlier.state == PENDING,
+            earlier.state == OutboxState.PENDING,
             earlier.seq < OutboxItem.seq,
         )
         free = or_(OutboxItem.locked_until.is_(None), OutboxItem.locked_until <= now)
-        due = and_(OutboxItem.state == PENDING, OutboxItem.next_attempt_at <= now, free)
+        due = and_(OutboxItem.state == OutboxState.PENDING, OutboxItem.next_attempt_at <= now, free)
         query = (
             select(OutboxItem.seq)
             .where(due, head_of_key)
@@ -245,7 +241,7 @@ class OutboxWorker:
             # A bug here must not spin on the item: count it as a failed attempt.
             log.exception("unexpected error delivering outbox item %s", item.seq)
             return self._failure(item, None, f"internal: {exc!r}", retryable=True)
-        values = self._values(item, DELIVERED, status, None)
+        values = self._values(item, OutboxState.DELIVERED, status, None)
         values["delivered_at"] = self.clock.now()
         return _Outcome(item, values, "delivered")
 
@@ -255,7 +251,7 @@ class OutboxWorker:
         attempts = item.attempts + 1
         if retryable and attempts < self.policy.max_attempts:
             delay = backoff_seconds(self.policy, item.attempts, self._rng)
-            values = self._values(item, PENDING, status, error)
+            values = self._values(item, OutboxState.PENDING, status, error)
             values["next_attempt_at"] = self.clock.now() + timedelta(seconds=delay)
             log.info(
                 "outbox item %s failed (%s); attempt %d, retry in %.1f s",
@@ -272,11 +268,11 @@ class OutboxWorker:
             attempts,
             error[:200],
         )
-        return _Outcome(item, self._values(item, DEAD, status, error), "dead")
+        return _Outcome(item, self._values(item, OutboxState.DEAD, status, error), "dead")
 
     @staticmethod
     def _values(
-        item: OutboxItem, state: str, status: int | None, error: str | None
+        item: OutboxItem, state: OutboxState, status: int | None, error: str | None
     ) -> dict[str, Any]:
         values: dict[str, Any] = {
             "state": state,
@@ -300,7 +296,7 @@ class OutboxWorker:
                     update(OutboxItem)
                     .where(
                         OutboxItem.seq == item.seq,
-                        OutboxItem.state == PENDING,
+                        OutboxItem.state == OutboxState.PENDING,
                         OutboxItem.locked_until == item.locked_until,
                     )
                     .values(**outcome.values)

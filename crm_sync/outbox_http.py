@@ -12,6 +12,7 @@ from crm_sync.outbox import OutboxWorker, list_items, retry_dead
 from gateway.core.appkeys import CLOCK, DATABASE
 from gateway.core.clock import isoformat_z
 from gateway.core.db.models.crm import OutboxItem
+from gateway.core.db.states import OutboxState
 from gateway.core.http.endpoints import (
     PageQuery,
     decode_cursor,
@@ -21,7 +22,6 @@ from gateway.core.http.endpoints import (
     read_query,
 )
 from gateway.core.http.problems import Conflict, InvalidInput, NotFound
-from gateway.core.outbox import DEAD
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,8 @@ async def list_outbox(request: web.Request) -> web.Response:
     query = read_query(request, OutboxQuery)
     after = _cursor_seq(query.cursor)
     async with request.app[DATABASE].transaction() as session:
-        items = await list_items(session, state=query.state, limit=query.limit + 1, after_seq=after)
+        state = OutboxState(query.state) if query.state is not None else None
+        items = await list_items(session, state=state, limit=query.limit + 1, after_seq=after)
     return json_response(page([item_json(item) for item in items], query.limit, key="seq"))
 
 
@@ -129,6 +130,6 @@ async def retry_outbox_item(request: web.Request) -> web.Response:
             existing = await session.get(OutboxItem, seq)
             if existing is None:
                 raise NotFound(f"no outbox item {seq}")
-            raise Conflict(f"outbox item {seq} is {existing.state}, not {DEAD}")
+            raise Conflict(f"outbox item {seq} is {existing.state}, not {OutboxState.DEAD}")
     log.info("outbox item %s put back in the queue by an admin", seq)
     return json_response(item_json(item))

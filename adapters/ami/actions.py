@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from adapters.ami.config import AmiConfig, AmiStats
@@ -40,21 +41,29 @@ class Connection:
 class AmiActions:
     """Sending actions and matching what comes back, for one logical session.
 
-    The session half (``AmiClient``) owns the socket and sets ``_conn``;
-    this half turns actions into futures and routes every parsed message.
+    The session (``AmiClient``) owns the socket and holds one of these: it says which
+    connection to write on (``connection``), how to drop one that failed (``drop``), and
+    hands every parsed message to ``handle``; this object turns actions into futures.
     """
 
-    config: AmiConfig
-    stats: AmiStats
-    _conn: Connection | None
-    _events: EventDispatcher
-    _ids: itertools.count[int]
-    _id_prefix: str
-    _originates: dict[str, asyncio.Future[AmiMessage]]
-
-    def _drop(self, conn: Connection, exc: AmiError) -> None:
-        """Fail what waits on ``conn`` and mark it lost (the session half does it)."""
-        raise NotImplementedError
+    def __init__(
+        self,
+        config: AmiConfig,
+        stats: AmiStats,
+        events: EventDispatcher,
+        *,
+        connection: Callable[[], Connection | None],
+        drop: Callable[[Connection, AmiError], None],
+    ) -> None:
+        """Bind to the session's settings, counters, dispatcher and connection."""
+        self._config = config
+        self._stats = stats
+        self._events = events
+        self._connection = connection
+        self._drop = drop
+        self._ids = itertools.count(1)
+        self._id_prefix = secrets.token_hex(4)
+        self._originates: dict[str, asyncio.Future[AmiMessage]] = {}
 
     async def send_action(self, action: Action, *, timeout: float | None = None) -> AmiMessage:
         """Send an action and return its response; ``Response: Error`` raises."""
@@ -74,7 +83,7 @@ class AmiActions:
     async def ping(self, timeout: float | None = None) -> float:
         """Round-trip a ``Ping``; returns the time it took in seconds."""
         started = time.monotonic()
-        await self.send_action({"Action": "Ping"}, timeout=timeout or self.config.ping_timeout)
+        await self.send_action({"Action": "Ping"}, timeout=timeout or self._config.ping_timeout)
         return time.monotonic() - started
 
     async def core_show_channels(self, timeout: float | None = None) -> list[AmiMessage]:
@@ -130,12 +139,19 @@ class AmiActions:
             if fut.done():
                 self._originates.pop(action_id, None)
 
+    def cancel_originates(self) -> None:
+        """The session closed: nobody will see the results still awaited."""
+        for fut in self._originates.values():
+            if not fut.done():
+                fut.cancel()
+
     # -- messages ---------------------------------------------------------
-    def _handle(self, conn: Connection, msg: AmiMessage) -> None:
+    def handle(self, conn: Connection, msg: AmiMessage) -> None:
+        """Route one message read on ``conn``: a response, a list item or an event."""
         aid = msg.action_id
         if msg.is_event:
-            self.stats.events_received += 1
-            self.stats.last_event_at = time.monotonic()
+            self._stats.events_received += 1
+            self._stats.last_event_at = time.monotonic()
             pending = conn.pending.get(aid) if aid else None
             if pending is not None and pending.items is not None:
                 if (msg.get("EventList") or "").lower() == "complete":
@@ -170,7 +186,7 @@ class AmiActions:
     async def _request(
         self, action: Action, timeout: float | None
     ) -> AmiMessage | list[AmiMessage]:
-        conn = self._conn
+        conn = self._connection()
         if conn is None or conn.lost.is_set():
             raise AmiConnectionError("not connected")
         pairs = list(action.items()) if isinstance(action, Mapping) else list(action)
@@ -187,7 +203,7 @@ class AmiActions:
             self._drop(conn, AmiConnectionError(f"write failed: {exc}"))
         try:
             return await asyncio.wait_for(
-                pending.future, timeout if timeout is not None else self.config.action_timeout
+                pending.future, timeout if timeout is not None else self._config.action_timeout
             )
         except TimeoutError:
             conn.pending.pop(aid, None)

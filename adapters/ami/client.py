@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import itertools
 import logging
 import random
-import secrets
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from adapters.ami.actions import Action, AmiActions, Connection, PendingAction
@@ -31,8 +29,8 @@ log = logging.getLogger(__name__)
 ConnectHook = Callable[["AmiClient"], Awaitable[None]]
 
 
-class AmiClient(AmiActions):
-    """One logical AMI session that survives reconnects (session half; actions in ``actions``)."""
+class AmiClient:
+    """One logical AMI session that survives reconnects; its actions go through ``actions``."""
 
     def __init__(
         self,
@@ -49,14 +47,14 @@ class AmiClient(AmiActions):
         self._events = EventDispatcher()
         self._connect_hooks: list[ConnectHook] = [on_connect] if on_connect else []
         self._rng = rng or random.Random()
-        self._ids = itertools.count(1)
-        self._id_prefix = secrets.token_hex(4)
         self._conn: Connection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._originates: dict[str, asyncio.Future[AmiMessage]] = {}
         self._closing = False
         self._logins = 0
         self._connected_event = asyncio.Event()
+        self.actions = AmiActions(
+            config, self.stats, self._events, connection=lambda: self._conn, drop=self._drop
+        )
 
     # -- public API -------------------------------------------------------
     @property
@@ -71,6 +69,56 @@ class AmiClient(AmiActions):
     def add_connect_hook(self, hook: ConnectHook) -> None:
         """Run ``hook`` after every successful (re)login, e.g. to resync channels."""
         self._connect_hooks.append(hook)
+
+    async def send_action(self, action: Action, *, timeout: float | None = None) -> AmiMessage:
+        """Send an action and return its response; ``Response: Error`` raises."""
+        return await self.actions.send_action(action, timeout=timeout)
+
+    async def send_list_action(
+        self, action: Action, *, timeout: float | None = None
+    ) -> list[AmiMessage]:
+        """Send an action answered by an event list; return the listed events."""
+        return await self.actions.send_list_action(action, timeout=timeout)
+
+    async def ping(self, timeout: float | None = None) -> float:
+        """Round-trip a ``Ping``; returns the time it took in seconds."""
+        return await self.actions.ping(timeout)
+
+    async def core_show_channels(self, timeout: float | None = None) -> list[AmiMessage]:
+        """List the live channels (``CoreShowChannel`` events)."""
+        return await self.actions.core_show_channels(timeout)
+
+    async def originate(
+        self,
+        channel: str,
+        *,
+        context: str | None = None,
+        exten: str | None = None,
+        priority: str = "1",
+        application: str | None = None,
+        data: str | None = None,
+        caller_id: str | None = None,
+        timeout_ms: int = 30000,
+        variables: Mapping[str, str] | None = None,
+        action_id: str | None = None,
+    ) -> str:
+        """Queue an ``Async`` originate; returns the ActionID to await the result with."""
+        return await self.actions.originate(
+            channel,
+            context=context,
+            exten=exten,
+            priority=priority,
+            application=application,
+            data=data,
+            caller_id=caller_id,
+            timeout_ms=timeout_ms,
+            variables=variables,
+            action_id=action_id,
+        )
+
+    async def originate_result(self, action_id: str, timeout: float | None = None) -> AmiMessage:
+        """Wait for the ``OriginateResponse`` event of an ``originate()``."""
+        return await self.actions.originate_result(action_id, timeout)
 
     async def connect(self) -> None:
         """Connect and log in once (errors raise), then keep the session alive."""
@@ -100,9 +148,7 @@ class AmiClient(AmiActions):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._conn is not None:
             self._drop(self._conn, AmiConnectionError("client closed"))
-        for fut in self._originates.values():
-            if not fut.done():
-                fut.cancel()
+        self.actions.cancel_originates()
         self._events.close()
         self._state = AmiState.CLOSED
 
@@ -213,7 +259,7 @@ class AmiClient(AmiActions):
                         break
                     conn.banner.set_result(parser.banner)
                 for msg in messages:
-                    self._handle(conn, msg)
+                    self.actions.handle(conn, msg)
         except (OSError, asyncio.IncompleteReadError) as exc:
             log.info("AMI connection lost: %s", exc)
         finally:

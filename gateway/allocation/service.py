@@ -34,6 +34,7 @@ from gateway.core.clock import as_utc, isoformat_z
 from gateway.core.db.dialect import advisory_lock
 from gateway.core.db.engine import Database
 from gateway.core.db.models import AllocationRun, Customer, Task
+from gateway.core.db.states import TaskStatus
 from gateway.core.db.types import new_id
 from gateway.core.outbox import enqueue
 from gateway.core.rules import CustomerFacts
@@ -147,7 +148,7 @@ async def _open_tasks(session: AsyncSession, as_of: datetime) -> list[_OpenTask]
         select(Task.id, Task.task_id, Task.customer_id, Customer.external_id, Task.priority)
         .join(Customer, Customer.id == Task.customer_id)
         .where(
-            Task.status == "open",
+            Task.status == TaskStatus.OPEN,
             Task.kind == "call",
             Task.partner_id.is_(None),
             Task.assignee.is_(None),
@@ -181,7 +182,7 @@ async def _write(
         (_TASKS.c.id == bindparam("task"))
         & _TASKS.c.partner_id.is_(None)
         & _TASKS.c.assignee.is_(None)
-        & (_TASKS.c.status == "open")
+        & (_TASKS.c.status == TaskStatus.OPEN)
     )
     if to_partner:
         await session.execute(

@@ -28,6 +28,7 @@ from gateway.allocation.model import (
     performance,
 )
 from gateway.core.db.models import Agent, Partner, Task
+from gateway.core.db.states import TaskStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,7 @@ async def release_from_inactive(session: AsyncSession) -> int:
     """Open call tasks held by a deactivated partner or agent go back to the pool (the run
     then reassigns them, and the CRM hears of the new target). Returns how many."""
     released = 0
-    open_calls = (Task.status == "open") & (Task.kind == "call")
+    open_calls = (Task.status == TaskStatus.OPEN) & (Task.kind == "call")
     inactive_partners = select(Partner.id).where(Partner.active.is_(False))
     result = await session.execute(
         update(Task)

@@ -21,6 +21,7 @@ from gateway.calls.settings import PbxTopology
 from gateway.core.db.dialect import insert_for
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Agent, AgentExtension, Call, CallLeg, CostEntry, Customer
+from gateway.core.db.states import CallState
 from gateway.core.db.types import new_id
 from gateway.core.outbox import enqueue
 from gateway.core.settings import Settings
@@ -58,7 +59,7 @@ class RecordWriter:
                 .values(
                     pbx_linkedid=record.linkedid,
                     direction=record.direction.value,
-                    state="ended",
+                    state=CallState.ENDED,
                     caller=record.caller,
                     callee=record.callee,
                     extension=record.extension,
@@ -112,7 +113,7 @@ class RecordWriter:
             id=derived,
             pbx_linkedid=record.linkedid,
             direction=record.direction.value,
-            state="ended",
+            state=CallState.ENDED,
             match="none",
             details={},
             created_at=now,

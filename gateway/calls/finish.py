@@ -37,6 +37,7 @@ from gateway.calls.records import (
     AnswerSource,
     CallNote,
     CallRecord,
+    DialStatus,
     Direction,
     Disposition,
     LegRecord,
@@ -74,7 +75,7 @@ def decide(call: LiveCall) -> tuple[Disposition, AnswerSource | None, datetime |
         answers = [
             leg.dial_ended_at
             for leg in group
-            if leg.dial_status == "ANSWER" and leg.dial_ended_at is not None
+            if leg.dial_status == DialStatus.ANSWER and leg.dial_ended_at is not None
         ]
         if answers:
             return Disposition.ANSWERED, AnswerSource.APPLICATION, min(answers)

@@ -10,6 +10,7 @@ from gateway.calls.schemas import CallOut, CallPage, CallQuery, OriginateIn, Ori
 from gateway.core.appkeys import CLOCK, DATABASE, SETTINGS
 from gateway.core.clock import TimeInputError, parse_time_input
 from gateway.core.db.models import Call, Customer
+from gateway.core.db.states import CallState
 from gateway.core.db.types import new_id
 from gateway.core.http.endpoints import (
     endpoint,
@@ -122,7 +123,7 @@ async def originate(request: web.Request) -> web.Response:
         call = Call(
             id=new_id("call"),
             direction="outbound",
-            state="originating",
+            state=CallState.ORIGINATING,
             callee=number,
             extension=body.agent_extension,
             customer_id=customer_id,

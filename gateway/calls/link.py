@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 import zlib
+from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
@@ -42,6 +43,13 @@ LEADER_POLL = 0.25  # how often a non-leader tries the lock, and a leader checks
 # A leader whose AMI session is down this long steps aside: a blip (reconnect at once,
 # calls adopted by the resync) keeps it, so their pops still go out.
 LEADER_GRACE = 2.0
+
+
+class LinkState(StrEnum):
+    """The AMI link as /health reports it."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
 
 
 class PbxLink:
@@ -89,9 +97,11 @@ class PbxLink:
         self._deaf_since: float | None = None  # monotonic time the AMI session went down
 
     @property
-    def state(self) -> str:
+    def state(self) -> LinkState:
         """`connected` or `disconnected` (the contract's /health words)."""
-        return "connected" if self.client.state is AmiState.CONNECTED else "disconnected"
+        if self.client.state is AmiState.CONNECTED:
+            return LinkState.CONNECTED
+        return LinkState.DISCONNECTED
 
     async def start(self) -> None:
         """Connect in the background: a PBX that is down at start must not stop the gateway."""

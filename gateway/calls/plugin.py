@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gateway.calls import cli
 from gateway.calls.http import PBX_LINK, list_calls, originate, set_topic
-from gateway.calls.link import PbxLink
+from gateway.calls.link import LinkState, PbxLink
 from gateway.calls.settings import PbxTopology
 from gateway.core.appkeys import BUS, CLOCK, DATABASE, HEALTH_CHECKS, METRICS, SETTINGS
 from gateway.core.http.endpoints import add_endpoints
@@ -21,7 +21,7 @@ async def _pbx_ctx(app: web.Application) -> AsyncIterator[None]:
     app[PBX_LINK] = link
 
     async def ami_health() -> tuple[str, bool]:
-        return link.state, link.state == "connected"
+        return link.state, link.state is LinkState.CONNECTED
 
     app[HEALTH_CHECKS]["ami"] = ami_health
     await link.start()

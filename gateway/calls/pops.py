@@ -5,13 +5,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.core.bus import Bus, BusError
+from gateway.core.bus import Bus, BusError, JsonObject
 from gateway.core.phones import InvalidPhone, normalize_phone
-from gateway.customers.public import CustomerCard, PhoneMatch, card, find_by_phone, summary
+from gateway.customers.public import (
+    CustomerCard,
+    CustomerSummary,
+    Match,
+    PhoneMatch,
+    card,
+    find_by_phone,
+    summary,
+)
 from gateway.live.public import agent_channel
 
 log = logging.getLogger(__name__)
@@ -52,6 +60,68 @@ async def pop_card(session: AsyncSession, found: PhoneMatch, today: date) -> Cus
     return None
 
 
+class CallUpdateState(StrEnum):
+    """What a `call_update` tells an operator's page about a call it rang or reached."""
+
+    ANSWERED = "answered"
+    ANSWERED_ELSEWHERE = "answered_elsewhere"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenPop:
+    """The contract's `screen_pop` message for one ringing extension.
+
+    An ambiguous number gets no card but lists the candidates so the operator can ask
+    which of them is calling.
+    """
+
+    call_id: str
+    caller: str | None
+    extension: str
+    match: Match
+    customer: CustomerCard | None = None
+    candidates: tuple[CustomerSummary, ...] | None = None
+
+    def to_json(self) -> JsonObject:
+        """The wire form; the console reads exactly these keys."""
+        customer = None if self.customer is None else self.customer.model_dump()
+        message: JsonObject = {
+            "type": "screen_pop",
+            "call_id": self.call_id,
+            "caller": self.caller,
+            "extension": self.extension,
+            "customer": customer,
+            "match": self.match,
+            "open_tasks": [] if customer is None else customer["open_tasks"],
+        }
+        if self.candidates is not None:
+            message["candidates"] = [c.model_dump() for c in self.candidates]
+        return message
+
+
+@dataclass(frozen=True, slots=True)
+class CallUpdate:
+    """The contract's `call_update` message."""
+
+    call_id: str
+    state: CallUpdateState
+    talk_seconds: int | None = None
+
+    def to_json(self) -> JsonObject:
+        """The wire form; the console reads exactly these keys."""
+        return {
+            "type": "call_update",
+            "call_id": self.call_id,
+            "state": self.state.value,
+            "talk_seconds": self.talk_seconds,
+        }
+
+
+AgentMessage = ScreenPop | CallUpdate
+"""What the calls feature sends to an operator's page."""
+
+
 def screen_pop_message(
     found: PhoneMatch,
     the_card: CustomerCard | None,
@@ -59,40 +129,18 @@ def screen_pop_message(
     call_id: str,
     caller: str | None,
     extension: str,
-) -> dict[str, Any]:
-    """The contract's `screen_pop` message for one ringing extension.
-
-    An ambiguous number gets no card but lists the candidates so the operator can ask
-    which of them is calling.
-    """
-    customer = None if the_card is None else the_card.model_dump()
-    message: dict[str, Any] = {
-        "type": "screen_pop",
-        "call_id": call_id,
-        "caller": caller,
-        "extension": extension,
-        "customer": customer,
-        "match": found.match,
-        "open_tasks": [] if customer is None else customer["open_tasks"],
-    }
+) -> ScreenPop:
+    """The `screen_pop` for one ringing extension: a card for one sure match, candidates
+    for an ambiguous number."""
+    candidates = None
     if found.match == "ambiguous":
-        message["candidates"] = [summary(c, "ambiguous").model_dump() for c in found.customers]
-    return message
+        candidates = tuple(summary(c, "ambiguous") for c in found.customers)
+    return ScreenPop(call_id, caller, extension, found.match, the_card, candidates)
 
 
-async def publish(bus: Bus, extension: str, message: dict[str, Any]) -> None:
+async def publish(bus: Bus, extension: str, message: AgentMessage) -> None:
     """Send to one extension's channel; a bus outage loses the pop, never the call record."""
     try:
         await bus.publish(agent_channel(extension), message)
     except BusError as exc:
         log.warning("screen-pop for extension %s not delivered: %s", extension, exc)
-
-
-def call_update(call_id: str, state: str, talk_seconds: int | None = None) -> dict[str, Any]:
-    """The contract's `call_update` message."""
-    return {
-        "type": "call_update",
-        "call_id": call_id,
-        "state": state,
-        "talk_seconds": talk_seconds,
-    }

@@ -22,8 +22,10 @@ from sqlalchemy import update
 from gateway.calls.final_record import RecordWriter, insert_ignore
 from gateway.calls.ids import call_id_for
 from gateway.calls.pops import (
+    AgentMessage,
     CallerCard,
-    call_update,
+    CallUpdate,
+    CallUpdateState,
     display_number,
     look_up_caller,
     publish,
@@ -36,6 +38,7 @@ from gateway.core.clock import Clock
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Call
 from gateway.core.db.sessions import one_statement, read_session
+from gateway.core.db.states import CallState
 from gateway.core.settings import Settings
 from gateway.customers.public import PhoneMatch
 
@@ -94,7 +97,7 @@ class CallRecorder:
         # pops and call updates only by the leader, or operators would get each twice.
         self.announce = True
 
-    async def _announce(self, extension: str, message: dict[str, Any]) -> None:
+    async def _announce(self, extension: str, message: AgentMessage) -> None:
         if self.announce:
             await publish(self._bus, extension, message)
 
@@ -166,20 +169,20 @@ class CallRecorder:
             if pop_on == "answer":
                 await self._pop(live, change, change.extensions)
             for extension in change.extensions:
-                await self._announce(extension, call_update(live.call_id, "answered"))
+                await self._announce(extension, CallUpdate(live.call_id, CallUpdateState.ANSWERED))
             await self._mark_answered(live.call_id, change)
         elif change.kind is ChangeKind.RING_STOPPED:
             state = (
-                "answered_elsewhere"
+                CallUpdateState.ANSWERED_ELSEWHERE
                 if change.reason is RingStopReason.ANSWERED_ELSEWHERE
-                else "ended"
+                else CallUpdateState.ENDED
             )
             for extension in change.extensions:
-                await self._announce(extension, call_update(live.call_id, state))
+                await self._announce(extension, CallUpdate(live.call_id, state))
         elif change.kind is ChangeKind.ENDED and change.record is not None:
             self._live.pop(change.linkedid, None)
             call_id = await self.record(change.record, live.match)
-            update_message = call_update(call_id, "ended", change.record.talk_seconds)
+            update_message = CallUpdate(call_id, CallUpdateState.ENDED, change.record.talk_seconds)
             reached = {*change.record.rang_extensions}
             if change.record.extension:
                 reached.add(change.record.extension)
@@ -256,7 +259,7 @@ class CallRecorder:
             async with one_statement(self._database) as session:
                 await session.execute(
                     update(Call)
-                    .where(Call.id == live.call_id, Call.state != "ended")
+                    .where(Call.id == live.call_id, Call.state != CallState.ENDED)
                     .values(
                         match=live.match.match,
                         customer_id=live.match.customers[0].id if exact else None,
@@ -271,7 +274,7 @@ class CallRecorder:
                 id=call_id,
                 pbx_linkedid=change.linkedid,
                 direction=change.direction.value,
-                state="ringing",
+                state=CallState.RINGING,
                 caller=change.caller,
                 started_at=change.at,
                 match="none",
@@ -284,9 +287,9 @@ class CallRecorder:
         async with one_statement(self._database) as session:
             await session.execute(
                 update(Call)
-                .where(Call.id == call_id, Call.state != "ended")
+                .where(Call.id == call_id, Call.state != CallState.ENDED)
                 .values(
-                    state="answered",
+                    state=CallState.ANSWERED,
                     answered_at=change.at,
                     extension=change.extensions[0] if change.extensions else None,
                     updated_at=self._clock.now(),

@@ -147,13 +147,24 @@ class CallChange:
 
 
 # DialStatus → what it means for the dialed leg (and, without a bridge, for the call).
+class DialStatus(StrEnum):
+    """Asterisk's DialEnd `DialStatus` values we act on (others are kept as text)."""
+
+    ANSWER = "ANSWER"
+    BUSY = "BUSY"
+    NOANSWER = "NOANSWER"
+    CANCEL = "CANCEL"
+    CHANUNAVAIL = "CHANUNAVAIL"
+    CONGESTION = "CONGESTION"
+
+
 DIAL_STATUS_DISPOSITION: dict[str, Disposition] = {
-    "ANSWER": Disposition.ANSWERED,
-    "BUSY": Disposition.BUSY,
-    "NOANSWER": Disposition.NO_ANSWER,
-    "CANCEL": Disposition.NO_ANSWER,
-    "CHANUNAVAIL": Disposition.FAILED,
-    "CONGESTION": Disposition.FAILED,
+    DialStatus.ANSWER: Disposition.ANSWERED,
+    DialStatus.BUSY: Disposition.BUSY,
+    DialStatus.NOANSWER: Disposition.NO_ANSWER,
+    DialStatus.CANCEL: Disposition.NO_ANSWER,
+    DialStatus.CHANUNAVAIL: Disposition.FAILED,
+    DialStatus.CONGESTION: Disposition.FAILED,
 }
 
 # Cdr Disposition → ours; used only to cross-check, never to decide.

@@ -2,7 +2,7 @@
 
 `CallRegistry` is the tracker's bookkeeping (resolve an event to its call and leg, apply
 what a channel event says, end a call, adopt channels from a CoreShowChannels list);
-`gateway.calls.tracker.CallTracker` adds the event handlers on top of it.
+`gateway.calls.tracker.CallTracker` holds one and routes each event to it.
 """
 
 from __future__ import annotations
@@ -76,37 +76,79 @@ class CallRegistry:
         """Ended calls still remembered for duplicates and late Cdr events."""
         return len(self._ended)
 
+    # -- lookups ---------------------------------------------------------------------------
+
+    def live(self, linkedid: str | None) -> LiveCall | None:
+        """The call in progress keyed `linkedid`, if any."""
+        return self._calls.get(linkedid) if linkedid else None
+
+    def live_list(self) -> list[LiveCall]:
+        """Every call in progress (a copy: ending one while iterating is fine)."""
+        return list(self._calls.values())
+
+    def call_of_leg(self, uid: str) -> str | None:
+        """The Linkedid of the live call leg `uid` belongs to."""
+        return self._leg_call.get(uid)
+
+    def ended_call_of_leg(self, uid: str) -> str | None:
+        """The Linkedid of the remembered ended call leg `uid` belonged to."""
+        return self._ended_uids.get(uid)
+
+    def knows_leg(self, uid: str) -> bool:
+        """Whether `uid` is a leg of a live or a remembered ended call."""
+        return uid in self._leg_call or uid in self._ended_uids
+
+    def ended_call(self, linkedid: str | None) -> EndedCall | None:
+        """What is remembered of the ended call keyed `linkedid`."""
+        return self._ended.get(linkedid) if linkedid else None
+
+    def remember_originate(self, uid: str, action_id: str) -> None:
+        """An OriginateResponse came before its channel: pair them when it appears."""
+        self._originates[uid] = action_id
+        while len(self._originates) > MAX_PENDING_ORIGINATES:
+            self._originates.popitem(last=False)
+
+    def emit(self, change: CallChange) -> None:
+        """Queue a change that belongs to no live call (a late Cdr's mismatch)."""
+        self._out.append(change)
+
     # -- plumbing --------------------------------------------------------------------------
 
-    def _now(self) -> datetime:
+    def now(self) -> datetime:
+        """The injected clock's time, in UTC."""
         return as_utc(self._clock_fn())
 
-    def _event_time(self, event: AmiMessage) -> datetime:
+    def event_time(self, event: AmiMessage) -> datetime:
+        """The event's ``Timestamp``, else now."""
         stamp = event.get("Timestamp")
         if stamp:
             try:
                 return datetime.fromtimestamp(float(stamp), UTC)
             except (ValueError, OverflowError, OSError):
                 pass
-        return self._now()
+        return self.now()
 
-    def _drain(self) -> list[CallChange]:
+    def drain(self) -> list[CallChange]:
+        """The changes queued since the last drain."""
         out, self._out = self._out, []
         return out
 
-    def _collect(self, call: LiveCall) -> None:
+    def collect(self, call: LiveCall) -> None:
+        """Queue what `call` emitted."""
         if call.out:
             self._out.extend(call.out)
             call.out.clear()
 
-    def _start_call(self, linkedid: str, at: datetime, *, adopted: bool) -> LiveCall:
+    def start_call(self, linkedid: str, at: datetime, *, adopted: bool) -> LiveCall:
+        """Begin tracking a call."""
         call = LiveCall(linkedid, at, adopted=adopted)
         self._calls[linkedid] = call
         return call
 
-    def _add_leg(
+    def add_leg(
         self, call: LiveCall, uid: str, event: AmiMessage, at: datetime, prefix: str = ""
     ) -> Leg:
+        """Add the leg an event (or its ``Dest*`` side) names to `call`."""
         channel = event.get(prefix + "Channel") or ""
         exten = event.get(prefix + "Exten")
         cid = event.get(prefix + "CallerIDNum")
@@ -123,7 +165,7 @@ class CallRegistry:
             call.originate_action_id = action_id
         return leg
 
-    def _resolve(
+    def resolve(
         self, event: AmiMessage, at: datetime, prefix: str = "", *, adopt: bool = True
     ) -> tuple[LiveCall, Leg] | None:
         """The call and leg an event (or its ``Dest*`` side) is about, adopting if allowed."""
@@ -138,8 +180,8 @@ class CallRegistry:
         if call is None:
             if not adopt:
                 return None
-            call = self._start_call(linkedid, at, adopted=True)
-            leg = self._add_leg(call, uid, event, at, prefix)
+            call = self.start_call(linkedid, at, adopted=True)
+            leg = self.add_leg(call, uid, event, at, prefix)
             self._note_caller(call, leg, event, prefix)
             call.emit(ChangeKind.STARTED, at)
             joined = True
@@ -148,10 +190,10 @@ class CallRegistry:
             if found is None:
                 if not adopt:
                     return None
-                found = self._add_leg(call, uid, event, at, prefix)
+                found = self.add_leg(call, uid, event, at, prefix)
                 joined = True
             leg = found
-        self._touch(call, leg, event, at, prefix, adopting=joined)
+        self.touch(call, leg, event, at, prefix, adopting=joined)
         return call, leg
 
     @staticmethod
@@ -163,7 +205,7 @@ class CallRegistry:
             else:
                 call.caller = number(event.get(prefix + "CallerIDNum"))
 
-    def _touch(
+    def touch(
         self,
         call: LiveCall,
         leg: Leg,
@@ -197,7 +239,8 @@ class CallRegistry:
 
     # -- ending ----------------------------------------------------------------------------
 
-    def _finish(self, call: LiveCall, at: datetime, note: str | None = None) -> None:
+    def finish(self, call: LiveCall, at: datetime, note: str | None = None) -> None:
+        """Hang up what is left, emit the ENDED change and remember the call as ended."""
         for leg in call.legs.values():
             call.hang_up(leg, at, None)
         if note is not None:
@@ -208,7 +251,7 @@ class CallRegistry:
                 ChangeKind.ENDED, call.linkedid, at, call.caller, call.direction, (), None, record
             )
         )
-        self._collect(call)
+        self.collect(call)
         del self._calls[call.linkedid]
         for uid in call.legs:
             self._leg_call.pop(uid, None)
@@ -221,15 +264,16 @@ class CallRegistry:
 
     # -- resync ----------------------------------------------------------------------------
 
-    def _adopt_from_list(self, linkedid: str, items: list[AmiMessage], now: datetime) -> None:
+    def adopt_from_list(self, linkedid: str, items: list[AmiMessage], now: datetime) -> None:
+        """Make call `linkedid` match a CoreShowChannels list of its channels."""
         call = self._calls.get(linkedid)
         if call is None:
             oldest = max((duration(item.get("Duration")) for item in items), default=timedelta())
-            call = self._start_call(linkedid, now - oldest, adopted=True)
+            call = self.start_call(linkedid, now - oldest, adopted=True)
             # The originating channel first, so that it becomes the first leg.
             items = sorted(items, key=lambda item: item.get("Uniqueid") != linkedid)
             first = items[0]
-            leg = self._add_leg(
+            leg = self.add_leg(
                 call, first["Uniqueid"], first, now - duration(first.get("Duration"))
             )
             self._note_caller(call, leg, first)
@@ -240,9 +284,9 @@ class CallRegistry:
             listed.add(uid)
             known = call.legs.get(uid)
             if known is None:
-                known = self._add_leg(call, uid, item, now - duration(item.get("Duration")))
+                known = self.add_leg(call, uid, item, now - duration(item.get("Duration")))
             leg = known
-            self._touch(call, leg, item, now, adopting=True)
+            self.touch(call, leg, item, now, adopting=True)
             bridge_id = item.get("BridgeId") or ""
             if leg.ended_at is None and bridge_id:
                 call.enter_bridge(leg, bridge_id, now)
@@ -251,4 +295,4 @@ class CallRegistry:
         for leg in list(call.legs.values()):
             if leg.uniqueid not in listed:
                 call.hang_up(leg, now, None)
-        self._collect(call)
+        self.collect(call)

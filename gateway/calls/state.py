@@ -21,6 +21,7 @@ from gateway.calls.records import (
     CallChange,
     CallNote,
     ChangeKind,
+    DialStatus,
     Direction,
     Disposition,
     RingStopReason,
@@ -32,11 +33,11 @@ from gateway.calls.topology import ChannelClass, ChannelRole
 STATE_RINGING = 5
 STATE_UP = 6
 
-_STOP_BY_STATUS = {
-    "BUSY": RingStopReason.BUSY,
-    "NOANSWER": RingStopReason.NO_ANSWER,
-    "CHANUNAVAIL": RingStopReason.FAILED,
-    "CONGESTION": RingStopReason.FAILED,
+_STOP_BY_STATUS: dict[str, RingStopReason] = {
+    DialStatus.BUSY: RingStopReason.BUSY,
+    DialStatus.NOANSWER: RingStopReason.NO_ANSWER,
+    DialStatus.CHANUNAVAIL: RingStopReason.FAILED,
+    DialStatus.CONGESTION: RingStopReason.FAILED,
 }
 _STOP_BY_DISPOSITION = {
     Disposition.BUSY: RingStopReason.BUSY,
@@ -140,7 +141,7 @@ class LiveCall:
         if self.answered_at is not None:
             return True
         return any(
-            other is not leg and other.dialed_by_channel and other.dial_status == "ANSWER"
+            other is not leg and other.dialed_by_channel and other.dial_status == DialStatus.ANSWER
             for other in self.legs.values()
         )
 

@@ -28,8 +28,8 @@ from datetime import datetime
 
 from adapters.ami.protocol import AmiMessage
 from gateway.calls.finish import check_cdr
-from gateway.calls.records import CallChange, CallNote, ChangeKind
-from gateway.calls.registry import MAX_PENDING_ORIGINATES, CallRegistry, number, to_int
+from gateway.calls.records import CallChange, CallNote, ChangeKind, DialStatus
+from gateway.calls.registry import CallRegistry, number, to_int
 from gateway.calls.topology import ChannelRole, Topology
 
 Handler = Callable[[AmiMessage, datetime], None]
@@ -54,7 +54,7 @@ TRACKED_EVENTS: frozenset[str] = frozenset(
 """The only events `CallTracker.feed` looks at; a client may subscribe to just these."""
 
 
-class CallTracker(CallRegistry):
+class CallTracker:
     """Feed AMI events one by one; get back what changed. One instance per PBX."""
 
     def __init__(
@@ -65,7 +65,7 @@ class CallTracker(CallRegistry):
         max_ended: int = 1024,
     ) -> None:
         """`clock_fn` gives the time of events that carry no ``Timestamp``."""
-        super().__init__(topology, clock_fn, max_ended=max_ended)
+        self._registry = CallRegistry(topology, clock_fn, max_ended=max_ended)
         self._handlers: dict[str | None, Handler] = {
             "Newchannel": self._on_newchannel,
             "Newstate": self._on_channel,
@@ -83,61 +83,71 @@ class CallTracker(CallRegistry):
         }
         assert set(self._handlers) == TRACKED_EVENTS
 
+    @property
+    def live_calls(self) -> int:
+        """Calls in progress."""
+        return self._registry.live_calls
+
+    @property
+    def remembered_ended(self) -> int:
+        """Ended calls still remembered for duplicates and late Cdr events."""
+        return self._registry.remembered_ended
+
     def feed(self, event: AmiMessage) -> list[CallChange]:
         """Apply one event; returns the changes it caused (often none)."""
         handler = self._handlers.get(event.name)
         if handler is None:
             return []
-        handler(event, self._event_time(event))
-        return self._drain()
+        handler(event, self._registry.event_time(event))
+        return self._registry.drain()
 
     def resync(self, channels: list[AmiMessage]) -> list[CallChange]:
         """Adopt the live channels (``CoreShowChannel`` items); end calls no longer there."""
-        now = self._now()
+        now = self._registry.now()
         by_call: dict[str, list[AmiMessage]] = {}
         for item in channels:
             uid = item.get("Uniqueid")
             if uid:
                 by_call.setdefault(item.get("Linkedid") or uid, []).append(item)
-        for linkedid in list(self._calls):
-            if linkedid not in by_call:
-                self._finish(self._calls[linkedid], now, note="resync: gone from the PBX")
+        for call in self._registry.live_list():
+            if call.linkedid not in by_call:
+                self._registry.finish(call, now, note="resync: gone from the PBX")
         for linkedid, items in by_call.items():
-            if linkedid in self._ended:
+            if self._registry.ended_call(linkedid) is not None:
                 continue
-            self._adopt_from_list(linkedid, items, now)
-        return self._drain()
+            self._registry.adopt_from_list(linkedid, items, now)
+        return self._registry.drain()
 
     # -- handlers --------------------------------------------------------------------------
 
     def _on_newchannel(self, event: AmiMessage, at: datetime) -> None:
         uid = event.get("Uniqueid")
-        if not uid or uid in self._leg_call or uid in self._ended_uids:
+        if not uid or self._registry.knows_leg(uid):
             return
         linkedid = event.get("Linkedid") or uid
-        if linkedid in self._ended:
+        if self._registry.ended_call(linkedid) is not None:
             return
-        call = self._calls.get(linkedid)
+        call = self._registry.live(linkedid)
         started = call is None
         if call is None:
-            call = self._start_call(linkedid, at, adopted=False)
-        leg = self._add_leg(call, uid, event, at)
-        self._touch(call, leg, event, at)
+            call = self._registry.start_call(linkedid, at, adopted=False)
+        leg = self._registry.add_leg(call, uid, event, at)
+        self._registry.touch(call, leg, event, at)
         if started:
             call.emit(ChangeKind.STARTED, at)
-        self._collect(call)
+        self._registry.collect(call)
 
     def _on_channel(self, event: AmiMessage, at: datetime) -> None:
-        found = self._resolve(event, at)
+        found = self._registry.resolve(event, at)
         if found is not None:
-            self._collect(found[0])
+            self._registry.collect(found[0])
 
     def _on_dial_begin(self, event: AmiMessage, at: datetime) -> None:
-        dest = self._resolve(event, at, "Dest")
+        dest = self._registry.resolve(event, at, "Dest")
         if dest is None:
             return
         call, leg = dest
-        by_channel = self._resolve(event, at) is not None
+        by_channel = self._registry.resolve(event, at) is not None
         if leg.dialed_at is None:
             leg.dialed_at = at
             leg.dialed_by_channel = by_channel
@@ -145,64 +155,64 @@ class CallTracker(CallRegistry):
                 # Outbound: what the caller dialed, as the dialing channel's exten shows it.
                 call.callee = number(event.get("Exten")) or call.callee
             call.ring(leg, at)
-        self._collect(call)
+        self._registry.collect(call)
 
     def _on_dial_state(self, event: AmiMessage, at: datetime) -> None:
-        dest = self._resolve(event, at, "Dest")
+        dest = self._registry.resolve(event, at, "Dest")
         if dest is None:
             return
         call, leg = dest
         if event.get("DialStatus") == "RINGING":
             call.ring(leg, at)
-        self._collect(call)
+        self._registry.collect(call)
 
     def _on_dial_end(self, event: AmiMessage, at: datetime) -> None:
         status = (event.get("DialStatus") or "").upper()
-        dest = self._resolve(event, at, "Dest") if status else None
+        dest = self._registry.resolve(event, at, "Dest") if status else None
         if dest is None:
             return
         call, leg = dest
         if leg.dial_status is None:
-            if self._resolve(event, at) is not None:
+            if self._registry.resolve(event, at) is not None:
                 leg.dialed_by_channel = True
             leg.dial_status = status
             leg.dial_ended_at = at
-            if status == "ANSWER":
+            if status == DialStatus.ANSWER:
                 call.picked_up(leg)
-            elif status != "CANCEL":
+            elif status != DialStatus.CANCEL:
                 # CANCEL waits for the leg's Hangup: its cause tells "answered elsewhere"
                 # (26) from "the caller gave up".
                 call.stop_ringing(leg, at)
-        self._collect(call)
+        self._registry.collect(call)
 
     def _on_bridge_enter(self, event: AmiMessage, at: datetime) -> None:
         bridge_id = event.get("BridgeUniqueid")
-        found = self._resolve(event, at) if bridge_id else None
+        found = self._registry.resolve(event, at) if bridge_id else None
         if found is None or not bridge_id:
             return
         call, leg = found
         if leg.ended_at is None:
             call.enter_bridge(leg, bridge_id, at)
-        self._collect(call)
+        self._registry.collect(call)
 
     def _on_bridge_leave(self, event: AmiMessage, at: datetime) -> None:
-        found = self._resolve(event, at, adopt=False)
+        found = self._registry.resolve(event, at, adopt=False)
         if found is None:
             return
         call, leg = found
         if leg.bridge is not None and leg.bridge == event.get("BridgeUniqueid"):
             call.leave_bridge(leg, at)
-        self._collect(call)
+        self._registry.collect(call)
 
     def _on_hangup(self, event: AmiMessage, at: datetime) -> None:
-        found = self._resolve(event, at, adopt=False)
+        found = self._registry.resolve(event, at, adopt=False)
         if found is None:
             return
         call, leg = found
         call.hang_up(leg, at, to_int(event.get("Cause")))
         if call.all_ended:
-            self._finish(call, at)
-        self._collect(call)
+            self._registry.finish(call, at)
+        self._registry.collect(call)
 
     def _on_cdr(self, event: AmiMessage, at: datetime) -> None:
         uid = event.get("UniqueID") or ""
@@ -216,14 +226,17 @@ class CallTracker(CallRegistry):
             event.get("AnswerTime") or "",
         )
         _, channel, destination, raw = key[:4]
-        linkedid = event.get("LinkedID") or self._leg_call.get(uid) or self._ended_uids.get(uid)
-        call = self._calls.get(linkedid) if linkedid else None
+        registry = self._registry
+        linkedid = (
+            event.get("LinkedID") or registry.call_of_leg(uid) or registry.ended_call_of_leg(uid)
+        )
+        call = registry.live(linkedid)
         if call is not None:
             if key not in call.cdr_keys:
                 call.cdr_keys.add(key)
                 call.cdrs.append((uid, channel, destination, raw))
             return
-        ended = self._ended.get(linkedid) if linkedid else None
+        ended = registry.ended_call(linkedid)
         if ended is None or key in ended.cdr_keys:
             return
         ended.cdr_keys.add(key)
@@ -237,7 +250,7 @@ class CallTracker(CallRegistry):
             outcomes=ended.outcomes,
         )
         if note is not None:
-            self._out.append(
+            registry.emit(
                 CallChange(
                     ChangeKind.CDR_MISMATCH,
                     ended.linkedid,
@@ -253,24 +266,20 @@ class CallTracker(CallRegistry):
         action_id = event.action_id
         if not uid or not action_id or event.get("Response") != "Success":
             return
-        linkedid = self._leg_call.get(uid)
-        if linkedid is not None:
-            call = self._calls[linkedid]
+        call = self._registry.live(self._registry.call_of_leg(uid))
+        if call is not None:
             if call.originate_action_id is None:
                 call.originate_action_id = action_id
             return
-        if uid not in self._ended_uids:
+        if self._registry.ended_call_of_leg(uid) is None:
             # The response may come before the channel's Newchannel (bridged_dial.txt).
-            self._originates[uid] = action_id
-            while len(self._originates) > MAX_PENDING_ORIGINATES:
-                self._originates.popitem(last=False)
+            self._registry.remember_originate(uid, action_id)
 
     def _on_transfer(self, event: AmiMessage, at: datetime) -> None:
         if event.get("Result") != "Success":
             return
         uid = event.get("TransfereeUniqueid") or ""
-        linkedid = self._leg_call.get(uid)
-        call = self._calls.get(linkedid) if linkedid else None
+        call = self._registry.live(self._registry.call_of_leg(uid))
         if call is None:
             return
         kind = "blind_transfer" if event.name == "BlindTransfer" else "attended_transfer"

@@ -17,13 +17,13 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from gateway.campaigns.effects import Effects
 from gateway.campaigns.engine import Engine
-from gateway.campaigns.journey import FAILED, LIVE_STATES
 from gateway.campaigns.run_reports import AdvanceReport
 from gateway.campaigns.versions import CampaignVersions
 from gateway.core.clock import as_utc
 from gateway.core.db.dialect import lock_rows
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Campaign, Enrollment
+from gateway.core.db.states import LIVE_ENROLLMENT_STATES, EnrollmentState
 from gateway.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ async def _claim(
         # One state at a time, in `ix_enrollments_due` order: a plain index scan that
         # stops at `limit` (an IN over both states sorted or bitmap-scanned every due
         # row for every batch, which made a large tick quadratic).
-        for state in LIVE_STATES:
+        for state in LIVE_ENROLLMENT_STATES:
             condition = and_(
                 Enrollment.state == state, Enrollment.next_run_at <= as_of, free, enabled
             )
@@ -81,7 +81,7 @@ async def advance_loaded(
     effects, batch = Effects(), []
     for enrollment in enrollments:
         due = enrollment.next_run_at
-        if enrollment.state not in LIVE_STATES or due is None or as_utc(due) > as_of:
+        if enrollment.state not in LIVE_ENROLLMENT_STATES or due is None or as_utc(due) > as_of:
             continue  # advanced by another process after our claim's lease ran out
         batch.append((enrollment, await versions.journey(session, enrollment)))
     await engine.prefetch(session, batch, as_of)
@@ -120,7 +120,7 @@ async def _mark_failed(database: Database, enrollment_id: str, error: str, as_of
     async with database.transaction() as session:
         enrollment = await session.get(Enrollment, enrollment_id)
         if enrollment is not None:
-            enrollment.state = FAILED
+            enrollment.state = EnrollmentState.FAILED
             enrollment.next_run_at = None
             enrollment.locked_until = None
             enrollment.context = {**(enrollment.context or {}), "error": error[:500]}

@@ -15,9 +15,10 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.campaigns.definition import WaitStep
-from gateway.campaigns.journey import WAITING, Journey
+from gateway.campaigns.journey import Journey
 from gateway.core.clock import as_utc
 from gateway.core.db.models import Activity, Call, Enrollment, OutboundContact
+from gateway.core.db.states import EnrollmentState
 
 
 class AwaitedEvents:
@@ -33,7 +34,7 @@ class AwaitedEvents:
         """Look up the awaited events of a batch's parked enrollments: one query per kind."""
         wanted: dict[str, list[Enrollment]] = {}
         for enrollment, journey in batch:
-            if enrollment.state != WAITING or enrollment.wait_started_at is None:
+            if enrollment.state != EnrollmentState.WAITING or enrollment.wait_started_at is None:
                 continue
             step = next((s for s in journey.steps if s.id == enrollment.step), None)
             if isinstance(step, WaitStep):

@@ -51,11 +51,6 @@ from gateway.campaigns.definition import (
 from gateway.campaigns.due_payments import DuePayments
 from gateway.campaigns.effects import Effects
 from gateway.campaigns.journey import (
-    ACTIVE,
-    DONE,
-    LIVE_STATES,
-    STOPPED,
-    WAITING,
     Journey,
     JourneyError,
     action_event_id,
@@ -64,6 +59,12 @@ from gateway.campaigns.journey import (
 )
 from gateway.core.clock import as_utc, isoformat_z
 from gateway.core.db.models import Customer, Enrollment
+from gateway.core.db.states import (
+    LIVE_ENROLLMENT_STATES,
+    ContactStatus,
+    EnrollmentState,
+    TaskStatus,
+)
 from gateway.core.db.types import new_id
 from gateway.core.outbox import enqueue
 from gateway.core.rules import CustomerFacts, evaluate, load_facts
@@ -113,14 +114,14 @@ class Engine:
     ) -> None:
         """Run the enrollment's steps due by `as_of`, until a wait that is not over or the end."""
         as_of = as_utc(as_of)
-        if enrollment.state not in LIVE_STATES:
+        if enrollment.state not in LIVE_ENROLLMENT_STATES:
             return
         due = enrollment.next_run_at
         run = _Run(enrollment, journey, min(as_of, as_utc(due)) if due else as_of, as_of)
         enrollment.context = dict(enrollment.context or {})
         for _ in range(MAX_STEPS):
             if enrollment.step == END:
-                self._finish(enrollment, DONE)
+                self._finish(enrollment, EnrollmentState.DONE)
                 return
             step = journey.steps[journey.position(enrollment.step)]
             effects.steps += 1
@@ -128,7 +129,7 @@ class Engine:
             if following is None:
                 return  # parked in a wait, or stopped
             enrollment.step = following
-            enrollment.state = ACTIVE
+            enrollment.state = EnrollmentState.ACTIVE
         raise JourneyError(
             f"{journey.campaign_name}: more than {MAX_STEPS} steps without a wait (a loop?)"
         )
@@ -139,7 +140,7 @@ class Engine:
         """Do one step; the id of the step to go on with, or None to stop here."""
         if await self._payment_paid(session, run, step):
             run.enrollment.context["stopped"] = "payment paid"
-            self._finish(run.enrollment, STOPPED)
+            self._finish(run.enrollment, EnrollmentState.STOPPED)
             return None
         if isinstance(step, SendStep):
             self._send(run, step, effects)
@@ -171,9 +172,9 @@ class Engine:
         return journey.steps[position].id if position < len(journey.steps) else END
 
     @staticmethod
-    def _finish(enrollment: Enrollment, state: str) -> None:
+    def _finish(enrollment: Enrollment, state: EnrollmentState) -> None:
         enrollment.state = state
-        enrollment.step = END if state == DONE else enrollment.step
+        enrollment.step = END if state == EnrollmentState.DONE else enrollment.step
         enrollment.next_run_at = None
         enrollment.wait_started_at = None
 
@@ -183,7 +184,7 @@ class Engine:
             customer = await session.get(Customer, run.enrollment.customer_id)
             if customer is None or customer.deleted_at is not None:
                 run.enrollment.context["stopped"] = "customer deleted"
-                self._finish(run.enrollment, STOPPED)
+                self._finish(run.enrollment, EnrollmentState.STOPPED)
                 return None
             run.customer = customer
         return run.customer
@@ -206,7 +207,7 @@ class Engine:
                 "source": "campaign",
                 "template": step.template,
                 "variables": {},
-                "status": "pending",
+                "status": ContactStatus.PENDING,
                 "attempts": 0,
                 "sandbox": False,
                 "created_at": run.now,
@@ -229,7 +230,7 @@ class Engine:
                 "kind": step.kind,
                 "customer_id": customer.id,
                 "assignee": assignee,
-                "status": "open",
+                "status": TaskStatus.OPEN,
                 "min_call_seconds": step.min_call_seconds,
                 "priority": 0,
                 "campaign_id": run.journey.campaign_id,
@@ -291,8 +292,8 @@ class Engine:
     async def _wait(self, session: AsyncSession, run: _Run, step: WaitStep) -> bool:
         """True when the wait is over (the run goes on at the moment it ended)."""
         enrollment = run.enrollment
-        if enrollment.state != WAITING or enrollment.wait_started_at is None:
-            enrollment.state = WAITING
+        if enrollment.state != EnrollmentState.WAITING or enrollment.wait_started_at is None:
+            enrollment.state = EnrollmentState.WAITING
             enrollment.wait_started_at = run.now
         started = as_utc(enrollment.wait_started_at)
         deadline = started + parse_duration(step.duration or step.timeout or "0m")

@@ -20,13 +20,13 @@ from gateway.campaigns.advance import advance_loaded
 from gateway.campaigns.arms import HOLDOUT, assign_arm
 from gateway.campaigns.definition import END, ValidCampaign
 from gateway.campaigns.engine import Engine
-from gateway.campaigns.journey import ACTIVE
 from gateway.campaigns.run_reports import AdvanceReport, RunReport
 from gateway.campaigns.versions import CampaignVersions
 from gateway.core.bus import Lock
 from gateway.core.db.dialect import insert_for
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Campaign, Customer, Enrollment, ExperimentAssignment, Payment
+from gateway.core.db.states import EnrollmentState
 from gateway.core.db.types import new_id
 from gateway.core.rules import segment
 from gateway.core.rules.fields import local_today
@@ -106,7 +106,7 @@ async def _enroll_batch(
                 "customer_id": customer_id,
                 "occurrence": "none" if occurrence is None else str(occurrence),
                 "step": END if held else firsts[arm],
-                "state": HOLDOUT if held else ACTIVE,
+                "state": EnrollmentState.HOLDOUT if held else EnrollmentState.ACTIVE,
                 "next_run_at": None if held else as_of,
                 "arm": arm,
                 "context": {},
@@ -123,8 +123,8 @@ async def _enroll_batch(
     fresh = []
     for enrollment_id, state in result.all():
         report.enrolled += 1
-        report.holdout += int(state == HOLDOUT)
-        if state == ACTIVE:
+        report.holdout += int(state == EnrollmentState.HOLDOUT)
+        if state == EnrollmentState.ACTIVE:
             fresh.append(enrollment_id)
     if not fresh:
         return

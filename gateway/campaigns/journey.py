@@ -1,4 +1,5 @@
-"""Journeys: the steps one arm of a campaign version follows, its enrollment states,
+"""Journeys: the steps one arm of a campaign version follows (its enrollments' states are
+`gateway.core.db.states.EnrollmentState`)
 and the deterministic keys its effects are written under (so repeats collide)."""
 
 from __future__ import annotations
@@ -11,15 +12,6 @@ from typing import Any
 from gateway.campaigns.definition import ValidCampaign
 from gateway.core.rules import Rule
 
-ACTIVE, WAITING, DONE, HOLDOUT, STOPPED, FAILED = (
-    "active",
-    "waiting",
-    "done",
-    "holdout",
-    "stopped",
-    "failed",
-)
-LIVE_STATES = (ACTIVE, WAITING)
 _KEY_LIMIT = 128
 
 

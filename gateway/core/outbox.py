@@ -20,9 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.core.clock import as_utc, isoformat_z
 from gateway.core.db.dialect import insert_for
 from gateway.core.db.models.crm import OutboxItem
+from gateway.core.db.states import OutboxState
 from gateway.core.db.types import new_id
-
-PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
 
 class InvalidOutboxItem(ValueError):
@@ -115,7 +114,7 @@ def _row(
         "ordering_key": ordering_key,
         "payload": payload,
         "occurred_at": as_utc(occurred_at),
-        "state": PENDING,
+        "state": OutboxState.PENDING,
         "attempts": 0,
         "next_attempt_at": stamp,
         "created_at": stamp,

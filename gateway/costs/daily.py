@@ -26,6 +26,7 @@ from gateway.core.db.dialect import insert_for
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Call, CostEntry, Customer, DailySnapshot, OutboundContact
 from gateway.core.db.models.customers import CUSTOMER_STATUSES, StatusChange
+from gateway.core.db.states import ContactStatus
 from gateway.costs.ledger import amount_of, summed_amount
 from gateway.costs.model import CostModel, MissingConversionRate, money_str
 
@@ -122,8 +123,8 @@ async def _contacts(session: AsyncSession, start: datetime, stop: datetime) -> d
             _count_if(_in(c.sent_at, start, stop)),
             _count_if(_in(c.delivered_at, start, stop)),
             _count_if(_in(c.replied_at, start, stop)),
-            _count_if(and_(failed_in, c.status == "undelivered")),
-            _count_if(and_(failed_in, c.status != "undelivered")),
+            _count_if(and_(failed_in, c.status == ContactStatus.UNDELIVERED)),
+            _count_if(and_(failed_in, c.status != ContactStatus.UNDELIVERED)),
         )
         .where(
             or_(
@@ -142,7 +143,7 @@ async def _contacts(session: AsyncSession, start: datetime, stop: datetime) -> d
         out[channel] = {name: int(n or 0) for name, n in zip(names, counts, strict=True)}
     skipped = (
         select(c.channel, c.reason, func.count())
-        .where(c.status == "skipped", _in(c.updated_at, start, stop))
+        .where(c.status == ContactStatus.SKIPPED, _in(c.updated_at, start, stop))
         .group_by(c.channel, c.reason)
     )
     for channel, reason, n in (await session.execute(skipped)).all():

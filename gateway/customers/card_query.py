@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.db.dialect import json_row, json_rows
 from gateway.core.db.models import Call, OutboundContact, Payment, Task
+from gateway.core.db.states import TaskStatus
 from gateway.customers.schemas import CallItem, MessageItem, PaymentItem, TaskItem, iso, money
 
 CARD_RECENT = 5
@@ -116,7 +117,7 @@ def _card_lists_statement() -> Select[Any]:
         _json_list(
             "tasks",
             _TASK,
-            [Task.customer_id == customer_id, Task.status == "open"],
+            [Task.customer_id == customer_id, Task.status == TaskStatus.OPEN],
             [Task.due_at.is_(None), Task.due_at, Task.created_at],
             CARD_OPEN_TASKS,
         ),

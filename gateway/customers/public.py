@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from gateway.customers.schemas import CustomerCard, money
+from gateway.customers.schemas import CustomerCard, CustomerSummary, Match, money
 from gateway.customers.service import PhoneMatch, card, find_by_phone, summary
 
-__all__ = ["CustomerCard", "PhoneMatch", "card", "find_by_phone", "money", "summary"]
+__all__ = [
+    "CustomerCard",
+    "CustomerSummary",
+    "Match",
+    "PhoneMatch",
+    "card",
+    "find_by_phone",
+    "money",
+    "summary",
+]

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.core.clock import as_utc
 from gateway.core.db.dialect import insert_for
 from gateway.core.db.models import Customer, Task
+from gateway.core.db.states import TaskStatus
 from gateway.core.db.types import UtcDateTime
 from gateway.lifecycle.policy import LifecyclePolicy
 
@@ -138,7 +139,7 @@ async def _insert_tasks(
             "kind": CALL_KIND,
             "customer_id": task.customer_id,
             "assignee": task.assignee,
-            "status": "open",
+            "status": TaskStatus.OPEN,
             "min_call_seconds": policy.min_call_seconds,
             "priority": 0,
             "created_at": as_of,

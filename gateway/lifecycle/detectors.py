@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.core.clock import as_utc, isoformat_z
 from gateway.core.db.dialect import insert_for, seconds_between
 from gateway.core.db.models import Activity, Customer, Task
+from gateway.core.db.states import TaskStatus
 from gateway.core.db.types import UtcDateTime
 from gateway.lifecycle.policy import LifecyclePolicy
 
@@ -160,7 +161,7 @@ async def detect_recession(
                 "kind": RECOVERY_KIND,
                 "customer_id": row.id,
                 "assignee": row.responsible_agent,
-                "status": "open",
+                "status": TaskStatus.OPEN,
                 "min_call_seconds": policy.recovery_call_seconds,
                 "priority": 0,
                 "created_at": as_of,

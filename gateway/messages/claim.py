@@ -17,17 +17,16 @@ from sqlalchemy import and_, or_, select, update
 from gateway.core.db.dialect import lock_rows
 from gateway.core.db.engine import Database
 from gateway.core.db.models import OutboundContact
-
-DUE_STATES = ("pending", "deferred")
+from gateway.core.db.states import DUE_CONTACT_STATES, ContactStatus
 
 
 def _claimable(now: datetime):  # type: ignore[no-untyped-def]
     free = or_(OutboundContact.locked_until.is_(None), OutboundContact.locked_until <= now)
     due = and_(
-        OutboundContact.status.in_(DUE_STATES),
+        OutboundContact.status.in_(DUE_CONTACT_STATES),
         or_(OutboundContact.not_before.is_(None), OutboundContact.not_before <= now),
     )
-    stranded = OutboundContact.status == "sending"
+    stranded = OutboundContact.status == ContactStatus.SENDING
     return and_(free, or_(due, stranded))
 
 

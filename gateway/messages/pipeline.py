@@ -40,6 +40,7 @@ from channels.base import Accepted, Channel, DeliveryError, Outgoing
 from gateway.core.clock import Clock
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Customer, CustomerPhone, OutboundContact
+from gateway.core.db.states import ContactStatus
 from gateway.core.outbox import enqueue
 from gateway.core.settings import Settings
 from gateway.messages.claim import claim_due
@@ -119,22 +120,25 @@ class SendWorker:
     async def _handle(self, contact: OutboundContact) -> None:
         channel = self.channels.get(contact.channel)
         if channel is None:
-            await self._finish(contact, status="skipped", reason="channel_unavailable")
+            await self._finish(contact, status=ContactStatus.SKIPPED, reason="channel_unavailable")
             return
-        if contact.status == "sending":
+        if contact.status == ContactStatus.SENDING:
             await self._resolve(contact, channel, self._stored_message(contact))
             return
         async with self.database.sessions() as session:
             prepared = await self.prepare(session, contact, self.clock.now())
         if isinstance(prepared, Skip):
             await self._finish(
-                contact, status="skipped", reason=prepared.reason, error=prepared.detail or None
+                contact,
+                status=ContactStatus.SKIPPED,
+                reason=prepared.reason,
+                error=prepared.detail or None,
             )
             return
         if isinstance(prepared, Defer):
             await self._update(
                 contact,
-                status="deferred",
+                status=ContactStatus.DEFERRED,
                 not_before=prepared.until,
                 reason=prepared.reason,
                 locked_until=None,
@@ -142,7 +146,7 @@ class SendWorker:
             return
         await self._update(
             contact,
-            status="sending",
+            status=ContactStatus.SENDING,
             to_address=prepared.to,
             body=prepared.text,
             subject=prepared.subject,
@@ -171,7 +175,9 @@ class SendWorker:
             if self.clock.now() - contact.updated_at < RESOLVE_GIVE_UP:
                 await self._hold(contact, min(RESOLVE_RECHECK, self.resolve_grace))
             else:
-                await self._finish(contact, status="unknown", error=str(error), code=error.code)
+                await self._finish(
+                    contact, status=ContactStatus.UNKNOWN, error=str(error), code=error.code
+                )
             return
         if found is not None:
             await self._accepted(contact, channel, found)
@@ -179,7 +185,7 @@ class SendWorker:
             # Too early to call it lost: keep `sending` and look again later.
             await self._hold(contact, min(RESOLVE_RECHECK, self.resolve_grace))
         elif contact.attempts >= MAX_ATTEMPTS:
-            await self._finish(contact, status="failed", error="provider never took it")
+            await self._finish(contact, status=ContactStatus.FAILED, error="provider never took it")
         else:
             await self._update(contact, attempts=contact.attempts + 1)
             await self._send(contact, channel, message)
@@ -193,7 +199,7 @@ class SendWorker:
             delay = min(MAX_BACKOFF_SECONDS, BASE_BACKOFF_SECONDS * 2 ** (contact.attempts - 1))
             await self._update(
                 contact,
-                status="pending",
+                status=ContactStatus.PENDING,
                 not_before=self.clock.now() + timedelta(seconds=self._rng.uniform(0, delay)),
                 error=str(error),
                 error_code=error.code,
@@ -201,7 +207,11 @@ class SendWorker:
             )
         else:
             await self._finish(
-                contact, status="failed", reason=error.reason, error=str(error), code=error.code
+                contact,
+                status=ContactStatus.FAILED,
+                reason=error.reason,
+                error=str(error),
+                code=error.code,
             )
 
     async def _accepted(
@@ -218,7 +228,7 @@ class SendWorker:
                     segments=accepted.segments,
                     sandbox=channel.sandbox,
                     sent_at=now,
-                    delivered_at=now if accepted.status == "delivered" else None,
+                    delivered_at=now if accepted.status == ContactStatus.DELIVERED else None,
                     locked_until=None,
                     error=None,
                     error_code=None,
@@ -232,14 +242,14 @@ class SendWorker:
                     .where(OutboundContact.id == contact.id)
                     .values(cost=cost[0], currency=cost[1])
                 )
-            if accepted.status == "delivered":
+            if accepted.status == ContactStatus.DELIVERED:
                 await _tell_crm(session, contact, "message.delivered", now)
 
     async def _finish(
         self,
         contact: OutboundContact,
         *,
-        status: str,
+        status: ContactStatus,
         reason: str | None = None,
         error: str | None = None,
         code: str | None = None,
@@ -254,12 +264,12 @@ class SendWorker:
                     reason=reason,
                     error=error,
                     error_code=code,
-                    failed_at=now if status == "failed" else None,
+                    failed_at=now if status == ContactStatus.FAILED else None,
                     locked_until=None,
                     updated_at=now,
                 )
             )
-            if status == "failed":
+            if status == ContactStatus.FAILED:
                 await _apply_reason(session, contact, reason)
                 await _tell_crm(session, contact, "message.failed", now)
 

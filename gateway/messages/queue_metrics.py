@@ -10,9 +10,9 @@ from sqlalchemy import func, or_, select
 
 from gateway.core.db.engine import Database
 from gateway.core.db.models import OutboundContact
+from gateway.core.db.states import DUE_CONTACT_STATES
 from gateway.core.db.types import UtcDateTime
 from gateway.core.metrics import Metrics
-from gateway.messages.claim import DUE_STATES
 
 
 async def refresh_send_queue(
@@ -32,7 +32,7 @@ async def refresh_send_queue(
             func.min(due_since, type_=UtcDateTime),
         )
         .where(
-            OutboundContact.status.in_(DUE_STATES),
+            OutboundContact.status.in_(DUE_CONTACT_STATES),
             or_(OutboundContact.not_before.is_(None), OutboundContact.not_before <= now),
         )
         .group_by(OutboundContact.channel)

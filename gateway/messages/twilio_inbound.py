@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_sync.ingest_guards import consent_entity, newer
 from gateway.core.db.dialect import insert_for
 from gateway.core.db.models import Customer, OutboundContact, ProcessedWebhook
+from gateway.core.db.states import SENT_CONTACT_STATES
 from gateway.core.outbox import enqueue
 from gateway.core.phones import InvalidPhone, normalize_phone
 from gateway.customers.public import find_by_phone
@@ -95,7 +96,7 @@ async def _record_reply(
         .where(
             OutboundContact.customer_id == customer.id,
             OutboundContact.channel == "sms",
-            OutboundContact.status.in_(("sent", "delivered")),
+            OutboundContact.status.in_(SENT_CONTACT_STATES),
         )
         .order_by(OutboundContact.sent_at.desc(), OutboundContact.id.desc())
         .limit(1)

@@ -19,11 +19,12 @@ from adapters.twilio import TwilioAdapter, TwilioError
 from gateway.core.db.dialect import insert_for
 from gateway.core.db.engine import Database
 from gateway.core.db.models import CostEntry, OutboundContact
+from gateway.core.db.states import ContactStatus
 from gateway.core.db.types import new_id
 
 log = logging.getLogger(__name__)
 
-PRICED_STATES = ("delivered", "undelivered")
+PRICED_STATES = (ContactStatus.DELIVERED, ContactStatus.UNDELIVERED)
 
 
 async def settle_prices(

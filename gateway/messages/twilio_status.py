@@ -16,23 +16,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.sms import INVALID_NUMBER_CODES, OPTED_OUT_CODES
 from gateway.core.db.models import Customer, CustomerPhone, OutboundContact
+from gateway.core.db.states import ContactStatus
 from gateway.core.outbox import enqueue
 
 # Twilio's MessageStatus → our state; statuses before "sent" say nothing new to us.
 TWILIO_TARGET = {
-    "sent": "sent",
-    "delivered": "delivered",
-    "read": "delivered",
-    "undelivered": "undelivered",
-    "failed": "failed",
-    "canceled": "failed",
+    "sent": ContactStatus.SENT,
+    "delivered": ContactStatus.DELIVERED,
+    "read": ContactStatus.DELIVERED,
+    "undelivered": ContactStatus.UNDELIVERED,
+    "failed": ContactStatus.FAILED,
+    "canceled": ContactStatus.FAILED,
 }
 # The states each target may be reached from: never backwards, finals stay final.
+_UNSETTLED = (ContactStatus.SENDING, ContactStatus.UNKNOWN)
 _FROM = {
-    "sent": ("sending", "unknown"),
-    "delivered": ("sending", "unknown", "sent"),
-    "undelivered": ("sending", "unknown", "sent"),
-    "failed": ("sending", "unknown", "sent"),
+    ContactStatus.SENT: _UNSETTLED,
+    ContactStatus.DELIVERED: (*_UNSETTLED, ContactStatus.SENT),
+    ContactStatus.UNDELIVERED: (*_UNSETTLED, ContactStatus.SENT),
+    ContactStatus.FAILED: (*_UNSETTLED, ContactStatus.SENT),
 }
 
 
@@ -40,7 +42,7 @@ async def apply_status(
     session: AsyncSession,
     contact_id: str | None,
     sid: str,
-    target: str,
+    target: ContactStatus,
     error_code: str | None,
     now: datetime,
 ) -> str | None:
@@ -51,9 +53,9 @@ async def apply_status(
         "updated_at": now,
         "sent_at": func.coalesce(OutboundContact.sent_at, now),
     }
-    if target == "delivered":
+    if target == ContactStatus.DELIVERED:
         values["delivered_at"] = now
-    elif target in ("undelivered", "failed"):
+    elif target in (ContactStatus.UNDELIVERED, ContactStatus.FAILED):
         values["failed_at"] = now
         values["error_code"] = error_code
         values["error"] = f"Twilio reported {target}" + (
@@ -85,10 +87,10 @@ async def apply_status(
     if row is None:
         return None
     moved_id, customer_id, campaign_id, to_address = row
-    if target == "sent":
+    if target == ContactStatus.SENT:
         return str(moved_id)
     await _apply_consequence(session, customer_id, to_address, _reason(error_code))
-    kind = "message.delivered" if target == "delivered" else "message.failed"
+    kind = "message.delivered" if target == ContactStatus.DELIVERED else "message.failed"
     await enqueue(
         session,
         type=kind,
@@ -98,7 +100,7 @@ async def apply_status(
             "customer_id": customer_id,
             "campaign_id": campaign_id,
             "status": target,
-            "error_code": error_code if target != "delivered" else None,
+            "error_code": error_code if target != ContactStatus.DELIVERED else None,
         },
         ordering_key=customer_id or "messages",
         occurred_at=now,

@@ -13,6 +13,7 @@ from gateway.core.clock import Clock
 from gateway.core.db.dialect import insert_for
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Customer, Task
+from gateway.core.db.states import ContactStatus, TaskStatus
 
 DEFAULT_MIN_CALL_SECONDS = 20
 
@@ -47,7 +48,7 @@ class VoiceTaskChannel:
                     kind="call",
                     customer_id=message.customer_id,
                     assignee=assignee,
-                    status="open",
+                    status=TaskStatus.OPEN,
                     min_call_seconds=DEFAULT_MIN_CALL_SECONDS,
                     priority=0,
                     campaign_id=message.campaign_id,
@@ -55,14 +56,14 @@ class VoiceTaskChannel:
                 )
                 .on_conflict_do_nothing()
             )
-        return Accepted(provider_id=task_id, status="sent")
+        return Accepted(provider_id=task_id, status=ContactStatus.SENT)
 
     async def find_sent(self, message: Outgoing, since: datetime) -> Accepted | None:
         """The task, if it was created."""
         task_id = task_id_for(message.contact_id)
         async with self._database.sessions() as session:
             exists = await session.get(Task, task_id)
-        return Accepted(provider_id=task_id, status="sent") if exists else None
+        return Accepted(provider_id=task_id, status=ContactStatus.SENT) if exists else None
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -9,6 +9,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.db.models import Call, Customer, CustomerPhone, Task
+from gateway.core.db.states import TaskStatus
 from gateway.core.http.problems import Conflict, NotFound
 from gateway.core.outbox import enqueue
 from gateway.core.phones import last_digits
@@ -91,14 +92,14 @@ async def complete_task(
     call = await session.get(Call, call_id)
     if call is None:
         raise NotFound(f"no call {call_id}")
-    if task.status != "open":
+    if task.status != TaskStatus.OPEN:
         raise TaskNotOpen(f"task {task_id} is {task.status}")
     await verify_call_for_task(session, task, call)
     # Conditional update: of two concurrent completions only one finds the task open.
     result = await session.execute(
         update(Task)
-        .where(Task.id == task_id, Task.status == "open")
-        .values(status="done", completed_at=now, completed_by_call_id=call_id)
+        .where(Task.id == task_id, Task.status == TaskStatus.OPEN)
+        .values(status=TaskStatus.DONE, completed_at=now, completed_by_call_id=call_id)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -137,7 +138,7 @@ async def auto_complete_tasks(
     candidates = await session.execute(
         select(Task.id).where(
             Task.customer_id == call.customer_id,
-            Task.status == "open",
+            Task.status == TaskStatus.OPEN,
             Task.kind.in_(("call", "monitoring", "recovery_call")),
             Task.created_at <= call.started_at,
             Task.min_call_seconds < (call.talk_seconds or 0),

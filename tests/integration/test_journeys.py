@@ -19,7 +19,7 @@ from crm_sync.events import ParseContext, parse_data, parse_envelope
 from crm_sync.ingest import apply_event
 from gateway.campaigns.arms import HOLDOUT, assign_arm
 from gateway.campaigns.definition import validate_definition
-from gateway.campaigns.journey import DONE, WAITING, contact_key
+from gateway.campaigns.journey import contact_key
 from gateway.campaigns.scheduler import (
     CampaignDisabled,
     CampaignNotFound,
@@ -41,6 +41,7 @@ from gateway.core.db.models import (
     StatusChange,
     Task,
 )
+from gateway.core.db.states import EnrollmentState
 from gateway.lifecycle.transitions import apply_status
 from gateway.settings import Settings
 from tests.support.databases import truncate_all
@@ -149,12 +150,12 @@ async def test_a_month_replayed_day_by_day(database: Database, settings: Setting
         assert report.advance.contacts == 0  # one message each, however often it runs
         if n == 29:
             waiting = await enrollment_of(database, silent)
-            assert (waiting.state, waiting.step) == (WAITING, "wait")
+            assert (waiting.state, waiting.step) == (EnrollmentState.WAITING, "wait")
             async with database.sessions() as session:
                 assert await session.scalar(select(func.count()).select_from(Task)) == 0
 
     done = await enrollment_of(database, reacts)
-    assert (done.state, done.context["outcome"]) == (DONE, "activity")
+    assert (done.state, done.context["outcome"]) == (EnrollmentState.DONE, "activity")
     async with database.sessions() as session:
         moved = await session.get(Customer, reacts)
         assert moved is not None and moved.status == "active"
@@ -181,7 +182,7 @@ async def test_a_month_replayed_day_by_day(database: Database, settings: Setting
         unmoved = await session.get(Customer, silent)
         assert unmoved is not None and unmoved.status == "cold"
     timed_out = await enrollment_of(database, silent)
-    assert (timed_out.state, timed_out.context["outcome"]) == (DONE, "timeout")
+    assert (timed_out.state, timed_out.context["outcome"]) == (EnrollmentState.DONE, "timeout")
     assert len(await contacts(database)) == 2
 
 

@@ -4,7 +4,15 @@ Pub/sub here is at-most-once (a screen-pop may be lost, work never is: work live
 database). Pick the implementation with `make_bus(redis_url)`.
 """
 
-from gateway.core.bus.base import Bus, BusError, Lock, Subscription
+from gateway.core.bus.base import (
+    Bus,
+    BusError,
+    BusMessage,
+    JsonObject,
+    JsonValue,
+    Lock,
+    Subscription,
+)
 from gateway.core.bus.memory import MemoryBus
 from gateway.core.bus.redis import RedisBus
 
@@ -14,4 +22,15 @@ def make_bus(redis_url: str | None) -> Bus:
     return RedisBus(redis_url) if redis_url else MemoryBus()
 
 
-__all__ = ["Bus", "BusError", "Lock", "MemoryBus", "RedisBus", "Subscription", "make_bus"]
+__all__ = [
+    "Bus",
+    "BusError",
+    "BusMessage",
+    "JsonObject",
+    "JsonValue",
+    "Lock",
+    "MemoryBus",
+    "RedisBus",
+    "Subscription",
+    "make_bus",
+]

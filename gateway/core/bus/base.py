@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Protocol, TypeAlias
 
 QUEUE_LIMIT = 1000
+
+# What crosses the bus: a JSON object (Redis carries its text; the memory bus the object).
+JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
+JsonObject: TypeAlias = dict[str, JsonValue]
+
+
+class BusMessage(Protocol):
+    """A typed message; the bus sends what `to_json` gives, byte for byte the contract."""
+
+    def to_json(self) -> JsonObject:
+        """The message as the wire (and the browser) sees it."""
+        ...
+
+
+def wire_form(message: BusMessage | JsonObject) -> JsonObject:
+    """The JSON object a published message travels as."""
+    return message if isinstance(message, dict) else message.to_json()
 
 
 class BusError(RuntimeError):
@@ -33,25 +50,25 @@ class Lock(Protocol):
 class Subscription:
     """Messages of one channel for one local consumer; iterate with `async for`."""
 
-    def __init__(self, channel: str, on_close: Any) -> None:
+    def __init__(self, channel: str, on_close: Callable[[Subscription], Awaitable[None]]) -> None:
         self.channel = channel
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
+        self.queue: asyncio.Queue[JsonObject] = asyncio.Queue(QUEUE_LIMIT)
         self._on_close = on_close
 
-    def deliver(self, message: dict[str, Any]) -> None:
+    def deliver(self, message: JsonObject) -> None:
         """Hand a message to this consumer; a consumer that stopped reading loses the oldest."""
         if self.queue.full():
             self.queue.get_nowait()
         self.queue.put_nowait(message)
 
-    async def get(self, timeout: float | None = None) -> dict[str, Any]:
+    async def get(self, timeout: float | None = None) -> JsonObject:
         """Next message (raises TimeoutError after `timeout` seconds)."""
         return await asyncio.wait_for(self.queue.get(), timeout)
 
-    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+    def __aiter__(self) -> AsyncIterator[JsonObject]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+    async def _iterate(self) -> AsyncIterator[JsonObject]:
         while True:
             yield await self.queue.get()
 
@@ -76,7 +93,7 @@ class Bus(Protocol):
         """Open connections."""
         ...
 
-    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+    async def publish(self, channel: str, message: BusMessage | JsonObject) -> None:
         """Send `message` to every subscriber of `channel`, on every instance."""
         ...
 

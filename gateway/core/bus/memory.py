@@ -5,9 +5,8 @@ from __future__ import annotations
 import secrets
 import time
 from collections import defaultdict
-from typing import Any
 
-from gateway.core.bus.base import Subscription
+from gateway.core.bus.base import BusMessage, JsonObject, Subscription, wire_form
 
 
 class MemoryLock:
@@ -54,10 +53,11 @@ class MemoryBus:
     async def start(self) -> None:
         """Nothing to open."""
 
-    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+    async def publish(self, channel: str, message: BusMessage | JsonObject) -> None:
         """Deliver to every local subscriber."""
+        payload = wire_form(message)
         for subscription in tuple(self.subscribers.get(channel, ())):
-            subscription.deliver(message)
+            subscription.deliver(payload)
 
     async def subscribe(self, channel: str) -> Subscription:
         """Register a local subscriber."""

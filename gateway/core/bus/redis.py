@@ -8,12 +8,11 @@ import json
 import logging
 import secrets
 from collections import defaultdict
-from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from gateway.core.bus.base import BusError, Subscription
+from gateway.core.bus.base import BusError, BusMessage, JsonObject, Subscription, wire_form
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +83,11 @@ class RedisBus:
         except (RedisError, OSError) as exc:
             raise BusError(f"redis unreachable: {exc}") from exc
 
-    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+    async def publish(self, channel: str, message: BusMessage | JsonObject) -> None:
         """PUBLISH as JSON."""
+        text = json.dumps(wire_form(message), default=str)
         try:
-            await self._client.publish(PREFIX + channel, json.dumps(message, default=str))
+            await self._client.publish(PREFIX + channel, text)
         except RedisError as exc:
             raise BusError(f"redis publish: {exc}") from exc
 
@@ -131,7 +131,9 @@ class RedisBus:
             try:
                 payload = json.loads(message["data"])
             except (TypeError, ValueError):
-                log.warning("dropping a non-JSON message on %s", channel)
+                payload = None
+            if not isinstance(payload, dict):
+                log.warning("dropping a message that is no JSON object on %s", channel)
                 continue
             for subscription in tuple(self._subscribers.get(channel, ())):
                 subscription.deliver(payload)

@@ -38,12 +38,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
 
 from gateway.core.db.models import Activity, Call, Customer, OutboundContact, Payment
+from gateway.core.db.states import SENT_CONTACT_STATES
 from gateway.core.db.types import Money
 from gateway.core.rules.validate import AllOf, AnyOf, Condition, Not, Rule, Scalar
 
 Bool = ColumnElement[bool]
 DAY = timedelta(days=1)
-SENT_STATES = ("sent", "delivered")
 TEXT_COLUMNS = {
     "status": Customer.status,
     "region": Customer.region,
@@ -177,7 +177,7 @@ def _integer_fact(rule: Condition, env: _Env) -> _IntegerFact:
         where = [
             OutboundContact.customer_id == Customer.id,
             OutboundContact.channel == rule.parameter,
-            OutboundContact.status.in_(SENT_STATES),
+            OutboundContact.status.in_(SENT_CONTACT_STATES),
         ]
         return _days_since(OutboundContact.sent_at, where, as_of)
     if name == "contract_age_days":

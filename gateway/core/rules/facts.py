@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.core.clock import as_utc
 from gateway.core.db.dialect import dialect_of
 from gateway.core.db.models import Activity, Call, Customer, OutboundContact, Payment
-from gateway.core.rules.compile_sql import SENT_STATES, segment_query
+from gateway.core.db.states import SENT_CONTACT_STATES
+from gateway.core.rules.compile_sql import segment_query
 from gateway.core.rules.fields import local_today
 from gateway.core.rules.validate import Rule
 
@@ -104,7 +105,7 @@ async def load_facts(
         select(OutboundContact.channel, func.max(OutboundContact.sent_at))
         .where(
             OutboundContact.customer_id == customer_id,
-            OutboundContact.status.in_(SENT_STATES),
+            OutboundContact.status.in_(SENT_CONTACT_STATES),
             OutboundContact.sent_at <= as_of,
         )
         .group_by(OutboundContact.channel)

@@ -17,6 +17,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key in list(os.environ):
         if key.startswith("SWITCHBOARD_"):
             monkeypatch.delenv(key)
+    # load_settings(--config) sets SWITCHBOARD_CONFIG: recorded here, so it is removed
+    # again after the test instead of leaking into every later test's settings.
+    monkeypatch.setenv("SWITCHBOARD_CONFIG", "")
     monkeypatch.chdir(tmp_path)
 
 

@@ -10,7 +10,6 @@ from gateway.core.db.models.campaigns import (
     ExperimentAssignment,
 )
 from gateway.core.db.models.contacts import (
-    CONTACT_STATES,
     CostEntry,
     CostLedgerHour,
     OutboundContact,
@@ -31,7 +30,6 @@ from gateway.core.db.models.customers import (
 from gateway.core.db.models.people import Agent, AgentExtension, AllocationRun, Partner
 
 __all__ = [
-    "CONTACT_STATES",
     "CUSTOMER_STATUSES",
     "Activity",
     "Agent",

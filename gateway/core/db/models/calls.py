@@ -10,6 +10,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.core.db.models.base import Base, Timestamped
+from gateway.core.db.states import CallState
 from gateway.core.db.types import JsonDocument, Money, UtcDateTime
 
 
@@ -21,7 +22,7 @@ class Call(Timestamped, Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     pbx_linkedid: Mapped[str | None] = mapped_column(String(64), unique=True)
     direction: Mapped[str] = mapped_column(String(16), default="inbound")
-    state: Mapped[str] = mapped_column(String(16), default="ringing")
+    state: Mapped[str] = mapped_column(String(16), default=CallState.RINGING)
     caller: Mapped[str | None] = mapped_column(String(32))
     callee: Mapped[str | None] = mapped_column(String(32))
     extension: Mapped[str | None] = mapped_column(String(32), index=True)

@@ -9,6 +9,7 @@ from sqlalchemy import Date, ForeignKey, Index, Integer, String, UniqueConstrain
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.core.db.models.base import Base, Timestamped
+from gateway.core.db.states import EnrollmentState
 from gateway.core.db.types import JsonDocument, UtcDateTime
 
 
@@ -51,7 +52,7 @@ class Enrollment(Timestamped, Base):
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     occurrence: Mapped[str] = mapped_column(String(64))
     step: Mapped[str] = mapped_column(String(64), default="0")
-    state: Mapped[str] = mapped_column(String(16), default="active")
+    state: Mapped[str] = mapped_column(String(16), default=EnrollmentState.ACTIVE)
     next_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     wait_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     arm: Mapped[str | None] = mapped_column(String(32))

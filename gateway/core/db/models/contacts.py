@@ -10,19 +10,8 @@ from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.core.db.models.base import Base, Timestamped
+from gateway.core.db.states import ContactStatus, TaskStatus
 from gateway.core.db.types import JsonDocument, Money, UtcDateTime
-
-CONTACT_STATES = (
-    "pending",
-    "deferred",
-    "sending",
-    "sent",
-    "delivered",
-    "undelivered",
-    "failed",
-    "skipped",
-    "unknown",
-)
 
 
 class OutboundContact(Timestamped, Base):
@@ -45,7 +34,7 @@ class OutboundContact(Timestamped, Base):
     body: Mapped[str | None] = mapped_column(Text)
     variables: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
     to_address: Mapped[str | None] = mapped_column(String(320))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=ContactStatus.PENDING)
     not_before: Mapped[datetime | None] = mapped_column(UtcDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -92,7 +81,7 @@ class Task(Base):
     )
     assignee: Mapped[str | None] = mapped_column(String(128), index=True)
     partner_id: Mapped[str | None] = mapped_column(String(40), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.OPEN, index=True)
     min_call_seconds: Mapped[int] = mapped_column(Integer, default=20)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     campaign_id: Mapped[str | None] = mapped_column(String(40))
