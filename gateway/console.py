@@ -23,7 +23,7 @@ from gateway.clock import isoformat_z
 from gateway.db.models import Agent, AgentExtension, Call
 from gateway.http.auth import TOKENS, check_auth_brake, principal_of, record_auth_failure
 from gateway.http.endpoints import add_endpoints, endpoint, json_response, read_body
-from gateway.http.problems import Conflict, Forbidden, NotFound, Unauthorized
+from gateway.http.problems import ApiProblem, Conflict, Forbidden, NotFound, Unauthorized
 from gateway.http.session import (
     SESSION_COOKIE,
     SESSION_SECONDS,
@@ -40,6 +40,12 @@ CHART_JS_ROUTE = "/static/vendor/chart.umd.min.js"
 CHART_JS = Path(__file__).resolve().parent.parent / "node_modules/chart.js/dist/chart.umd.min.js"
 
 log = logging.getLogger(__name__)
+
+
+class UnsupportedMediaType(ApiProblem):
+    """The body is not in the one media type this endpoint reads."""
+
+    status, type_name, title = 415, "unsupported-media-type", "Unsupported media type"
 
 
 class SessionIn(BaseModel):
@@ -88,6 +94,14 @@ class UnknownCallerOut(BaseModel):
 )
 async def open_session(request: web.Request) -> web.Response:
     """Set `sb_session` (HttpOnly, SameSite=Strict, Secure under https)."""
+    # Sign-in CSRF: a cross-site form can post text/plain (or urlencoded, multipart)
+    # without a CORS preflight and sign the victim's browser into the attacker's
+    # session; application/json cannot be sent cross-site without one. Checked before
+    # anything else, so a refused form changes nothing (not even the brake's count).
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(
+            f"sign-in takes Content-Type: application/json, not {request.content_type!r}"
+        )
     check_auth_brake(request)  # sign-in must not be a way around the guessing brake
     body = await read_body(request, SessionIn)
     registry = request.app[TOKENS]

@@ -3,6 +3,7 @@ tampering, several instances — and the bearer header still first."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -276,3 +277,40 @@ async def test_the_socket_accepts_the_cookie_only_from_our_own_origin(
     with pytest.raises(WSServerHandshakeError) as signed_out:
         await console.ws_connect("/ws/agents/201", headers=with_cookie(out_cookie))
     assert signed_out.value.status == 401
+
+
+JSON_SIGN_IN = json.dumps({"token": OPERATOR_TOKEN}).encode()
+MULTIPART_SIGN_IN = (
+    b'--x\r\nContent-Disposition: form-data; name="token"\r\n\r\n'
+    + OPERATOR_TOKEN.encode()
+    + b"\r\n--x--\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain", JSON_SIGN_IN),
+        ("application/x-www-form-urlencoded", f"token={OPERATOR_TOKEN}".encode()),
+        ("multipart/form-data; boundary=x", MULTIPART_SIGN_IN),
+        (None, JSON_SIGN_IN),
+    ],
+    ids=["text-plain", "urlencoded", "multipart", "none"],
+)
+async def test_sign_in_refuses_anything_but_json_and_changes_nothing(
+    console: Client, content_type: str | None, body: bytes
+) -> None:
+    # A cross-site <form enctype="text/plain"> posts a JSON-looking body without a CORS
+    # preflight: it would sign the victim's browser into the attacker's session.
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = await console.post("/api/session", data=body, headers=headers)
+    assert response.status == 415, await response.text()
+    assert response.content_type == "application/problem+json"
+    assert "application/json" in (await response.json())["detail"]
+    assert SESSION_COOKIE not in response.cookies
+    ok = await console.post(
+        "/api/session",
+        data=JSON_SIGN_IN,
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+    assert ok.status == 201
