@@ -23,11 +23,19 @@ from gateway.clock import isoformat_z
 from gateway.db.models import Agent, AgentExtension, Call
 from gateway.http.auth import TOKENS, check_auth_brake, principal_of, record_auth_failure
 from gateway.http.endpoints import add_endpoints, endpoint, json_response, read_body
-from gateway.http.problems import ApiProblem, Conflict, Forbidden, NotFound, Unauthorized
+from gateway.http.problems import (
+    ApiProblem,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from gateway.http.session import (
     SESSION_COOKIE,
     SESSION_SECONDS,
     SessionError,
+    SessionStoreDown,
     new_session,
     parse_cookie,
     revoke,
@@ -150,7 +158,11 @@ async def close_session(request: web.Request) -> web.Response:
         except SessionError:
             session = None
         if session is not None:
-            await revoke(request.app[BUS], session, now)
+            try:
+                await revoke(request.app[BUS], session, now)
+            except SessionStoreDown as exc:
+                # Not signed out: say so, rather than clear the cookie and pretend.
+                raise ServiceUnavailable(f"{exc}; the session was not signed out") from exc
         response.del_cookie(SESSION_COOKIE, path="/", samesite="Strict", httponly=True)
     return response
 

@@ -3,12 +3,14 @@ tampering, several instances — and the bearer header still first."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import redis
 from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
@@ -18,10 +20,11 @@ from gateway.clock import FixedClock
 from gateway.db.engine import Database
 from gateway.db.models.crm import OutboxItem
 from gateway.http.auth import TokenRegistry
-from gateway.http.session import SESSION_COOKIE
+from gateway.http.session import SESSION_COOKIE, SESSION_SECONDS
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
 from tests.e2e.wiring import console_app
+from tests.faults.test_redis_down import free_port
 from tests.integration.test_live_socket import add_agent
 from tests.support.factories import make_call, make_customer
 
@@ -173,7 +176,7 @@ async def test_sign_out_clears_the_cookie_and_a_kept_copy_stops_working(
     console.session.cookie_jar.clear()
     replay = await console.get("/api/me", headers=with_cookie(cookie))
     assert replay.status == 401 and "signed out" in (await replay.json())["detail"]
-    # Twice in a row: the revocation holds (it is put back after each check).
+    # Twice in a row: the revocation holds (the marker is read, never taken).
     assert (await console.get("/api/me", headers=with_cookie(cookie))).status == 401
     assert (await console.get("/api/me", headers=with_cookie(keep_other))).status == 200
 
@@ -219,6 +222,55 @@ async def test_with_redis_a_session_and_its_sign_out_hold_on_every_instance(
         assert out.status == 204
         second.session.cookie_jar.clear()
         assert (await second.get("/api/me", headers=with_cookie(cookie))).status == 401
+
+
+async def test_with_redis_concurrent_requests_with_a_signed_out_cookie_are_all_refused(
+    settings: Settings, database: Database, tokens: TokenRegistry, redis_url: str
+) -> None:
+    # The revocation check once took the marker (GETDEL) and put it back: requests in
+    # between found no marker and passed (11-13 of 15 in the probe).
+    shared = settings.model_copy(update={"redis_url": redis_url})
+    apps = [console_app(shared, workers=False, tokens=tokens) for _ in range(2)]
+    async with (
+        TestClient(TestServer(apps[0], host="127.0.0.1")) as first,
+        TestClient(TestServer(apps[1], host="127.0.0.1")) as second,
+    ):
+        cookie, csrf = await sign_in(first)
+        out = await first.delete("/api/session", headers=with_cookie(cookie, csrf))
+        assert out.status == 204
+        for client in (first, second):
+            client.session.cookie_jar.clear()
+
+        async def status(client: Client) -> int:
+            async with client.get("/api/me", headers=with_cookie(cookie)) as response:
+                await response.read()
+                return response.status
+
+        # 15 at once on each instance (under the failure brake's 20 per address).
+        for client in (second, first):
+            statuses = await asyncio.gather(*(status(client) for _ in range(15)))
+            assert statuses == [401] * 15
+    # The marker is only read, never taken: it is still there, expiring with the cookie.
+    with redis.Redis.from_url(redis_url) as plain:
+        (key,) = plain.keys("*session-revoked*")
+        assert 0 < plain.pttl(key) <= SESSION_SECONDS * 1000
+
+
+async def test_with_redis_down_sign_out_says_it_did_not_happen(
+    settings: Settings, database: Database, tokens: TokenRegistry
+) -> None:
+    down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    app = console_app(down, workers=False, tokens=tokens)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        cookie, csrf = await sign_in(client)
+        out = await client.delete("/api/session", headers=with_cookie(cookie, csrf))
+        assert out.status == 503, await out.text()
+        # Authenticated otherwise, the sign-out itself meets the store that is down.
+        headers = {**with_cookie(cookie), **bearer(OPERATOR_TOKEN)}
+        out = await client.delete("/api/session", headers=headers)
+        assert out.status == 503, await out.text()
+        assert "not signed out" in (await out.json())["detail"]
+        assert SESSION_COOKIE not in out.cookies  # not cleared: the sign-out did not happen
 
 
 async def test_create_in_crm_for_an_unknown_caller_queues_one_activity(
