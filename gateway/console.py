@@ -21,7 +21,7 @@ from gateway.appkeys import BUS, CLOCK, DATABASE, SETTINGS
 from gateway.calls.pops import display_number
 from gateway.clock import isoformat_z
 from gateway.db.models import Agent, AgentExtension, Call
-from gateway.http.auth import TOKENS, check_auth_brake, principal_of, record_auth_failure
+from gateway.http.auth import TOKENS, failed_authentication, principal_of
 from gateway.http.endpoints import add_endpoints, endpoint, json_response, read_body
 from gateway.http.problems import (
     ApiProblem,
@@ -110,13 +110,12 @@ async def open_session(request: web.Request) -> web.Response:
         raise UnsupportedMediaType(
             f"sign-in takes Content-Type: application/json, not {request.content_type!r}"
         )
-    check_auth_brake(request)  # sign-in must not be a way around the guessing brake
     body = await read_body(request, SessionIn)
     registry = request.app[TOKENS]
     principal = registry.authenticate(body.token.strip())
     if principal is None:
-        record_auth_failure(request)
-        raise Unauthorized("unknown or revoked token")
+        # Sign-in shares the brake: it must not be a way around it.
+        raise failed_authentication(request, Unauthorized("unknown or revoked token"))
     if principal.role not in CONSOLE_ROLES:
         raise Forbidden(f"role {principal.role} cannot sign in to the console")
     session = new_session(principal.token_id, request.app[CLOCK].now())

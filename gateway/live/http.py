@@ -24,9 +24,8 @@ from gateway.http.auth import (
     TOKENS,
     Principal,
     bearer_token,
-    check_auth_brake,
+    failed_authentication,
     principal_of,
-    record_auth_failure,
     session_principal,
 )
 from gateway.http.endpoints import add_endpoints, endpoint, json_response
@@ -71,20 +70,18 @@ async def create_ticket(request: web.Request) -> web.Response:
 async def _principal_for_socket(request: web.Request) -> Principal:
     if any(name in request.query for name in URL_TOKEN_PARAMS):
         raise ApiProblem("API tokens are not accepted in the URL; use a ticket or a header")
-    check_auth_brake(request)
     token = bearer_token(request)
     if token is not None:
         principal = request.app[TOKENS].authenticate(token)
         if principal is None:
-            record_auth_failure(request)
-            raise Unauthorized("unknown or revoked token")
+            raise failed_authentication(request, Unauthorized("unknown or revoked token"))
         return principal
     ticket = request.query.get("ticket")
     if ticket:
         identity = await request.app[BUS].take(f"ws-ticket:{ticket}")
         if identity is None:
-            record_auth_failure(request)
-            raise Unauthorized("ticket unknown, expired or already used")
+            refusal = Unauthorized("ticket unknown, expired or already used")
+            raise failed_authentication(request, refusal)
         data = json.loads(identity)
         return Principal(data["role"], data.get("agent_id"))
     if SESSION_COOKIE in request.cookies:
