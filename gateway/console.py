@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from crm_sync.outbox import enqueue
 from gateway.appkeys import BUS, CLOCK, DATABASE, SETTINGS
+from gateway.calls.access import ensure_own_call
 from gateway.calls.pops import display_number
 from gateway.clock import isoformat_z
 from gateway.db.models import Agent, AgentExtension, Call
@@ -41,7 +42,7 @@ from gateway.http.session import (
     revoke,
 )
 
-CONSOLE_ROLES = frozenset({"operator", "admin"})
+CONSOLE_ROLES = frozenset({"operator", "supervisor", "admin"})
 CHART_JS_ROUTE = "/static/vendor/chart.umd.min.js"
 # Installed next to the checkout by `make` (npm ci from package-lock.json), never committed
 # and never fetched at run time: the library's own prebuilt, minified UMD build.
@@ -142,7 +143,7 @@ async def open_session(request: web.Request) -> web.Response:
     "DELETE",
     "/api/session",
     summary="Sign out of the console (the cookie stops working on every instance)",
-    roles=["operator", "crm"],
+    roles=["operator", "supervisor", "crm"],
     status=204,
     tags=["console"],
 )
@@ -170,7 +171,7 @@ async def close_session(request: web.Request) -> web.Response:
     "GET",
     "/api/me",
     summary="Who I am: role, agent, name, extensions, wrap-up topics, CSRF token",
-    roles=["operator", "crm"],
+    roles=["operator", "supervisor", "crm"],
     response=MeOut,
     tags=["console"],
 )
@@ -209,8 +210,8 @@ async def me(request: web.Request) -> web.Response:
 @endpoint(
     "POST",
     "/api/calls/{id}/unknown-caller",
-    summary="Ask the CRM to create a customer for an unknown caller (once per call)",
-    roles=["operator"],
+    summary="Ask the CRM to create a customer for your unknown caller (once per call)",
+    roles=["operator", "supervisor"],
     response=UnknownCallerOut,
     status=202,
     tags=["calls"],
@@ -221,6 +222,7 @@ async def report_unknown_caller(request: web.Request) -> web.Response:
     app = request.app
     now = app[CLOCK].now()
     async with app[DATABASE].transaction() as session:
+        await ensure_own_call(session, principal_of(request), call_id)
         call = await session.get(Call, call_id)
         if call is None:
             raise NotFound(f"no call {call_id}")

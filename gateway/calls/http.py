@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from sqlalchemy import func, select, update
 
-from crm_sync.phones import InvalidPhone, normalize_phone
 from gateway.appkeys import BUS, CLOCK, DATABASE, HEALTH_CHECKS, METRICS, SETTINGS
+from gateway.calls.access import ensure_own_call, visible_calls
 from gateway.calls.link import PbxLink
+from gateway.calls.originate import ORIGINATOR, OriginateRequest, Originator
 from gateway.calls.schemas import CallOut, CallPage, CallQuery, OriginateIn, OriginateOut, TopicIn
 from gateway.clock import TimeInputError, parse_time_input
-from gateway.db.models import Call, Customer
-from gateway.db.types import new_id
+from gateway.db.models import Call
+from gateway.http.auth import principal_of
 from gateway.http.endpoints import (
     add_endpoints,
     endpoint,
@@ -31,8 +32,8 @@ PBX_LINK = web.AppKey("pbx_link", PbxLink)
 @endpoint(
     "GET",
     "/api/calls",
-    summary="Call records, newest first, by customer and time range",
-    roles=["operator", "crm"],
+    summary="Call records, newest first, by customer and time range (operators: their own)",
+    roles=["operator", "supervisor", "crm"],
     query=CallQuery,
     response=CallPage,
     tags=["calls"],
@@ -42,7 +43,7 @@ async def list_calls(request: web.Request) -> web.Response:
     params = read_query(request, CallQuery)
     timezone = request.app[SETTINGS].timezone
     started = func.coalesce(Call.started_at, Call.created_at)
-    query = select(Call)
+    query = visible_calls(select(Call), principal_of(request))
     try:
         if params.since:
             query = query.where(started >= parse_time_input(params.since, timezone))
@@ -62,8 +63,8 @@ async def list_calls(request: web.Request) -> web.Response:
 @endpoint(
     "PUT",
     "/api/calls/{id}/topic",
-    summary="Set the wrap-up topic of a call (from the configured vocabulary)",
-    roles=["operator"],
+    summary="Set the wrap-up topic of one of your calls (from the configured vocabulary)",
+    roles=["operator", "supervisor"],
     body=TopicIn,
     response=CallOut,
     tags=["calls"],
@@ -79,6 +80,7 @@ async def set_topic(request: web.Request) -> web.Response:
         )
     call_id = request.match_info["id"]
     async with request.app[DATABASE].transaction() as session:
+        await ensure_own_call(session, principal_of(request), call_id)
         result = await session.execute(
             update(Call)
             .where(Call.id == call_id)
@@ -95,7 +97,7 @@ async def set_topic(request: web.Request) -> web.Response:
     "POST",
     "/api/calls/originate",
     summary="Click-to-call: ring the operator's extension, then the customer",
-    roles=["operator", "crm"],
+    roles=["operator", "supervisor", "crm"],
     body=OriginateIn,
     response=OriginateOut,
     status=202,
@@ -104,46 +106,18 @@ async def set_topic(request: web.Request) -> web.Response:
 async def originate(request: web.Request) -> web.Response:
     """Store the request (our call id), then ask the PBX; 202 before the call connects."""
     body = await read_body(request, OriginateIn)
-    link = request.app.get(PBX_LINK)
-    if link is None:
+    originator = request.app.get(ORIGINATOR)
+    if originator is None:
         raise ServiceUnavailable("telephony is disabled (no SWITCHBOARD_AMI_HOST)")
-    settings = request.app[SETTINGS]
-    now = request.app[CLOCK].now()
-    async with request.app[DATABASE].transaction() as session:
-        customer_id = body.customer_id
-        if customer_id is not None:
-            customer = await session.get(Customer, customer_id)
-            if customer is None or customer.deleted_at is not None or not customer.phones:
-                raise NotFound(f"no callable customer {customer_id}")
-            number = customer.phones[0].e164
-        else:
-            try:
-                number = normalize_phone(body.number or "", settings.default_region)
-            except InvalidPhone as exc:
-                raise InvalidInput(
-                    f"number: {exc}", errors=[{"field": "number", "message": str(exc)}]
-                ) from exc
-        call = Call(
-            id=new_id("call"),
-            direction="outbound",
-            state="originating",
-            callee=number,
-            extension=body.agent_extension,
-            customer_id=customer_id,
-            match="exact" if customer_id else "none",
-            originate_action_id=new_id("orig"),
-            details={},
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(call)
-    await link.originate(body.agent_extension, number.lstrip("+"), call.originate_action_id or "")
-    return json_response(OriginateOut(call_id=call.id).model_dump(), 202)
+    target = OriginateRequest(body.agent_extension, body.customer_id, body.number)
+    call_id = await originator.originate(principal_of(request), target)
+    return json_response(OriginateOut(call_id=call_id).model_dump(), 202)
 
 
 async def _pbx_ctx(app: web.Application) -> AsyncIterator[None]:
     link = PbxLink(app[SETTINGS], app[DATABASE], app[BUS], app[CLOCK], app[METRICS])
     app[PBX_LINK] = link
+    app[ORIGINATOR] = Originator(app[SETTINGS], app[DATABASE], link, app[CLOCK])
 
     async def ami_health() -> tuple[str, bool]:
         return link.state, link.state == "connected"

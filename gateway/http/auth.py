@@ -1,4 +1,4 @@
-"""Bearer tokens with roles: admin, operator (bound to an agent), crm."""
+"""Bearer tokens with roles: admin, supervisor, operator (bound to an agent), crm."""
 
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ from gateway.http.session import (
 
 log = logging.getLogger(__name__)
 
-ROLES = frozenset({"admin", "operator", "crm"})
+# supervisor: reads every call, task, customer and statistic; acts (originates, wraps
+# up, completes) only on its own agent's extensions, calls and tasks, when bound to one.
+ROLES = frozenset({"admin", "supervisor", "operator", "crm"})
 FAILURE_LIMIT = 20
 FAILURE_WINDOW = timedelta(minutes=1)
 # Bounds the brake's memory when a botnet spreads its guesses over many addresses.
@@ -53,7 +55,7 @@ class TokenConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a role, and for operators the agent they act as."""
+    """Who is calling: a role, and for operators (and supervisors) the agent they act as."""
 
     role: str
     agent_id: str | None = None

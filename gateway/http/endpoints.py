@@ -17,7 +17,7 @@ from crm_sync.events import find_nul
 from gateway.http.input_guard import nul_refused
 from gateway.http.problems import ApiProblem, InvalidInput, invalid_from_validation
 
-Roles = Literal["admin", "operator", "crm"]
+Roles = Literal["admin", "supervisor", "operator", "crm"]
 AuthScheme = Literal["bearer", "none", "crm-signature", "twilio-signature", "bearer-or-ticket"]
 HandlerFn = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)

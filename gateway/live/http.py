@@ -15,11 +15,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from gateway.appkeys import BUS, DATABASE, SETTINGS
 from gateway.bus import Subscription
-from gateway.db.models import Agent, AgentExtension
+from gateway.calls.access import owns_extension
 from gateway.http.auth import (
     TOKENS,
     Principal,
@@ -53,7 +52,7 @@ def agent_channel(extension: str) -> str:
     "POST",
     "/api/ws-tickets",
     summary="Single-use ticket (60 s) for opening the WebSocket from a browser",
-    roles=["operator"],
+    roles=["operator", "supervisor"],
     response=TicketOut,
     status=201,
     tags=["live"],
@@ -96,17 +95,9 @@ async def _principal_for_socket(request: web.Request) -> Principal:
 
 
 async def _owns_extension(request: web.Request, principal: Principal, extension: str) -> bool:
-    if principal.role == "admin":
-        return True
-    if principal.role != "operator" or not principal.agent_id:
-        return False
-    query = (
-        select(AgentExtension.extension)
-        .join(Agent, Agent.id == AgentExtension.agent_id)
-        .where(AgentExtension.extension == extension, Agent.agent_id == principal.agent_id)
-    )
+    # The same rule as the API's (click-to-call, calls, tasks): gateway/calls/access.py.
     async with request.app[DATABASE].sessions() as session:
-        return (await session.execute(query)).first() is not None
+        return await owns_extension(session, principal, extension)
 
 
 @endpoint(

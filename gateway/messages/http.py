@@ -44,7 +44,7 @@ SEND_WORKER = web.AppKey("send_worker", SendWorker)
     "GET",
     "/api/messages",
     summary="Outbound contacts with their state, cost and reason",
-    roles=["operator"],
+    roles=["operator", "supervisor"],
     query=MessageQuery,
     response=MessagePage,
     tags=["messages"],

@@ -285,6 +285,7 @@ async def test_create_in_crm_for_an_unknown_caller_queues_one_activity(
     console: Client, database: Database
 ) -> None:
     now = console.app[CLOCK].now()
+    await add_agent(database, now, OPERATOR_AGENT, ["201"])  # the calls ring 201
     unknown = await make_call(database, started_at=now, talk_seconds=5, caller="+380671112233")
     cookie, csrf = await sign_in(console)
     for _ in range(2):
