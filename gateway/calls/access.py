@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, false, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db.models import Agent, AgentExtension, Call, CallLeg, Task
@@ -64,11 +64,22 @@ def visible_calls(query: Select[Any], principal: Principal) -> Select[Any]:
     return query.where(_own_call(principal.agent_id))
 
 
+def _unattributed_live_call() -> ColumnElement[bool]:
+    """A call still ringing: no extension has taken it yet.
+
+    Which extensions it rings is known only to the instance holding the AMI link (the
+    rows get the extension on answer and the legs at the end), and every operator it
+    rings may act on its pop meanwhile (report an unknown caller, pick a topic).
+    """
+    return and_(Call.state != "ended", Call.extension.is_(None), Call.agent_id.is_(None))
+
+
 async def ensure_own_call(session: AsyncSession, principal: Principal, call_id: str) -> None:
     """Refuse (403) acting on a call that is not the operator's or supervisor's own."""
     if principal.role not in SELF_ONLY:
         return
-    query = select(Call.id).where(Call.id == call_id, _own_call(principal.agent_id))
+    mine = or_(_own_call(principal.agent_id), _unattributed_live_call())
+    query = select(Call.id).where(Call.id == call_id, mine)
     if (await session.execute(query)).first() is None:
         exists_at_all = (await session.execute(select(Call.id).where(Call.id == call_id))).first()
         if exists_at_all is not None:

@@ -122,6 +122,15 @@ async def test_unknown_caller_report_only_for_your_own_call(
         f"/api/calls/{made['mine']}/unknown-caller", headers=bearer(OPERATOR_TOKEN)
     )
     assert mine.status == 202
+    # Still ringing, nobody's yet: every operator it rings may act on the pop.
+    async with database.transaction() as session:
+        await session.execute(
+            update(Call)
+            .where(Call.id == made["others"])
+            .values(state="ringing", extension=None, ended_at=None)
+        )
+    ringing = await client.post(path, headers=bearer(OPERATOR_TOKEN))
+    assert ringing.status == 202
 
 
 async def test_operators_list_and_complete_their_own_tasks_only(
