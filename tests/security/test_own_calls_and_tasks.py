@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select, update
 
@@ -192,3 +194,21 @@ async def test_supervisors_read_statistics_but_do_not_recompute_them(client: Cli
     recompute = f"/api/reports/daily?date={day}&recompute=true"
     assert (await client.get(recompute, headers=bearer(SUPERVISOR_TOKEN))).status == 403
     assert (await client.get(recompute, headers=bearer(ADMIN_TOKEN))).status == 200
+
+
+async def test_the_socket_agrees_supervisors_watch_their_own_extensions(
+    client: Client, database: Database
+) -> None:
+    await people(database, client)
+
+    async def ticket() -> str:
+        response = await client.post("/api/ws-tickets", headers=bearer(SUPERVISOR_TOKEN))
+        assert response.status == 201
+        return str((await response.json())["ticket"])
+
+    socket = await client.ws_connect(f"/ws/agents/301?ticket={await ticket()}")
+    assert (await socket.receive_json(timeout=5))["type"] == "hello"
+    await socket.close()
+    with pytest.raises(WSServerHandshakeError) as refused:
+        await client.ws_connect(f"/ws/agents/201?ticket={await ticket()}")
+    assert refused.value.status == 403
