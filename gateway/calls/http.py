@@ -18,6 +18,7 @@ from gateway.db.models import Call
 from gateway.http.auth import principal_of
 from gateway.http.endpoints import (
     add_endpoints,
+    decode_cursor,
     endpoint,
     json_response,
     keyset_page,
@@ -43,7 +44,7 @@ async def list_calls(request: web.Request) -> web.Response:
     params = read_query(request, CallQuery)
     timezone = request.app[SETTINGS].timezone
     started = func.coalesce(Call.started_at, Call.created_at)
-    query = visible_calls(select(Call), principal_of(request))
+    query = select(Call)
     try:
         if params.since:
             query = query.where(started >= parse_time_input(params.since, timezone))
@@ -55,6 +56,11 @@ async def list_calls(request: web.Request) -> web.Response:
         raise InvalidInput(str(exc)) from exc
     if params.customer_id:
         query = query.where(Call.customer_id == params.customer_id)
+    after = decode_cursor(params.cursor)
+    async with request.app[DATABASE].sessions() as session:
+        query = await visible_calls(
+            session, query, principal_of(request), after=after, limit=params.limit + 1
+        )
     return await keyset_page(
         request, query, Call.id, lambda call: CallOut.of(call).model_dump(), params, descending=True
     )

@@ -60,11 +60,13 @@ async def calls(database: Database, client: Client) -> dict[str, str]:
             update(Call).where(Call.id == made["mine_by_agent"]).values(agent_id=OPERATOR_AGENT)
         )
         session.add(
-            CallLeg(uniqueid="leg-1", call_id=made["transferred_to_me"], channel="PJSIP/201-1")
-        )
-        await session.flush()
-        await session.execute(
-            update(CallLeg).where(CallLeg.uniqueid == "leg-1").values(extension="201")
+            CallLeg(
+                uniqueid=f"leg-{made['transferred_to_me']}",
+                call_id=made["transferred_to_me"],
+                channel="PJSIP/201-1",
+                role="operator",
+                extension="201",
+            )
         )
     return made
 
@@ -85,6 +87,41 @@ async def test_operators_list_their_own_calls_others_list_all(
     everyone = set(made.values())
     for token in (SUPERVISOR_TOKEN, ADMIN_TOKEN, CRM_TOKEN):
         assert await listed(client, "/api/calls", token) == everyone
+
+
+async def test_an_operator_s_pages_hold_every_own_call_once_newest_first(
+    client: Client, database: Database
+) -> None:
+    await people(database, client)
+    mine: list[str] = []
+    for _ in range(3):  # interleaved with others' calls, each way of being mine
+        made = await calls(database, client)
+        mine += [made["mine"], made["mine_by_agent"], made["transferred_to_me"]]
+    # Two of my legs on one call: still one row.
+    async with database.transaction() as session:
+        session.add(
+            CallLeg(
+                uniqueid="leg-twice",
+                call_id=mine[-1],
+                channel="PJSIP/201-2",
+                role="operator",
+                extension="201",
+            )
+        )
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        query = "limit=2" + (f"&cursor={cursor}" if cursor else "")
+        response = await client.get(f"/api/calls?{query}", headers=bearer(OPERATOR_TOKEN))
+        body = await response.json()
+        seen += [item["id"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(mine, reverse=True)
+    # Filters apply to each way too.
+    nobody = await client.get("/api/calls?customer_id=cus_nobody", headers=bearer(OPERATOR_TOKEN))
+    assert (await nobody.json())["items"] == []
 
 
 async def topic(client: Client, call_id: str, token: str) -> int:
