@@ -270,18 +270,21 @@ async def _credential_principal(request: web.Request) -> Principal:
         if token is not None:
             principal = registry.authenticate(token)
             if principal is None:
-                log.warning(
-                    "refused an unknown token on %s %s from %s",
-                    request.method,
-                    request.path,
-                    client_address(request),
-                )
                 raise Unauthorized("unknown or revoked token")
             return principal
         if SESSION_COOKIE in request.cookies:
             return await session_principal(request, csrf=True)
     except Unauthorized as refusal:
-        raise failed_authentication(request, refusal) from None
+        problem = failed_authentication(request, refusal)
+        if problem is refusal and token is not None:
+            # Not once braked: a guesser's flood is one 429 a request, not a log line.
+            log.warning(
+                "refused an unknown token on %s %s from %s",
+                request.method,
+                request.path,
+                client_address(request),
+            )
+        raise problem from None
     # No credential at all is not a guess: it does not count against the address.
     raise Unauthorized("missing bearer token or session cookie")
 

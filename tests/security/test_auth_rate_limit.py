@@ -88,6 +88,18 @@ async def test_a_valid_credential_always_passes_from_a_braked_address(client: Cl
     assert refused.value.status == 429
 
 
+async def test_braked_guesses_are_not_logged_one_by_one(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    await fail_up_to_the_limit(client)
+    refused = [r for r in caplog.records if "refused an unknown token" in r.getMessage()]
+    assert len(refused) == FAILURE_LIMIT
+    for _ in range(50):
+        assert await status_of(client, WRONG) == 429
+    refused = [r for r in caplog.records if "refused an unknown token" in r.getMessage()]
+    assert len(refused) == FAILURE_LIMIT
+
+
 async def test_guesses_stay_braked_while_they_keep_coming(
     client: Client, clock: FixedClock
 ) -> None:
