@@ -29,6 +29,8 @@ ADMIN_TOKEN = "admin-token-0123456789"
 CRM_TOKEN = "crm-token-0123456789ab"
 OPERATOR_TOKEN = "operator-token-0123456"
 OPERATOR_AGENT = "agent-201"
+SUPERVISOR_TOKEN = "supervisor-token-01234"
+SUPERVISOR_AGENT = "agent-301"
 WEBHOOK_SECRET = "webhook-secret-for-tests"
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -87,6 +89,7 @@ def role_tokens() -> TokenRegistry:
     registry.add(ADMIN_TOKEN, "admin")
     registry.add(CRM_TOKEN, "crm")
     registry.add(OPERATOR_TOKEN, "operator", OPERATOR_AGENT)
+    registry.add(SUPERVISOR_TOKEN, "supervisor", SUPERVISOR_AGENT)
     return registry
 
 

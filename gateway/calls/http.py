@@ -6,13 +6,15 @@ from aiohttp import web
 from sqlalchemy import func, select, update
 
 from gateway.calls.link import PbxLink
+from gateway.calls.originate import ORIGINATOR, OriginateRequest
 from gateway.calls.schemas import CallOut, CallPage, CallQuery, OriginateIn, OriginateOut, TopicIn
 from gateway.core.appkeys import CLOCK, DATABASE, SETTINGS
 from gateway.core.clock import TimeInputError, parse_time_input
-from gateway.core.db.models import Call, Customer
-from gateway.core.db.states import CallState
-from gateway.core.db.types import new_id
+from gateway.core.db.models import Call
+from gateway.core.http.access import ensure_own_call, visible_calls
+from gateway.core.http.auth import principal_of
 from gateway.core.http.endpoints import (
+    decode_cursor,
     endpoint,
     json_response,
     keyset_page,
@@ -20,7 +22,6 @@ from gateway.core.http.endpoints import (
     read_query,
 )
 from gateway.core.http.problems import InvalidInput, NotFound, ServiceUnavailable
-from gateway.core.phones import InvalidPhone, normalize_phone
 
 PBX_LINK = web.AppKey("pbx_link", PbxLink)
 
@@ -28,8 +29,8 @@ PBX_LINK = web.AppKey("pbx_link", PbxLink)
 @endpoint(
     "GET",
     "/api/calls",
-    summary="Call records, newest first, by customer and time range",
-    roles=["operator", "crm"],
+    summary="Call records, newest first, by customer and time range (operators: their own)",
+    roles=["operator", "supervisor", "crm"],
     query=CallQuery,
     response=CallPage,
     tags=["calls"],
@@ -51,6 +52,11 @@ async def list_calls(request: web.Request) -> web.Response:
         raise InvalidInput(str(exc)) from exc
     if params.customer_id:
         query = query.where(Call.customer_id == params.customer_id)
+    after = decode_cursor(params.cursor)
+    async with request.app[DATABASE].sessions() as session:
+        query = await visible_calls(
+            session, query, principal_of(request), after=after, limit=params.limit + 1
+        )
     return await keyset_page(
         request, query, Call.id, lambda call: CallOut.of(call).model_dump(), params, descending=True
     )
@@ -59,8 +65,8 @@ async def list_calls(request: web.Request) -> web.Response:
 @endpoint(
     "PUT",
     "/api/calls/{id}/topic",
-    summary="Set the wrap-up topic of a call (from the configured vocabulary)",
-    roles=["operator"],
+    summary="Set the wrap-up topic of one of your calls (from the configured vocabulary)",
+    roles=["operator", "supervisor"],
     body=TopicIn,
     response=CallOut,
     tags=["calls"],
@@ -76,6 +82,7 @@ async def set_topic(request: web.Request) -> web.Response:
         )
     call_id = request.match_info["id"]
     async with request.app[DATABASE].transaction() as session:
+        await ensure_own_call(session, principal_of(request), call_id)
         result = await session.execute(
             update(Call)
             .where(Call.id == call_id)
@@ -92,7 +99,7 @@ async def set_topic(request: web.Request) -> web.Response:
     "POST",
     "/api/calls/originate",
     summary="Click-to-call: ring the operator's extension, then the customer",
-    roles=["operator", "crm"],
+    roles=["operator", "supervisor", "crm"],
     body=OriginateIn,
     response=OriginateOut,
     status=202,
@@ -101,38 +108,9 @@ async def set_topic(request: web.Request) -> web.Response:
 async def originate(request: web.Request) -> web.Response:
     """Store the request (our call id), then ask the PBX; 202 before the call connects."""
     body = await read_body(request, OriginateIn)
-    link = request.app.get(PBX_LINK)
-    if link is None:
+    originator = request.app.get(ORIGINATOR)
+    if originator is None:
         raise ServiceUnavailable("telephony is disabled (no SWITCHBOARD_AMI_HOST)")
-    settings = request.app[SETTINGS]
-    now = request.app[CLOCK].now()
-    async with request.app[DATABASE].transaction() as session:
-        customer_id = body.customer_id
-        if customer_id is not None:
-            customer = await session.get(Customer, customer_id)
-            if customer is None or customer.deleted_at is not None or not customer.phones:
-                raise NotFound(f"no callable customer {customer_id}")
-            number = customer.phones[0].e164
-        else:
-            try:
-                number = normalize_phone(body.number or "", settings.default_region)
-            except InvalidPhone as exc:
-                raise InvalidInput(
-                    f"number: {exc}", errors=[{"field": "number", "message": str(exc)}]
-                ) from exc
-        call = Call(
-            id=new_id("call"),
-            direction="outbound",
-            state=CallState.ORIGINATING,
-            callee=number,
-            extension=body.agent_extension,
-            customer_id=customer_id,
-            match="exact" if customer_id else "none",
-            originate_action_id=new_id("orig"),
-            details={},
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(call)
-    await link.originate(body.agent_extension, number.lstrip("+"), call.originate_action_id or "")
-    return json_response(OriginateOut(call_id=call.id).model_dump(), 202)
+    target = OriginateRequest(body.agent_extension, body.customer_id, body.number)
+    call_id = await originator.originate(principal_of(request), target)
+    return json_response(OriginateOut(call_id=call_id).model_dump(), 202)

@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway.calls import cli
 from gateway.calls.http import PBX_LINK, list_calls, originate, set_topic
 from gateway.calls.link import LinkState, PbxLink
+from gateway.calls.originate import ORIGINATOR, Originator
 from gateway.calls.settings import PbxTopology
 from gateway.core.appkeys import BUS, CLOCK, DATABASE, HEALTH_CHECKS, METRICS, SETTINGS
 from gateway.core.http.endpoints import add_endpoints
@@ -19,6 +20,7 @@ from gateway.core.plugin import Plugin
 async def _pbx_ctx(app: web.Application) -> AsyncIterator[None]:
     link = PbxLink(app[SETTINGS], app[DATABASE], app[BUS], app[CLOCK], app[METRICS])
     app[PBX_LINK] = link
+    app[ORIGINATOR] = Originator(app[SETTINGS], app[DATABASE], link, app[CLOCK])
 
     async def ami_health() -> tuple[str, bool]:
         return link.state, link.state is LinkState.CONNECTED

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from gateway.core.settings import Section
 
@@ -26,6 +27,10 @@ class PbxTopology(Section):
     screen_pop_on: Literal["ring", "answer"] = "ring"
     # Click-to-call rings the operator first on this channel, then dials the customer.
     operator_channel: str = "PJSIP/{extension}"
+    # Numbers any originate may dial: regexes over the E.164 number (`\+380\d{9}`),
+    # each matching the whole number. Empty: the default region's numbers only, so a
+    # leaked token cannot dial premium or foreign numbers (toll fraud).
+    originate_allow: list[str] = Field(default_factory=list)
     # A qualifying call (right customer, long enough) closes the customer's open call
     # tasks by itself; off, an operator picks the call in the console.
     auto_complete_tasks: bool = False
@@ -34,3 +39,13 @@ class PbxTopology(Section):
     report_unknown_callers: bool = False
     raw_event_retention_days: int = Field(default=30, ge=0)
     reconnect_max_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("originate_allow")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"originate_allow: {pattern!r} is not a regex: {exc}") from exc
+        return patterns

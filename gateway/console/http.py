@@ -20,26 +20,41 @@ from gateway.calls.public import display_number
 from gateway.core.appkeys import BUS, CLOCK, DATABASE, SETTINGS
 from gateway.core.clock import isoformat_z
 from gateway.core.db.models import Agent, AgentExtension, Call
-from gateway.core.http.auth import TOKENS, check_auth_brake, principal_of, record_auth_failure
+from gateway.core.http.access import ensure_own_call
+from gateway.core.http.auth import TOKENS, failed_authentication, principal_of
 from gateway.core.http.endpoints import endpoint, json_response, read_body
-from gateway.core.http.problems import Conflict, Forbidden, NotFound, Unauthorized
+from gateway.core.http.problems import (
+    ApiProblem,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from gateway.core.http.session import (
     SESSION_COOKIE,
     SESSION_SECONDS,
     SessionError,
+    SessionStoreDown,
     new_session,
     parse_cookie,
     revoke,
 )
 from gateway.core.outbox import enqueue
 
-CONSOLE_ROLES = frozenset({"operator", "admin"})
+CONSOLE_ROLES = frozenset({"operator", "supervisor", "admin"})
 CHART_JS_ROUTE = "/static/vendor/chart.umd.min.js"
 # Installed next to the checkout by `make` (npm ci from package-lock.json), never committed
 # and never fetched at run time: the library's own prebuilt, minified UMD build.
 CHART_JS = Path(__file__).resolve().parents[2] / "node_modules/chart.js/dist/chart.umd.min.js"
 
 log = logging.getLogger(__name__)
+
+
+class UnsupportedMediaType(ApiProblem):
+    """The body is not in the one media type this endpoint reads."""
+
+    status, type_name, title = 415, "unsupported-media-type", "Unsupported media type"
 
 
 class SessionIn(BaseModel):
@@ -88,13 +103,20 @@ class UnknownCallerOut(BaseModel):
 )
 async def open_session(request: web.Request) -> web.Response:
     """Set `sb_session` (HttpOnly, SameSite=Strict, Secure under https)."""
-    check_auth_brake(request)  # sign-in must not be a way around the guessing brake
+    # Sign-in CSRF: a cross-site form can post text/plain (or urlencoded, multipart)
+    # without a CORS preflight and sign the victim's browser into the attacker's
+    # session; application/json cannot be sent cross-site without one. Checked before
+    # anything else, so a refused form changes nothing (not even the brake's count).
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(
+            f"sign-in takes Content-Type: application/json, not {request.content_type!r}"
+        )
     body = await read_body(request, SessionIn)
     registry = request.app[TOKENS]
     principal = registry.authenticate(body.token.strip())
     if principal is None:
-        record_auth_failure(request)
-        raise Unauthorized("unknown or revoked token")
+        # Sign-in shares the brake: it must not be a way around it.
+        raise failed_authentication(request, Unauthorized("unknown or revoked token"))
     if principal.role not in CONSOLE_ROLES:
         raise Forbidden(f"role {principal.role} cannot sign in to the console")
     session = new_session(principal.token_id, request.app[CLOCK].now())
@@ -121,7 +143,7 @@ async def open_session(request: web.Request) -> web.Response:
     "DELETE",
     "/api/session",
     summary="Sign out of the console (the cookie stops working on every instance)",
-    roles=["operator", "crm"],
+    roles=["operator", "supervisor", "crm"],
     status=204,
     tags=["console"],
 )
@@ -136,7 +158,11 @@ async def close_session(request: web.Request) -> web.Response:
         except SessionError:
             session = None
         if session is not None:
-            await revoke(request.app[BUS], session, now)
+            try:
+                await revoke(request.app[BUS], session, now)
+            except SessionStoreDown as exc:
+                # Not signed out: say so, rather than clear the cookie and pretend.
+                raise ServiceUnavailable(f"{exc}; the session was not signed out") from exc
         response.del_cookie(SESSION_COOKIE, path="/", samesite="Strict", httponly=True)
     return response
 
@@ -145,7 +171,7 @@ async def close_session(request: web.Request) -> web.Response:
     "GET",
     "/api/me",
     summary="Who I am: role, agent, name, extensions, wrap-up topics, CSRF token",
-    roles=["operator", "crm"],
+    roles=["operator", "supervisor", "crm"],
     response=MeOut,
     tags=["console"],
 )
@@ -184,8 +210,8 @@ async def me(request: web.Request) -> web.Response:
 @endpoint(
     "POST",
     "/api/calls/{id}/unknown-caller",
-    summary="Ask the CRM to create a customer for an unknown caller (once per call)",
-    roles=["operator"],
+    summary="Ask the CRM to create a customer for your unknown caller (once per call)",
+    roles=["operator", "supervisor"],
     response=UnknownCallerOut,
     status=202,
     tags=["calls"],
@@ -196,6 +222,7 @@ async def report_unknown_caller(request: web.Request) -> web.Response:
     app = request.app
     now = app[CLOCK].now()
     async with app[DATABASE].transaction() as session:
+        await ensure_own_call(session, principal_of(request), call_id)
         call = await session.get(Call, call_id)
         if call is None:
             raise NotFound(f"no call {call_id}")

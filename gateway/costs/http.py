@@ -1,4 +1,4 @@
-"""Reports API (admin): savings, a day's statistics, and time series for the console."""
+"""Reports API (admin, supervisor): savings, a day's statistics, and time series."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from gateway.core.appkeys import CLOCK, DATABASE, SETTINGS
 from gateway.core.clock import TimeInputError, parse_time_input
+from gateway.core.http.auth import principal_of
 from gateway.core.http.endpoints import endpoint, json_response, read_query
-from gateway.core.http.problems import ApiProblem, InvalidInput, NotFound
+from gateway.core.http.problems import ApiProblem, Forbidden, InvalidInput, NotFound
 from gateway.costs.daily import daily_snapshot
 from gateway.costs.model import CostModel, MissingConversionRate
 from gateway.costs.savings import SavingsError, SavingsQuery, UnknownCampaign, savings_report
@@ -53,6 +54,7 @@ class SeriesParams(BaseModel):
     "GET",
     "/api/reports/savings",
     summary="Savings per campaign: measured against the holdout, or assumed; net of costs",
+    roles=["supervisor"],
     query=SavingsParams,
     tags=["reports"],
 )
@@ -88,12 +90,16 @@ async def get_savings(request: web.Request) -> web.Response:
     "GET",
     "/api/reports/daily",
     summary="A day's statistics, frozen once the day has ended",
+    roles=["supervisor"],
     query=DailyParams,
     tags=["reports"],
 )
 async def get_daily(request: web.Request) -> web.Response:
     """Customers by status, moves, contacts, calls, costs and reactivations of one day."""
     params = read_query(request, DailyParams)
+    if params.recompute and principal_of(request).role != "admin":
+        # Rewriting a stored day is upkeep, not reading: a supervisor configures nothing.
+        raise Forbidden("only an admin may recompute a stored day")
     settings = request.app[SETTINGS]
     snapshot = await daily_snapshot(
         request.app[DATABASE],
@@ -110,6 +116,7 @@ async def get_daily(request: web.Request) -> web.Response:
     "GET",
     "/api/reports/series",
     summary="Per-day statuses, contacts, calls and costs, and savings per campaign",
+    roles=["supervisor"],
     query=SeriesParams,
     tags=["reports"],
 )

@@ -15,18 +15,16 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from gateway.core.appkeys import BUS, DATABASE, SETTINGS
 from gateway.core.bus import Subscription
-from gateway.core.db.models import Agent, AgentExtension
+from gateway.core.http.access import owns_extension
 from gateway.core.http.auth import (
     TOKENS,
     Principal,
     bearer_token,
-    check_auth_brake,
+    failed_authentication,
     principal_of,
-    record_auth_failure,
     session_principal,
 )
 from gateway.core.http.endpoints import endpoint, json_response
@@ -54,7 +52,7 @@ def agent_channel(extension: str) -> str:
     "POST",
     "/api/ws-tickets",
     summary="Single-use ticket (60 s) for opening the WebSocket from a browser",
-    roles=["operator"],
+    roles=["operator", "supervisor"],
     response=TicketOut,
     status=201,
     tags=["live"],
@@ -71,20 +69,18 @@ async def create_ticket(request: web.Request) -> web.Response:
 async def _principal_for_socket(request: web.Request) -> Principal:
     if any(name in request.query for name in URL_TOKEN_PARAMS):
         raise ApiProblem("API tokens are not accepted in the URL; use a ticket or a header")
-    check_auth_brake(request)
     token = bearer_token(request)
     if token is not None:
         principal = request.app[TOKENS].authenticate(token)
         if principal is None:
-            record_auth_failure(request)
-            raise Unauthorized("unknown or revoked token")
+            raise failed_authentication(request, Unauthorized("unknown or revoked token"))
         return principal
     ticket = request.query.get("ticket")
     if ticket:
         identity = await request.app[BUS].take(f"ws-ticket:{ticket}")
         if identity is None:
-            record_auth_failure(request)
-            raise Unauthorized("ticket unknown, expired or already used")
+            refusal = Unauthorized("ticket unknown, expired or already used")
+            raise failed_authentication(request, refusal)
         data = json.loads(identity)
         return Principal(data["role"], data.get("agent_id"))
     if SESSION_COOKIE in request.cookies:
@@ -99,17 +95,9 @@ async def _principal_for_socket(request: web.Request) -> Principal:
 
 
 async def _owns_extension(request: web.Request, principal: Principal, extension: str) -> bool:
-    if principal.role == "admin":
-        return True
-    if principal.role != "operator" or not principal.agent_id:
-        return False
-    query = (
-        select(AgentExtension.extension)
-        .join(Agent, Agent.id == AgentExtension.agent_id)
-        .where(AgentExtension.extension == extension, Agent.agent_id == principal.agent_id)
-    )
+    # The same rule as the API's (click-to-call, calls, tasks): gateway/calls/access.py.
     async with request.app[DATABASE].sessions() as session:
-        return (await session.execute(query)).first() is not None
+        return await owns_extension(session, principal, extension)
 
 
 @endpoint(

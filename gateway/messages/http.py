@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
     "GET",
     "/api/messages",
     summary="Outbound contacts with their state, cost and reason",
-    roles=["operator"],
+    roles=["operator", "supervisor"],
     query=MessageQuery,
     response=MessagePage,
     tags=["messages"],

@@ -17,7 +17,7 @@ from gateway.core.db.engine import Database
 from gateway.core.http.auth import TokenRegistry
 from gateway.pbx_simulator import SimulatorServer
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN
+from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, SUPERVISOR_TOKEN
 from tests.e2e.wiring import console_app
 from tests.integration.test_live_socket import add_agent
 from tests.support.pbx import health_ami, pbx, wait_for, wired_to
@@ -49,12 +49,13 @@ def database_url(postgres_url: str) -> str:
 
 @pytest.fixture
 def tokens() -> TokenRegistry:
-    """Two operators (201 and 202), an admin and the CRM."""
+    """Two operators (201 and 202), an admin, a supervisor (no agent) and the CRM."""
     registry = TokenRegistry()
     registry.add(ADMIN_TOKEN, "admin")
     registry.add(CRM_TOKEN, "crm")
     registry.add(OPERATOR_TOKEN, "operator", OPERATOR_AGENT)
     registry.add(SECOND_OPERATOR_TOKEN, "operator", SECOND_AGENT)
+    registry.add(SUPERVISOR_TOKEN, "supervisor")
     return registry
 
 

@@ -13,7 +13,7 @@ from gateway.console.http import CHART_JS_ROUTE
 from gateway.core.clock import SystemClock
 from gateway.core.db.engine import Database
 from gateway.core.db.models import CostEntry, OutboundContact
-from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
+from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, SUPERVISOR_TOKEN, bearer
 from tests.e2e.conftest import Client
 from tests.e2e.test_console import XSS_NAME, add_customer
 from tests.unit.costs.population import add_campaign, add_customers, insert_rows, ledger_row
@@ -127,6 +127,14 @@ async def test_dashboard_draws_statuses_contacts_costs_and_savings(
     await expect(operator.page.locator("#nav button[data-view=dashboard]")).to_be_hidden()
     await expect(operator.page.locator("#nav button[data-view=campaigns]")).to_be_hidden()
     await expect(operator.page.locator("#ext-picker")).to_be_visible()
+    # A supervisor reads the statistics and configures nothing.
+    supervisor = await open_console()
+    await supervisor.sign_in(SUPERVISOR_TOKEN)
+    await supervisor.page.click("#nav button[data-view=dashboard]")
+    await expect(supervisor.page.locator("#dash-charts canvas")).to_have_count(5)
+    for view in ("campaigns", "templates", "partners"):
+        await expect(supervisor.page.locator(f"#nav button[data-view={view}]")).to_be_hidden()
+    assert not supervisor.errors and not supervisor.dialogs
 
 
 async def drawn(page: Any, box: str) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from tests.conftest import (
     ADMIN_TOKEN,
     CRM_TOKEN,
     OPERATOR_TOKEN,
+    SUPERVISOR_TOKEN,
     WEBHOOK_SECRET,
     role_tokens,
 )
@@ -52,7 +53,12 @@ FUZZ = settings(
     database=None,  # no example store: the app's data differs from run to run anyway
     suppress_health_check=list(HealthCheck),
 )
-TOKEN_OF = {"admin": ADMIN_TOKEN, "crm": CRM_TOKEN, "operator": OPERATOR_TOKEN}
+TOKEN_OF = {
+    "admin": ADMIN_TOKEN,
+    "crm": CRM_TOKEN,
+    "operator": OPERATOR_TOKEN,
+    "supervisor": SUPERVISOR_TOKEN,
+}
 REQUEST_TIMEOUT = 30
 
 

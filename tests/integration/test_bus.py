@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.core.bus import Bus, MemoryBus, RedisBus
+from gateway.core.bus import Bus, BusError, MemoryBus, RedisBus
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -60,6 +60,22 @@ async def test_put_once_value_is_taken_only_once(bus: Bus) -> None:
     await bus.put_once("ticket:old", "x", 0.1)
     await asyncio.sleep(0.2)
     assert await bus.take("ticket:old") is None
+
+
+async def test_peek_reads_a_value_without_taking_it_until_it_expires(bus: Bus) -> None:
+    await bus.put_once("marker:s1", "1", 0.3)
+    reads = await asyncio.gather(*(bus.peek("marker:s1") for _ in range(15)))
+    assert reads == ["1"] * 15
+    assert await bus.peek("marker:none") is None
+    await asyncio.sleep(0.4)
+    assert await bus.peek("marker:s1") is None
+
+
+async def test_a_bus_that_is_down_raises_bus_error_on_peek() -> None:
+    dead = RedisBus("redis://127.0.0.1:1/0")
+    with pytest.raises(BusError):
+        await dead.peek("marker:s1")
+    await dead.close()
 
 
 async def test_redis_bus_reaches_a_subscriber_on_another_instance(redis_url: str) -> None:

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.core.appkeys import CLOCK
 from gateway.core.db.engine import Database
-from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
+from tests.conftest import ADMIN_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
 from tests.support.factories import make_call, make_customer, make_task
 
 Client = TestClient[Any, Any]
@@ -47,7 +47,10 @@ async def test_calls_page_newest_first(client: Client, database: Database) -> No
 async def test_tasks_page_in_creation_order(client: Client, database: Database) -> None:
     now = client.app[CLOCK].now()
     customer = await make_customer(database, now, "C-1", ["+380501112233"])
-    made = [await make_task(database, customer_id=customer, created_at=now) for _ in range(5)]
+    made = [
+        await make_task(database, customer_id=customer, created_at=now, assignee=OPERATOR_AGENT)
+        for _ in range(5)
+    ]
     ids, pages = await walk(client, "/api/tasks", OPERATOR_TOKEN)
     assert ids == sorted(made) and pages == 3
 

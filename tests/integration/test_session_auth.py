@@ -3,11 +3,14 @@ tampering, several instances — and the bearer header still first."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import redis
 from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
@@ -17,10 +20,18 @@ from gateway.core.clock import FixedClock
 from gateway.core.db.engine import Database
 from gateway.core.db.models.crm import OutboxItem
 from gateway.core.http.auth import TokenRegistry
-from gateway.core.http.session import SESSION_COOKIE
+from gateway.core.http.session import SESSION_COOKIE, SESSION_SECONDS
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
+from tests.conftest import (
+    ADMIN_TOKEN,
+    CRM_TOKEN,
+    OPERATOR_AGENT,
+    OPERATOR_TOKEN,
+    bearer,
+    role_tokens,
+)
 from tests.e2e.wiring import console_app
+from tests.faults.test_redis_down import free_port
 from tests.integration.test_live_socket import add_agent
 from tests.support.factories import make_call, make_customer
 
@@ -172,7 +183,7 @@ async def test_sign_out_clears_the_cookie_and_a_kept_copy_stops_working(
     console.session.cookie_jar.clear()
     replay = await console.get("/api/me", headers=with_cookie(cookie))
     assert replay.status == 401 and "signed out" in (await replay.json())["detail"]
-    # Twice in a row: the revocation holds (it is put back after each check).
+    # Twice in a row: the revocation holds (the marker is read, never taken).
     assert (await console.get("/api/me", headers=with_cookie(cookie))).status == 401
     assert (await console.get("/api/me", headers=with_cookie(keep_other))).status == 200
 
@@ -220,10 +231,61 @@ async def test_with_redis_a_session_and_its_sign_out_hold_on_every_instance(
         assert (await second.get("/api/me", headers=with_cookie(cookie))).status == 401
 
 
+async def test_with_redis_concurrent_requests_with_a_signed_out_cookie_are_all_refused(
+    settings: Settings, database: Database, redis_url: str
+) -> None:
+    # The revocation check once took the marker (GETDEL) and put it back: requests in
+    # between found no marker and passed (11-13 of 15 in the probe).
+    shared = settings.model_copy(update={"redis_url": redis_url})
+    # Two instances, each with its own registry (and failure brake), as in production.
+    apps = [console_app(shared, workers=False, tokens=role_tokens()) for _ in range(2)]
+    async with (
+        TestClient(TestServer(apps[0], host="127.0.0.1")) as first,
+        TestClient(TestServer(apps[1], host="127.0.0.1")) as second,
+    ):
+        cookie, csrf = await sign_in(first)
+        out = await first.delete("/api/session", headers=with_cookie(cookie, csrf))
+        assert out.status == 204
+        for client in (first, second):
+            client.session.cookie_jar.clear()
+
+        async def status(client: Client) -> int:
+            async with client.get("/api/me", headers=with_cookie(cookie)) as response:
+                await response.read()
+                return response.status
+
+        # 15 at once on each instance (under each instance's brake of 20 per address).
+        for client in (second, first):
+            statuses = await asyncio.gather(*(status(client) for _ in range(15)))
+            assert statuses == [401] * 15
+    # The marker is only read, never taken: it is still there, expiring with the cookie.
+    with redis.Redis.from_url(redis_url) as plain:
+        (key,) = plain.keys("*session-revoked*")
+        assert 0 < plain.pttl(key) <= SESSION_SECONDS * 1000
+
+
+async def test_with_redis_down_sign_out_says_it_did_not_happen(
+    settings: Settings, database: Database, tokens: TokenRegistry
+) -> None:
+    down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    app = console_app(down, workers=False, tokens=tokens)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        cookie, csrf = await sign_in(client)
+        out = await client.delete("/api/session", headers=with_cookie(cookie, csrf))
+        assert out.status == 503, await out.text()
+        # Authenticated otherwise, the sign-out itself meets the store that is down.
+        headers = {**with_cookie(cookie), **bearer(OPERATOR_TOKEN)}
+        out = await client.delete("/api/session", headers=headers)
+        assert out.status == 503, await out.text()
+        assert "not signed out" in (await out.json())["detail"]
+        assert SESSION_COOKIE not in out.cookies  # not cleared: the sign-out did not happen
+
+
 async def test_create_in_crm_for_an_unknown_caller_queues_one_activity(
     console: Client, database: Database
 ) -> None:
     now = console.app[CLOCK].now()
+    await add_agent(database, now, OPERATOR_AGENT, ["201"])  # the calls ring 201
     unknown = await make_call(database, started_at=now, talk_seconds=5, caller="+380671112233")
     cookie, csrf = await sign_in(console)
     for _ in range(2):
@@ -276,3 +338,40 @@ async def test_the_socket_accepts_the_cookie_only_from_our_own_origin(
     with pytest.raises(WSServerHandshakeError) as signed_out:
         await console.ws_connect("/ws/agents/201", headers=with_cookie(out_cookie))
     assert signed_out.value.status == 401
+
+
+JSON_SIGN_IN = json.dumps({"token": OPERATOR_TOKEN}).encode()
+MULTIPART_SIGN_IN = (
+    b'--x\r\nContent-Disposition: form-data; name="token"\r\n\r\n'
+    + OPERATOR_TOKEN.encode()
+    + b"\r\n--x--\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain", JSON_SIGN_IN),
+        ("application/x-www-form-urlencoded", f"token={OPERATOR_TOKEN}".encode()),
+        ("multipart/form-data; boundary=x", MULTIPART_SIGN_IN),
+        (None, JSON_SIGN_IN),
+    ],
+    ids=["text-plain", "urlencoded", "multipart", "none"],
+)
+async def test_sign_in_refuses_anything_but_json_and_changes_nothing(
+    console: Client, content_type: str | None, body: bytes
+) -> None:
+    # A cross-site <form enctype="text/plain"> posts a JSON-looking body without a CORS
+    # preflight: it would sign the victim's browser into the attacker's session.
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = await console.post("/api/session", data=body, headers=headers)
+    assert response.status == 415, await response.text()
+    assert response.content_type == "application/problem+json"
+    assert "application/json" in (await response.json())["detail"]
+    assert SESSION_COOKIE not in response.cookies
+    ok = await console.post(
+        "/api/session",
+        data=JSON_SIGN_IN,
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+    assert ok.status == 201

@@ -6,12 +6,13 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gateway.core.appkeys import CLOCK
 from gateway.core.db.engine import Database
 from gateway.core.db.models import OutboxItem, Task
 from tests.conftest import CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
+from tests.integration.test_live_socket import add_agent
 from tests.support.factories import make_call, make_customer, make_task
 
 Client = TestClient[Any, Any]
@@ -29,9 +30,12 @@ async def test_short_foreign_and_early_calls_are_refused_and_a_real_one_closes_i
     client: Client, database: Database
 ) -> None:
     now = client.app[CLOCK].now()
+    await add_agent(database, now, OPERATOR_AGENT, ["201"])  # the calls ring 201
     olena = await make_customer(database, now, "C-1", [OLENA, FAMILY])
     ivan = await make_customer(database, now, "C-2", [IVAN])
-    task = await make_task(database, customer_id=olena, created_at=now, task_id="crm-77")
+    task = await make_task(
+        database, customer_id=olena, created_at=now, task_id="crm-77", assignee=OPERATOR_AGENT
+    )
     later = now + timedelta(hours=1)
 
     early = await make_call(
@@ -84,7 +88,7 @@ async def test_unknown_task_or_call_is_404_and_bad_body_is_422(
 ) -> None:
     now = client.app[CLOCK].now()
     olena = await make_customer(database, now, "C-1", [OLENA])
-    task = await make_task(database, customer_id=olena, created_at=now)
+    task = await make_task(database, customer_id=olena, created_at=now, assignee=OPERATOR_AGENT)
     assert (await complete(client, "tsk_nope", "call_nope"))[0] == 404
     assert (await complete(client, task, "call_nope"))[0] == 404
     response = await client.post(
@@ -101,6 +105,9 @@ async def test_listing_filters_by_me_and_status_and_needs_the_operator_role(
     olena = await make_customer(database, now, "C-1", [OLENA])
     mine = await make_task(database, customer_id=olena, created_at=now, assignee=OPERATOR_AGENT)
     await make_task(database, customer_id=olena, created_at=now, assignee="agent-999")
+    done = await make_task(database, customer_id=olena, created_at=now, assignee=OPERATOR_AGENT)
+    async with database.transaction() as session:
+        await session.execute(update(Task).where(Task.id == done).values(status="done"))
     response = await client.get(
         "/api/tasks?assignee=me&status=open", headers=bearer(OPERATOR_TOKEN)
     )

@@ -59,7 +59,7 @@ async def test_pop_answer_hangup_record_and_a_task_closed_only_by_the_long_call(
     now = SystemClock().now()
     customer = await make_customer(database, now, "C-1", [OLENA], name="Олена Коваль")
     await add_agent(database, now, OPERATOR_AGENT, ["201"])
-    task = await make_task(database, customer_id=customer, created_at=now)
+    task = await make_task(database, customer_id=customer, created_at=now, assignee=OPERATOR_AGENT)
     socket = await operator_socket(gateway, "201")
 
     pbx.start_call(CallSpec(caller=OLENA, extensions=("201",), ring_seconds=2, talk_seconds=10))
@@ -123,6 +123,7 @@ async def test_click_to_call_links_the_record_to_the_request(
     gateway: Client, database: Database
 ) -> None:
     customer = await make_customer(database, SystemClock().now(), "C-1", [OLENA])
+    await add_agent(database, SystemClock().now(), OPERATOR_AGENT, ["201"])  # my extension
     response = await gateway.post(
         "/api/calls/originate",
         json={"agent_extension": "201", "customer_id": customer},

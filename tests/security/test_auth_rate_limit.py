@@ -1,5 +1,6 @@
-"""Failed authentications are braked per client address: past the limit, 429 with
-Retry-After until the sliding window lets the oldest failure age out."""
+"""Failed authentications are braked per client address: past the limit, guesses get
+429 with Retry-After until the sliding window lets the oldest failure age out, while a
+valid credential from the same address always passes."""
 
 from __future__ import annotations
 
@@ -20,8 +21,7 @@ from gateway.core.http.auth import (
     FailureBrake,
     TokenRegistry,
     auth_middleware,
-    check_auth_brake,
-    record_auth_failure,
+    failed_authentication,
 )
 from gateway.core.http.problems import (
     PROBLEM_BASE,
@@ -30,7 +30,7 @@ from gateway.core.http.problems import (
     problem_middleware,
 )
 from gateway.core.http.session import SESSION_COOKIE
-from tests.conftest import ADMIN_TOKEN, bearer
+from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_TOKEN, bearer
 
 Client = TestClient[Any, Any]
 WRONG = bearer("wrong-token-" + "x" * 20)
@@ -50,13 +50,9 @@ async def fail_up_to_the_limit(client: Client, clock: FixedClock | None = None) 
             clock.advance(timedelta(seconds=1))
 
 
-async def test_past_the_limit_even_a_valid_token_gets_429_with_retry_after(
-    client: Client,
-) -> None:
-    assert await status_of(client, bearer(ADMIN_TOKEN)) == 200
+async def test_past_the_limit_guesses_get_429_with_retry_after(client: Client) -> None:
     await fail_up_to_the_limit(client)
-
-    response = await client.get("/api/customers", headers=bearer(ADMIN_TOKEN))
+    response = await client.get("/api/customers", headers=WRONG)
     assert response.status == 429
     assert response.content_type == PROBLEM_CONTENT_TYPE
     body = await response.json()
@@ -64,35 +60,69 @@ async def test_past_the_limit_even_a_valid_token_gets_429_with_retry_after(
     assert body["status"] == 429
     assert body["retry_after"] == int(FAILURE_WINDOW.total_seconds())
     assert response.headers["Retry-After"] == str(int(FAILURE_WINDOW.total_seconds()))
-    # Wrong tokens are refused the same way: the token is not even looked at.
+
+
+async def test_a_valid_credential_always_passes_from_a_braked_address(client: Client) -> None:
+    # One stale tab behind an office NAT failing over and over must not lock the office
+    # out: every role's token, a session cookie, sign-in and the socket still work.
+    for _ in range(FAILURE_LIMIT + 5):
+        await status_of(client, WRONG)
     assert await status_of(client, WRONG) == 429
+    for token in (ADMIN_TOKEN, OPERATOR_TOKEN, CRM_TOKEN):
+        assert await status_of(client, bearer(token)) == 200, token
+    signed_in = await client.post("/api/session", json={"token": OPERATOR_TOKEN})
+    assert signed_in.status == 201, await signed_in.text()
+    cookie = signed_in.cookies[SESSION_COOKIE].value
+    client.session.cookie_jar.clear()
+    assert await status_of(client, {"Cookie": f"{SESSION_COOKIE}={cookie}"}) == 200
+    socket = await client.ws_connect("/ws/agents/201", headers=bearer(ADMIN_TOKEN))
+    assert (await socket.receive_json(timeout=5))["type"] == "hello"
+    await socket.close()
+    # ... while every kind of guess from there is still refused with 429.
+    guess = await client.post("/api/session", json={"token": "guess-" + "z" * 20})
+    assert guess.status == 429
+    forged = {"Cookie": f"{SESSION_COOKIE}=forged.cookie.value.x"}
+    assert await status_of(client, forged) == 429
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect("/ws/agents/201", headers=WRONG)
+    assert refused.value.status == 429
 
 
-async def test_the_window_slides_one_attempt_back_per_expired_failure(
+async def test_braked_guesses_are_not_logged_one_by_one(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    await fail_up_to_the_limit(client)
+    refused = [r for r in caplog.records if "refused an unknown token" in r.getMessage()]
+    assert len(refused) == FAILURE_LIMIT
+    for _ in range(50):
+        assert await status_of(client, WRONG) == 429
+    refused = [r for r in caplog.records if "refused an unknown token" in r.getMessage()]
+    assert len(refused) == FAILURE_LIMIT
+
+
+async def test_guesses_stay_braked_while_they_keep_coming(
     client: Client, clock: FixedClock
 ) -> None:
     await fail_up_to_the_limit(client, clock)  # failures at t=0 … t=19 s; now t=20 s
-    response = await client.get("/api/customers", headers=bearer(ADMIN_TOKEN))
+    response = await client.get("/api/customers", headers=WRONG)
     assert response.status == 429
-    assert response.headers["Retry-After"] == "40"
-
-    clock.advance(timedelta(seconds=40))  # t=60 s: the failure at t=0 has aged out
-    assert await status_of(client, WRONG) == 401  # one attempt, and it failed again
-    assert await status_of(client, bearer(ADMIN_TOKEN)) == 429
-
-    clock.advance(timedelta(seconds=1))  # t=61 s: the failure at t=1 s has aged out
+    # That refused guess counts too: the window slides on, from the failure at t=1 s.
+    assert response.headers["Retry-After"] == "41"
+    clock.advance(timedelta(seconds=41))  # t=61 s: only the guess at t=20 s is left
+    assert await status_of(client, WRONG) == 401
     assert await status_of(client, bearer(ADMIN_TOKEN)) == 200
 
 
-async def test_after_the_window_passes_the_address_is_free_again(
+async def test_after_the_window_passes_a_guess_is_answered_401_again(
     client: Client, clock: FixedClock
 ) -> None:
     await fail_up_to_the_limit(client)
-    assert await status_of(client, bearer(ADMIN_TOKEN)) == 429
+    assert await status_of(client, WRONG) == 429
     clock.advance(FAILURE_WINDOW)
-    assert await status_of(client, bearer(ADMIN_TOKEN)) == 200
+    assert await status_of(client, WRONG) == 401
     # And it has a whole new allowance.
-    await fail_up_to_the_limit(client)
+    for _ in range(FAILURE_LIMIT - 1):
+        assert await status_of(client, WRONG) == 401
     assert await status_of(client, WRONG) == 429
 
 
@@ -101,7 +131,8 @@ async def test_forged_session_cookies_count_as_failures(client: Client) -> None:
     for _ in range(FAILURE_LIMIT):
         assert await status_of(client, forged) == 401
     assert await status_of(client, forged) == 429
-    assert await status_of(client, bearer(ADMIN_TOKEN)) == 429
+    assert await status_of(client, WRONG) == 429
+    assert await status_of(client, bearer(ADMIN_TOKEN)) == 200
 
 
 async def test_missing_credentials_and_successes_do_not_count(client: Client) -> None:
@@ -112,6 +143,7 @@ async def test_missing_credentials_and_successes_do_not_count(client: Client) ->
         assert await status_of(client, bearer(ADMIN_TOKEN)) == 200
     assert await status_of(client, WRONG) == 401  # the limit-th failure still answered
     assert await status_of(client, WRONG) == 429
+    assert await status_of(client, {}) == 401  # no credential is no guess
 
 
 async def test_unauthenticated_routes_are_not_braked(client: Client) -> None:
@@ -122,7 +154,7 @@ async def test_unauthenticated_routes_are_not_braked(client: Client) -> None:
 
 async def test_another_address_is_not_braked(client: Client) -> None:
     await fail_up_to_the_limit(client)
-    assert await status_of(client, bearer(ADMIN_TOKEN)) == 429
+    assert await status_of(client, WRONG) == 429
     # 127.0.0.2 is loopback too on Linux: a second real client address.
     connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
     async with aiohttp.ClientSession(connector=connector) as other:
@@ -144,6 +176,15 @@ def test_brake_counts_per_client_and_forgets_old_failures() -> None:
     assert brake.retry_after("a", T0 + timedelta(seconds=10)) is None
     assert brake.retry_after("a", T0 + timedelta(seconds=30)) is None
     assert brake.tracked() == 0  # expired addresses are dropped, not kept forever
+
+
+def test_a_failure_on_a_braked_address_says_how_long_and_keeps_it_braked() -> None:
+    brake = FailureBrake(limit=2, window=timedelta(seconds=10))
+    assert brake.record_failure("a", T0) is None
+    assert brake.record_failure("a", T0 + timedelta(seconds=1)) is None  # the limit-th
+    assert brake.record_failure("a", T0 + timedelta(seconds=2)) == 9  # from the one at 1 s
+    assert brake.retry_after("a", T0 + timedelta(seconds=10, milliseconds=500)) == 1
+    assert brake.retry_after("a", T0 + timedelta(seconds=11)) is None
 
 
 def test_brake_memory_is_bounded_by_evicting_the_stalest_address() -> None:
@@ -175,10 +216,8 @@ def token_checking_app(clock: FixedClock) -> web.Application:
     registry.add(ADMIN_TOKEN, "admin")
 
     async def sign_in(request: web.Request) -> web.Response:
-        check_auth_brake(request)
         if request.app[TOKENS].authenticate((await request.json())["token"]) is None:
-            record_auth_failure(request)
-            raise Unauthorized("unknown token")
+            raise failed_authentication(request, Unauthorized("unknown token"))
         return web.json_response({"ok": True})
 
     app = web.Application(middlewares=[problem_middleware, auth_middleware])
@@ -193,10 +232,12 @@ async def test_handlers_checking_tokens_themselves_share_the_brake(clock: FixedC
         for _ in range(FAILURE_LIMIT):
             response = await client.post("/sign-in", json={"token": "guess-" + "y" * 20})
             assert response.status == 401
-        response = await client.post("/sign-in", json={"token": ADMIN_TOKEN})
+        response = await client.post("/sign-in", json={"token": "guess-" + "z" * 20})
         assert response.status == 429
         assert response.headers["Retry-After"] == "60"
         assert (await response.json())["type"] == PROBLEM_BASE + "too-many-requests"
-        clock.advance(FAILURE_WINDOW)
         response = await client.post("/sign-in", json={"token": ADMIN_TOKEN})
         assert response.status == 200
+        clock.advance(FAILURE_WINDOW * 2)
+        response = await client.post("/sign-in", json={"token": "guess-" + "z" * 20})
+        assert response.status == 401

@@ -20,35 +20,48 @@ from gateway.core.db.models import CampaignVersion, Template
 from gateway.core.http.auth import TokenRegistry
 from gateway.core.http.endpoints import ENDPOINTS, EndpointSpec
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_TOKEN, bearer
+from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_TOKEN, SUPERVISOR_TOKEN, bearer
 
 Client = TestClient[Any, Any]
 
-TOKEN_OF = {"admin": ADMIN_TOKEN, "crm": CRM_TOKEN, "operator": OPERATOR_TOKEN}
+TOKEN_OF = {
+    "admin": ADMIN_TOKEN,
+    "crm": CRM_TOKEN,
+    "operator": OPERATOR_TOKEN,
+    "supervisor": SUPERVISOR_TOKEN,
+}
 ALL_ROLES = frozenset(TOKEN_OF)
 
-# The contract's role table (plus the console's own routes). Admin may call everything.
-# A bearer route missing here fails `test_every_route_has_the_roles_the_contract_gives`,
-# so a new route needs a conscious decision about who may call it.
+OPERATOR_READ = frozenset({"operator", "supervisor"})  # supervisors: every row
+OWN_ACTS = frozenset({"operator", "supervisor"})  # both: on their own calls/tasks only
+
+# The contract's role table (plus the console's own routes and the supervisor role,
+# README "Roles"). Admin may call everything. A bearer route missing here fails
+# `test_every_route_has_the_roles_the_contract_gives`, so a new route needs a conscious
+# decision about who may call it.
 CONTRACT_ROLES: dict[tuple[str, str], frozenset[str]] = {
-    ("GET", "/api/customers"): frozenset({"operator", "crm"}),
-    ("GET", "/api/customers/{id}"): frozenset({"operator", "crm"}),
-    ("GET", "/api/customers/{id}/timeline"): frozenset({"operator"}),
-    ("GET", "/api/calls"): frozenset({"operator", "crm"}),
-    ("POST", "/api/calls/originate"): frozenset({"operator", "crm"}),
-    ("PUT", "/api/calls/{id}/topic"): frozenset({"operator"}),
-    ("POST", "/api/calls/{id}/unknown-caller"): frozenset({"operator"}),
-    ("GET", "/api/tasks"): frozenset({"operator"}),
-    ("POST", "/api/tasks/{id}/complete"): frozenset({"operator"}),
-    ("POST", "/api/ws-tickets"): frozenset({"operator"}),
-    ("GET", "/api/messages"): frozenset({"operator"}),
-    ("GET", "/api/me"): frozenset({"operator", "crm"}),
-    ("DELETE", "/api/session"): frozenset({"operator", "crm"}),
+    ("GET", "/api/customers"): OPERATOR_READ | {"crm"},
+    ("GET", "/api/customers/{id}"): OPERATOR_READ | {"crm"},
+    ("GET", "/api/customers/{id}/timeline"): OPERATOR_READ,
+    ("GET", "/api/calls"): OPERATOR_READ | {"crm"},
+    ("POST", "/api/calls/originate"): OWN_ACTS | {"crm"},
+    ("PUT", "/api/calls/{id}/topic"): OWN_ACTS,
+    ("POST", "/api/calls/{id}/unknown-caller"): OWN_ACTS,
+    ("GET", "/api/tasks"): OPERATOR_READ,
+    ("POST", "/api/tasks/{id}/complete"): OWN_ACTS,
+    ("POST", "/api/ws-tickets"): OWN_ACTS,
+    ("GET", "/api/messages"): OPERATOR_READ,
+    ("GET", "/api/me"): OPERATOR_READ | {"crm"},
+    ("DELETE", "/api/session"): OPERATOR_READ | {"crm"},
+    # Statistics: supervisors read them too.
+    ("GET", "/api/reports/savings"): frozenset({"supervisor"}),
+    ("GET", "/api/reports/daily"): frozenset({"supervisor"}),
+    ("GET", "/api/reports/series"): frozenset({"supervisor"}),
     # The console's template preview renders customers' data: admin only, pinned.
     ("POST", "/api/templates/{name}/preview"): frozenset({"admin"}),
 }
 # Everything else under /api/ is admin only (templates, campaigns, agents, partners,
-# allocation, reports, outbox, rule catalogue).
+# allocation, outbox, rule catalogue): configuration, which a supervisor may not touch.
 ADMIN_ONLY = frozenset({"admin"})
 
 # What the CRM's server may reach with its token: search and read customers and calls,
@@ -63,6 +76,10 @@ CRM_MAY = frozenset(
         ("DELETE", "/api/session"),
     }
 )
+
+# A supervisor reads every call, task, customer and statistic and configures nothing;
+# what it may do beyond reading is an operator's own-only actions.
+SUPERVISOR_MAY = frozenset(key for key, roles in CONTRACT_ROLES.items() if "supervisor" in roles)
 
 
 @cache
@@ -152,6 +169,24 @@ async def test_the_crm_token_reaches_only_what_the_contract_allows(client: Clien
     assert reached == CRM_MAY & {(s.method, s.path) for s in bearer_routes()}
 
 
+async def test_the_supervisor_reaches_reads_and_its_own_actions_only(client: Client) -> None:
+    reached = set()
+    for spec in bearer_routes():
+        status, _ = await call(client, spec, bearer(SUPERVISOR_TOKEN))
+        if status != 403:
+            reached.add((spec.method, spec.path))
+    assert reached == SUPERVISOR_MAY & {(s.method, s.path) for s in bearer_routes()}
+    writes = {(m, p) for m, p in reached if m != "GET"}
+    assert writes == {
+        ("POST", "/api/calls/originate"),
+        ("PUT", "/api/calls/{id}/topic"),
+        ("POST", "/api/calls/{id}/unknown-caller"),
+        ("POST", "/api/tasks/{id}/complete"),
+        ("POST", "/api/ws-tickets"),
+        ("DELETE", "/api/session"),
+    }
+
+
 def _campaign_definition() -> dict[str, Any]:
     path = Path("config/campaigns/reactivation.yaml")
     document: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -168,7 +203,7 @@ async def test_operator_and_crm_cannot_save_a_campaign_and_nothing_changes(
 ) -> None:
     definition = _campaign_definition()
     path = f"/api/campaigns/{definition['name']}"
-    for token in (OPERATOR_TOKEN, CRM_TOKEN):
+    for token in (OPERATOR_TOKEN, CRM_TOKEN, SUPERVISOR_TOKEN):
         response = await client.put(path, json=definition, headers=bearer(token))
         assert response.status == 403, await response.text()
         assert response.content_type == "application/problem+json"
@@ -183,7 +218,7 @@ async def test_operator_and_crm_cannot_save_a_template_and_nothing_changes(
     client: Client, database: Database
 ) -> None:
     body = {"channel": "sms", "body": {"uk": "Вітаємо, {{ name }}!"}, "variables": ["name"]}
-    for token in (OPERATOR_TOKEN, CRM_TOKEN):
+    for token in (OPERATOR_TOKEN, CRM_TOKEN, SUPERVISOR_TOKEN):
         response = await client.put("/api/templates/hello", json=body, headers=bearer(token))
         assert response.status == 403, await response.text()
     async with database.transaction() as session:

@@ -113,6 +113,10 @@ class Bus(Protocol):
         """Take (get and delete, atomically) a value stored with put_once."""
         ...
 
+    async def peek(self, key: str) -> str | None:
+        """Read a value stored with put_once without taking it (a marker that only expires)."""
+        ...
+
     async def ping(self) -> bool:
         """Whether the backend answers."""
         ...

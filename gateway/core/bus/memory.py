@@ -87,6 +87,13 @@ class MemoryBus:
             return None
         return entry[0]
 
+    async def peek(self, key: str) -> str | None:
+        """Get without deleting; None when absent or expired."""
+        entry = self._values.get(key)
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
+
     async def ping(self) -> bool:
         """Always reachable."""
         return True

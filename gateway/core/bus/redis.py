@@ -162,6 +162,14 @@ class RedisBus:
             raise BusError(f"redis getdel: {exc}") from exc
         return None if value is None else str(value)
 
+    async def peek(self, key: str) -> str | None:
+        """GET: a plain read, so any number of concurrent readers see the same value."""
+        try:
+            value = await self._client.get(PREFIX + "once:" + key)
+        except RedisError as exc:
+            raise BusError(f"redis get: {exc}") from exc
+        return None if value is None else str(value)
+
     async def ping(self) -> bool:
         """PING."""
         try:

@@ -1,4 +1,4 @@
-"""Bearer tokens with roles: admin, operator (bound to an agent), crm."""
+"""Bearer tokens with roles: admin, supervisor, operator (bound to an agent), crm."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from gateway.core.appkeys import BUS, CLOCK, SETTINGS
 from gateway.core.http.endpoints import spec_of
 from gateway.core.http.forwarded import request_client
 from gateway.core.http.problems import (
+    ApiProblem,
     Forbidden,
     Handler,
     ServiceUnavailable,
@@ -39,7 +40,9 @@ from gateway.core.http.session import (
 
 log = logging.getLogger(__name__)
 
-ROLES = frozenset({"admin", "operator", "crm"})
+# supervisor: reads every call, task, customer and statistic; acts (originates, wraps
+# up, completes) only on its own agent's extensions, calls and tasks, when bound to one.
+ROLES = frozenset({"admin", "supervisor", "operator", "crm"})
 FAILURE_LIMIT = 20
 FAILURE_WINDOW = timedelta(minutes=1)
 # Bounds the brake's memory when a botnet spreads its guesses over many addresses.
@@ -52,7 +55,7 @@ class TokenConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a role, and for operators the agent they act as."""
+    """Who is calling: a role, and for operators (and supervisors) the agent they act as."""
 
     role: str
     agent_id: str | None = None
@@ -71,10 +74,19 @@ def token_digest(token: str) -> str:
 class FailureBrake:
     """Sliding window of failed authentications per client address.
 
-    Kept in process memory on purpose: it is a brake on guessing tokens, not an
-    accounting, so losing it on restart costs nothing, and with several instances each
-    one brakes the share of guesses that reaches it (an attacker gets at most
-    `limit` guesses per window per instance, still far too few to find a token).
+    It brakes failed attempts, never valid ones: a valid credential always passes, even
+    from an address past the limit. Braking the address as a whole let one stale
+    console tab (or one guesser) behind an office NAT lock everyone behind it out; the
+    same rule binds any per-account lockout added later: count and refuse the failures,
+    never the account's valid credential. A braked address's failed attempts are
+    answered 429 with Retry-After and still counted, so a client that keeps failing
+    stays braked. What keeps tokens from being guessed is their size (16 characters at
+    least, 192 bits when generated), not this brake: it tells broken clients to back
+    off and keeps a guesser's log lines few.
+
+    Kept in process memory on purpose: it is a brake, not an accounting, so losing it
+    on restart costs nothing, and with several instances each one brakes the share of
+    failures that reaches it.
     """
 
     def __init__(
@@ -110,8 +122,10 @@ class FailureBrake:
         wait = (failures[0] + self.window - now).total_seconds()
         return max(1, math.ceil(wait))
 
-    def record_failure(self, client: str, now: datetime) -> None:
-        """Count one failed authentication from `client`."""
+    def record_failure(self, client: str, now: datetime) -> int | None:
+        """Count one failed authentication from `client`; the seconds to wait when the
+        client was already braked (refuse this one with 429), else None (answer 401)."""
+        braked = self.retry_after(client, now) is not None
         failures = self._recent(client, now)
         if failures is None:
             failures = self._failures[client] = deque(maxlen=self.limit)
@@ -120,6 +134,7 @@ class FailureBrake:
         else:
             self._failures.move_to_end(client)
         failures.append(now)
+        return self.retry_after(client, now) if braked else None
 
     def tracked(self) -> int:
         """How many client addresses have failures on record."""
@@ -219,27 +234,25 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     except RateLimited as limited:
         # problem_middleware knows no headers of ours; Retry-After is set here, also for
-        # handlers that check tokens themselves (check_auth_brake).
+        # handlers that check tokens themselves (failed_authentication).
         response = problem_response(limited)
         response.headers["Retry-After"] = str(limited.retry_after)
         return response
 
 
-def check_auth_brake(request: web.Request) -> None:
-    """Raise RateLimited (429 + Retry-After) when the caller's address is braked."""
-    # Handlers that take a token themselves (sign-in, WebSocket) call this before looking
-    # at it, and record_auth_failure when it is wrong, to share the address's allowance.
-    wait = request.app[TOKENS].brake.retry_after(client_address(request), request.app[CLOCK].now())
-    if wait is not None:
-        # Refused before looking at the credential: a braked guesser learns nothing.
-        raise RateLimited(
-            f"too many failed authentications from this address; retry in {wait} s", wait
-        )
-
-
-def record_auth_failure(request: web.Request) -> None:
-    """Count a failed authentication against the caller's address."""
-    request.app[TOKENS].brake.record_failure(client_address(request), request.app[CLOCK].now())
+def failed_authentication(request: web.Request, refusal: ApiProblem) -> ApiProblem:
+    """Count a failed credential against the caller's address; the problem to raise:
+    `refusal` (401), or RateLimited (429 + Retry-After) once the address is braked."""
+    # Handlers that take a credential themselves (sign-in, WebSocket) call this when it
+    # is wrong, so they share the address's allowance; valid credentials never get here.
+    wait = request.app[TOKENS].brake.record_failure(
+        client_address(request), request.app[CLOCK].now()
+    )
+    if wait is None:
+        return refusal
+    return RateLimited(
+        f"too many failed authentications from this address; retry in {wait} s", wait
+    )
 
 
 def client_address(request: web.Request) -> str:
@@ -252,25 +265,26 @@ def client_address(request: web.Request) -> str:
 async def _credential_principal(request: web.Request) -> Principal:
     """Check the bearer token or session cookie, braking addresses that keep failing."""
     registry = request.app[TOKENS]
-    check_auth_brake(request)
     token = bearer_token(request)
     try:
         if token is not None:
             principal = registry.authenticate(token)
             if principal is None:
-                log.warning(
-                    "refused an unknown token on %s %s from %s",
-                    request.method,
-                    request.path,
-                    client_address(request),
-                )
                 raise Unauthorized("unknown or revoked token")
             return principal
         if SESSION_COOKIE in request.cookies:
             return await session_principal(request, csrf=True)
-    except Unauthorized:
-        record_auth_failure(request)
-        raise
+    except Unauthorized as refusal:
+        problem = failed_authentication(request, refusal)
+        if problem is refusal and token is not None:
+            # Not once braked: a guesser's flood is one 429 a request, not a log line.
+            log.warning(
+                "refused an unknown token on %s %s from %s",
+                request.method,
+                request.path,
+                client_address(request),
+            )
+        raise problem from None
     # No credential at all is not a guess: it does not count against the address.
     raise Unauthorized("missing bearer token or session cookie")
 

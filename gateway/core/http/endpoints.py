@@ -16,7 +16,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from gateway.core.http.input_guard import find_nul, nul_refused
 from gateway.core.http.problems import ApiProblem, InvalidInput, invalid_from_validation
 
-Roles = Literal["admin", "operator", "crm"]
+Roles = Literal["admin", "supervisor", "operator", "crm"]
 AuthScheme = Literal["bearer", "none", "crm-signature", "twilio-signature", "bearer-or-ticket"]
 HandlerFn = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)

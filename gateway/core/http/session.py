@@ -105,18 +105,23 @@ def _revoked_key(sid: str) -> str:
 
 async def revoke(bus: Bus, session: Session, now: datetime) -> None:
     """Remember the sign-out until the cookie would have expired anyway."""
+    # The marker is never taken, only read (ensure_not_revoked) until it expires with
+    # the cookie: one write, so there is no moment at which a signed-out cookie passes.
     ttl = max(1.0, session.expires - now.timestamp())
-    await bus.put_once(_revoked_key(session.sid), "1", ttl)
+    try:
+        await bus.put_once(_revoked_key(session.sid), "1", ttl)
+    except BusError as exc:
+        raise SessionStoreDown(f"session store unreachable: {exc}") from exc
 
 
 async def ensure_not_revoked(bus: Bus, session: Session, now: datetime) -> None:
     """Raise SessionError for a signed-out session; SessionStoreDown when the bus is out."""
-    # The bus only offers take-once values: take the marker and put it straight back.
+    # A plain read: concurrent requests with the same cookie all see the marker (taking
+    # it and putting it back let the requests in between through, and an error between
+    # the two lost the sign-out for good).
     try:
-        marker = await bus.take(_revoked_key(session.sid))
-        if marker is None:
-            return
-        await revoke(bus, session, now)
+        marker = await bus.peek(_revoked_key(session.sid))
     except BusError as exc:
         raise SessionStoreDown(f"session store unreachable: {exc}") from exc
-    raise SessionError("signed out; sign in again")
+    if marker is not None:
+        raise SessionError("signed out; sign in again")

@@ -55,9 +55,10 @@ function signedIn(identity) {
   picker.replaceChildren(...identity.extensions.map((ext) => el("option", { value: ext }, ext)));
   document.getElementById("ext-picker").hidden = identity.extensions.length === 0;
   document.getElementById("nav").hidden = false;
-  // The admin pages are only offered to admins (the API refuses other roles anyway).
+  // Pages are offered to the roles they name (the API refuses other roles anyway):
+  // statistics to admins and supervisors, configuration to admins.
   for (const button of document.querySelectorAll("#nav [data-role]")) {
-    button.hidden = button.dataset.role !== identity.role;
+    button.hidden = !button.dataset.role.split(" ").includes(identity.role);
   }
   document.getElementById("sign-out").hidden = false;
   initPops({ topics: identity.call_topics, call, open: openCustomer });

@@ -26,7 +26,7 @@ class Call(Timestamped, Base):
     caller: Mapped[str | None] = mapped_column(String(32))
     callee: Mapped[str | None] = mapped_column(String(32))
     extension: Mapped[str | None] = mapped_column(String(32), index=True)
-    agent_id: Mapped[str | None] = mapped_column(String(40))
+    agent_id: Mapped[str | None] = mapped_column(String(40), index=True)  # own calls, 0004
     customer_id: Mapped[str | None] = mapped_column(
         ForeignKey("customers.id", ondelete="SET NULL"), index=True
     )
@@ -68,7 +68,7 @@ class CallLeg(Base):
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(128))
     role: Mapped[str] = mapped_column(String(16), default="other")
-    extension: Mapped[str | None] = mapped_column(String(32))
+    extension: Mapped[str | None] = mapped_column(String(32), index=True)  # own calls, 0004
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
