@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Literal
 
@@ -24,6 +23,7 @@ from crm_sync.ingest_fast import FAST_INGEST, fast_ingest_ctx
 from crm_sync.signature import HEADER, SignatureError, verify
 from gateway.appkeys import CLOCK, DATABASE, METRICS, SETTINGS
 from gateway.http.endpoints import add_endpoints, endpoint, json_response
+from gateway.http.json_body import TooDeep, loads_bounded
 from gateway.http.problems import (
     ApiProblem,
     Conflict,
@@ -123,7 +123,9 @@ async def _handle(request: web.Request) -> str:
 
 def _parse(raw: bytes, context: ParseContext) -> tuple[Envelope, Any]:
     try:
-        document = json.loads(raw)
+        document = loads_bounded(raw)
+    except TooDeep as exc:
+        raise _Refused("invalid", ApiProblem(str(exc), limit=exc.limit)) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise _Refused("invalid", ApiProblem(f"body is not valid JSON: {exc}")) from exc
     try:

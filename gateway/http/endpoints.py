@@ -15,6 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from crm_sync.events import find_nul
 from gateway.http.input_guard import nul_refused
+from gateway.http.json_body import TooDeep, loads_bounded
 from gateway.http.problems import ApiProblem, InvalidInput, invalid_from_validation
 
 Roles = Literal["admin", "operator", "crm"]
@@ -93,10 +94,12 @@ def add_endpoints(app: web.Application, *handlers: HandlerFn) -> None:
 
 
 async def read_json(request: web.Request) -> Any:
-    """Parse the body as JSON or refuse with 400 (422 for a NUL character in a string)."""
+    """Parse the body as JSON or refuse with 400 (too deep or invalid; 422 for a NUL)."""
     raw = await request.read()
     try:
-        data = json.loads(raw)
+        data = loads_bounded(raw)
+    except TooDeep as exc:
+        raise ApiProblem(str(exc), limit=exc.limit) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApiProblem(f"body is not valid JSON: {exc}") from exc
     # "\u0000" parses into a string PostgreSQL cannot store: refused like CRM events.
