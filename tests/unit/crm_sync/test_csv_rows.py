@@ -250,3 +250,11 @@ def test_one_bad_quote_anywhere_keeps_every_good_row(position: int, bad: str) ->
         good, rejected = read_all(CsvSource(path, "UA"), 64)
     assert [line for line, _ in rejected] == [position + 2]
     assert good == [line for line in range(2, 153) if line != position + 2]
+
+
+def test_text_after_a_closing_quote_is_reported_not_glued_on(tmp_path: Path) -> None:
+    """`"Smith" Jr` is not CSV: reported by its line (the reader is strict), nothing lost."""
+    text = ",".join(COLUMNS) + '\nC1,"Smith" Jr,,,,,,\nC2,Fine,,,,,,\n'
+    good, bad = read_all(CsvSource(write(tmp_path / "c.csv", text), "UA"))
+    assert good == [3]
+    assert bad == [(2, "malformed CSV: ',' expected after '\"'")]
