@@ -15,16 +15,14 @@ and bound the re-reading: a line is read again at most MAX_RECORD_LINES times.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 MAX_RECORD_LINES = 100
 MAX_RECORD_CHARS = 65_536
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):  # a tuple: one is made per line of the file, cheaply
     """One physical line: its number (1 is the header), text, and whether it was UTF-8."""
 
     number: int
@@ -42,6 +40,7 @@ class LineSource:
     def __init__(self, file: BinaryIO) -> None:
         self.bytes_read = 0
         self.record: list[Line] = []
+        self.record_undecodable = False
         self.ended_open = False
         self._file = file
         self._numbered = 0
@@ -65,12 +64,15 @@ class LineSource:
             raise StopIteration
         self.record.append(line)
         self._record_chars += len(line.text)
+        if line.undecodable:
+            self.record_undecodable = True
         return line.text
 
     def start_record(self) -> None:
         """Forget the lines of the previous record."""
         self.record = []
         self._record_chars = 0
+        self.record_undecodable = False
         self.ended_open = False
 
     def reread_after_first(self) -> None:

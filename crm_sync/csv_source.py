@@ -53,7 +53,7 @@ class CsvSource:
         except OSError as exc:
             raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
         try:
-            if any(line.undecodable for line in self._lines.record):
+            if self._lines.record_undecodable:
                 raise ImportFileError(f"{path} is not UTF-8 text (its header cannot be decoded)")
             if header is None or not any(cell.strip() for cell in header[1]):
                 raise ImportFileError(f"{path} is empty: expected the header {','.join(COLUMNS)}")
@@ -111,7 +111,7 @@ class CsvSource:
             try:
                 if error is not None:
                     raise RowRejected(error)
-                if any(record.undecodable for record in self._lines.record):
+                if self._lines.record_undecodable:
                     raise RowRejected("not valid UTF-8 text")
                 batch.rows.append(self.validator.validate(line, fields))
             except RowShapeRejected as exc:
