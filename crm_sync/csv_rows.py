@@ -57,6 +57,14 @@ class RowRejected(ValueError):
     """One row is invalid; the message is the reason shown beside its line number."""
 
 
+class RowShapeRejected(RowRejected):
+    """The row has the wrong number of fields or a field wider than its column.
+
+    In a row whose quoted field spans lines this is the mark of a stray quote that
+    closed in a later row: the reader then reads the lines it took again.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class CustomerRow:
     """A validated row, ready to upsert (phones in E.164, file order, no repeats)."""
@@ -109,13 +117,13 @@ class RowValidator:
     def validate(self, line: int, fields: Sequence[str]) -> CustomerRow:
         """Check one row's fields (as read, header order)."""
         if len(fields) != len(COLUMNS):
-            raise RowRejected(f"expected {len(COLUMNS)} fields, got {len(fields)}")
+            raise RowShapeRejected(f"expected {len(COLUMNS)} fields, got {len(fields)}")
         values = {name: fields[index].strip() for name, index in self.columns}
         if any("\0" in value for value in values.values()):
             raise RowRejected("contains a NUL character")  # PostgreSQL text cannot hold it
         for name, limit in MAX_LENGTH.items():
             if len(values[name]) > limit:
-                raise RowRejected(f"{name} is longer than {limit} characters")
+                raise RowShapeRejected(f"{name} is longer than {limit} characters")
         if not values["external_id"]:
             raise RowRejected("external_id is empty")
         email = values["email"]

@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from crm_sync.csv_lines import LineSource, RunawayField
 from crm_sync.csv_rows import (
     COLUMNS,
     CustomerRow,
     ImportFileError,
     Rejected,
     RowRejected,
+    RowShapeRejected,
     RowValidator,
     read_header,
 )
 
 BATCH_ROWS = 2_000
-UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(slots=True)
@@ -42,19 +42,18 @@ class CsvSource:
     """Reads the file lazily: lines decoded one by one, csv rows with their start line."""
 
     def __init__(self, path: Path, region: str, errors: IO[str] | None = None) -> None:
-        self.bytes_read = 0
-        self._undecodable = False
-        self._lines_seen = 0
-        self._last_line = 0
         try:
             self._file = path.open("rb")
             self.size = os.fstat(self._file.fileno()).st_size
-            self._reader = csv.reader(self._decoded_lines())
+            self._lines = LineSource(self._file)
+            # Strict: text after a closing quote (`"a"b`) is an error instead of being
+            # glued on, which also catches a stray quote that a later row's quote closes.
+            self._reader = csv.reader(self._lines, strict=True)
             header = self._next_fields()
         except OSError as exc:
             raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
         try:
-            if self._undecodable:
+            if self._lines.record_undecodable:
                 raise ImportFileError(f"{path} is not UTF-8 text (its header cannot be decoded)")
             if header is None or not any(cell.strip() for cell in header[1]):
                 raise ImportFileError(f"{path} is empty: expected the header {','.join(COLUMNS)}")
@@ -68,31 +67,33 @@ class CsvSource:
         if self._errors is not None:
             self._errors.writerow(["line", "reason", *header[1]])
 
-    def _decoded_lines(self) -> Iterator[str]:
-        # Lines are split on bytes (a newline byte never occurs inside a UTF-8 sequence)
-        # so that one undecodable line rejects one row instead of the whole file.
-        for raw in self._file:
-            self._lines_seen += 1
-            self.bytes_read += len(raw)
-            if self._lines_seen == 1 and raw.startswith(UTF8_BOM):
-                raw = raw[len(UTF8_BOM) :]
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError:
-                self._undecodable = True
-                yield raw.decode("utf-8", errors="replace")
+    @property
+    def bytes_read(self) -> int:
+        """Bytes of the file read so far (lines read again are not counted twice)."""
+        return self._lines.bytes_read
 
     def _next_fields(self) -> tuple[int, list[str], str | None] | None:
-        """The next row, the line it starts on, and the csv module's complaint if any."""
-        start = self._last_line + 1
+        """The next row, the line it starts on, and why it cannot be read if it cannot."""
+        lines = self._lines
+        lines.start_record()
         try:
             fields, error = next(self._reader), None
         except StopIteration:
-            return None
+            if not lines.record:
+                return None
+            fields, error = [], None  # the file ended inside a quoted field: below
+        except RunawayField as exc:
+            fields, error = [], f"unterminated quoted field: {exc}"
         except csv.Error as exc:
             fields, error = [], f"malformed CSV: {exc}"
-        self._last_line = self._reader.line_num
-        return start, fields, error
+        if lines.ended_open:  # csv gives the rest of the file as the open field's value
+            error = "unterminated quoted field: no closing quote before the end of the file"
+        if error is not None:
+            # The errors file shows the row as its first line reads; the lines the bad
+            # field took may be good rows, so they are read again.
+            fields = [lines.record[0].text.rstrip("\r\n")]
+            error += self._reread_if_spanning()
+        return lines.record[0].number, fields, error
 
     def next_batch(self, size: int = BATCH_ROWS) -> Batch:
         """Read and validate up to `size` rows (blocking: run it in a thread)."""
@@ -110,16 +111,29 @@ class CsvSource:
             try:
                 if error is not None:
                     raise RowRejected(error)
-                if self._undecodable:  # from this row's lines: csv reads no further ahead
-                    self._undecodable = False
+                if self._lines.record_undecodable:
                     raise RowRejected("not valid UTF-8 text")
                 batch.rows.append(self.validator.validate(line, fields))
+            except RowShapeRejected as exc:
+                self._reject(batch, line, f"{exc}{self._reread_if_spanning()}", fields)
             except RowRejected as exc:
-                batch.rejects.append(Rejected(line, str(exc)))
-                if self._errors is not None:
-                    self._errors.writerow([line, str(exc), *fields])
+                self._reject(batch, line, str(exc), fields)
         batch.bytes_read = self.bytes_read - before
         return batch
+
+    def _reread_if_spanning(self) -> str:
+        """Read a bad multi-line row's later lines again; the note its reason gets."""
+        record = self._lines.record
+        if len(record) < 2:
+            return ""
+        self._lines.reread_after_first()
+        first, last = record[0].number, record[-1].number
+        return f" (its quoted field took lines {first}-{last}; {first + 1}-{last} are read again)"
+
+    def _reject(self, batch: Batch, line: int, reason: str, fields: list[str]) -> None:
+        batch.rejects.append(Rejected(line, reason))
+        if self._errors is not None:
+            self._errors.writerow([line, reason, *fields])
 
     def close(self) -> None:
         """Close the file."""

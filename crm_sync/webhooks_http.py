@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Literal
 
@@ -24,6 +23,7 @@ from crm_sync.ingest_fast import FAST_INGEST
 from crm_sync.signature import HEADER, SignatureError, verify
 from gateway.core.appkeys import CLOCK, DATABASE, METRICS, SETTINGS
 from gateway.core.http.endpoints import endpoint, json_response
+from gateway.core.http.json_body import TooDeep, loads_bounded
 from gateway.core.http.problems import (
     ApiProblem,
     Conflict,
@@ -123,7 +123,9 @@ async def _handle(request: web.Request) -> str:
 
 def _parse(raw: bytes, context: ParseContext) -> tuple[Envelope, Any]:
     try:
-        document = json.loads(raw)
+        document = loads_bounded(raw)
+    except TooDeep as exc:
+        raise _Refused("invalid", ApiProblem(str(exc), limit=exc.limit)) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise _Refused("invalid", ApiProblem(f"body is not valid JSON: {exc}")) from exc
     try:

@@ -21,6 +21,7 @@ from gateway.allocation.model import AllocationInputError, decimal
 from gateway.allocation.people import InvalidTerms, StaleWrite, save_partner
 from gateway.allocation.targets import all_of, implicit_conditions
 from gateway.core.db.engine import Database
+from gateway.core.http.json_body import TooDeep, loads_bounded
 
 REQUIRED = ("partner_id", "capacity", "cost_per_contact")
 FIGURES = ("quality_score", "cancellation_rate", "upsell_rate")
@@ -124,7 +125,9 @@ def shared_terms(
     )
     if row.get("eligibility"):
         try:
-            conditions.append(json.loads(row["eligibility"]))
+            conditions.append(loads_bounded(row["eligibility"]))
+        except TooDeep as exc:
+            raise RowError(f"eligibility: {exc}") from None
         except json.JSONDecodeError as exc:
             raise RowError(f"eligibility: not JSON ({exc.msg})") from None
     if not cost_required and not row.get("cost_per_contact"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
@@ -16,12 +18,13 @@ from gateway.app import create_app
 from gateway.campaigns import store
 from gateway.core.clock import FixedClock, parse_time_input
 from gateway.core.db.engine import Database
+from gateway.core.db.models import Activity
 from gateway.core.http.auth import TokenRegistry
 from gateway.core.http.endpoints import ENDPOINTS
 from gateway.core.rules import catalogue, segment, validate_rule
 from gateway.settings import Settings
 from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
-from tests.integration.test_campaign_store import BASE, SEEDS, add_customers, counts
+from tests.integration.test_campaign_store import BASE, NOW, SEEDS, add_customers, counts
 
 Client = TestClient[web.Request, web.Application]
 ADMIN = bearer(ADMIN_TOKEN)
@@ -259,3 +262,77 @@ async def test_rule_fields_and_openapi(api: Client) -> None:
     assert (await response.json())["items"] == catalogue()
     paths = {spec.path for spec in api.app[ENDPOINTS]}
     assert {"/api/campaigns/{name}/preview", "/api/rules/fields"} <= paths
+
+
+async def poll_health(api: Client, stop: asyncio.Event) -> list[float]:
+    """Seconds each /health took, asked again and again until `stop` is set."""
+    latencies: list[float] = []
+    while not stop.is_set():
+        started = time.monotonic()
+        response = await api.get("/health")
+        await response.read()
+        assert response.status == 200
+        latencies.append(time.monotonic() - started)
+        await asyncio.sleep(0.02)
+    return latencies
+
+
+async def test_preview_of_thousand_value_lists_while_health_answers(
+    api: Client, database: Database
+) -> None:
+    """1,000-value `in` lists preview correctly (SQLite refused them: expression depth)
+    and /health answers within 1 s meanwhile."""
+    await add_customers(database)
+    async with database.transaction() as session:
+        session.add_all(
+            Activity(
+                id=f"act_{n}",
+                customer_id=f"cus_{n:03d}",
+                kind="login",
+                at=NOW - timedelta(days=n, hours=1),  # n whole days before the preview
+            )
+            for n in range(60)
+        )
+    evens = {"field": "days_since_activity", "op": "in", "value": list(range(0, 2000, 2))}
+    nowhere = {"field": "region", "op": "in", "value": [f"nowhere-{n}" for n in range(1000)]}
+    draft = body(audience={"all": [evens, {"not": nowhere}]})
+    stop = asyncio.Event()
+    polling = asyncio.create_task(poll_health(api, stop))
+    try:
+        response = await api.post(
+            "/api/campaigns/spring/preview", json={"definition": draft}, headers=ADMIN
+        )
+        assert response.status == 200, await response.text()
+        assert (await response.json())["count"] == 30  # the customers n days idle, n even
+    finally:
+        stop.set()
+        latencies = await polling
+    assert latencies and max(latencies) < 1.0, latencies
+
+
+@pytest.mark.parametrize(
+    ("audience", "field", "limit"),
+    [
+        ({"any": [{"field": "region", "op": "exists"}] * 101}, "audience.any[99]", "100"),
+        (
+            {"any": [{"field": "region", "op": "in", "value": ["r"] * 1000}] * 6},
+            "audience.any[5].value",
+            "5000",
+        ),
+        ({"field": "region", "op": "in", "value": ["r"] * 1001}, "audience.value", "1000"),
+    ],
+)
+async def test_oversized_rules_are_refused_at_save_and_preview(
+    api: Client, database: Database, audience: dict[str, Any], field: str, limit: str
+) -> None:
+    draft = body(audience=audience)
+    saved = await api.put("/api/campaigns/spring", json=draft, headers=ADMIN)
+    assert saved.status == 422
+    problem = await saved.json()
+    assert problem["errors"][0]["field"] == field and limit in problem["detail"]
+    previewed = await api.post(
+        "/api/campaigns/spring/preview", json={"definition": draft}, headers=ADMIN
+    )
+    assert previewed.status == 422
+    assert (await previewed.json())["errors"][0]["field"] == f"definition.{field}"
+    assert await counts(database) == (0, 0)

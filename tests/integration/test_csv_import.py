@@ -343,3 +343,62 @@ async def test_demo_with_a_broken_file_writes_nothing(
     with pytest.raises(DemoDataMissing, match=re.escape("agents.yaml: expected a list")):
         await load_demo(database, settings, directory=demo)
     assert await customers(database) == {}
+
+
+def runaway_file(path: Path, good: int, bad_at: int, bad_row: str) -> Path:
+    """`good` valid rows with `bad_row` at physical line `bad_at` (the header is line 1)."""
+    rows = [f"R{n:05d},Customer {n},,,,,," for n in range(good)]
+    rows.insert(bad_at - 2, bad_row)
+    return write_csv(path, rows)
+
+
+@pytest.mark.parametrize(
+    ("bad_at", "bad_row", "reason"),
+    [
+        (3, 'R_bad,"Unterminated name,,,,,,', "no closing quote within 100 lines"),
+        (3000, 'R_bad,"Unterminated name,,,,,,', "no closing quote before the end of the file"),
+        (3, 'R_bad,"Long' + "x" * 70_000 + ",,,,,,", "no closing quote within 65536 characters"),
+    ],
+)
+async def test_unterminated_quote_is_reported_and_every_good_row_kept(
+    database: Database,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    bad_at: int,
+    bad_row: str,
+    reason: str,
+) -> None:
+    """A runaway quoted field is cut short: its row is reported and reading resumes after it."""
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", database_url)
+    path = runaway_file(tmp_path / "runaway.csv", 3_000, bad_at, bad_row)
+    errors = tmp_path / "rejects.csv"
+    argv = ["import", "customers", str(path), "--errors", str(errors), "--no-progress"]
+    status = await asyncio.to_thread(run_cli, argv)
+    out = capsys.readouterr().out
+    assert status == 3
+    assert (
+        "rows read: 3001, imported: 3000 (created 3000, updated 0, unchanged 0), rejected: 1" in out
+    )
+    assert f"line {bad_at}: unterminated quoted field" in out and reason in out
+    stored = await customers(database)
+    assert len(stored) == 3_000 and "R_bad" not in stored
+    assert stored["R00001"].name == "Customer 1" and stored["R02999"].name == "Customer 2999"
+    with errors.open(encoding="utf-8", newline="") as handle:
+        [_, (line, why, *cells)] = list(csv.reader(handle))
+    assert (line, cells[0][:5]) == (str(bad_at), "R_bad") and reason in why
+
+
+async def test_legitimate_multiline_fields_still_import(
+    database: Database, clock: FixedClock, tmp_path: Path
+) -> None:
+    """A quoted field over many lines (within the limit) is one row, reported by its start."""
+    name = "\n".join(str(n % 10) for n in range(90))  # 179 characters: within the column
+    rows = [GOOD_ROWS[0], f'M1,"{name}",,,,,,', GOOD_ROWS[1], 'M2,"two\nlines",999,,,,,']
+    report = await import_customers(
+        database, write_csv(tmp_path / "multi.csv", rows), "UA", clock, progress=False
+    )
+    assert (report.rows_read, report.imported, report.rejected) == (4, 3, 1)
+    assert report.rejects[0].line == 94 and "phone '999'" in report.rejects[0].reason
+    assert (await customers(database))["M1"].name == name

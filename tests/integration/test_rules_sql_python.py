@@ -6,6 +6,7 @@ import asyncio
 import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import cycle
 from typing import Any
 
 import pytest
@@ -478,3 +479,53 @@ async def test_load_facts_of_unknown_or_deleted_customer(database: Database) -> 
             with pytest.raises(CustomerNotFound):
                 await load_facts(session, cid, START)
     assert await _selected(database, {"field": "status", "op": "exists"}) == set()
+
+
+# --- long value lists ------------------------------------------------------------------
+
+
+def long_lists(rng: random.Random) -> list[tuple[str, list[Any]]]:
+    """(field, 1,000 values) for every field that takes a list: runs, gaps, strays."""
+    runs = list(range(-3, 997))
+    evens = list(range(-40, 1960, 2))
+    scattered = rng.sample(range(-100_000, 100_000), 990) + list(DAY_CHOICES) + [3, 4]
+    money = [str(Decimal(n) / 4) for n in range(990)] + [str(a) for a in AMOUNTS] + ["150.2"] * 3
+    words = [f"w{n}" for n in range(995)] + ["north", "uk", "agent-1", "Europe/Kyiv", "gold"]
+    lists: list[tuple[str, list[Any]]] = []
+    for field in INTEGER_FIELDS:
+        lists += [(field, runs), (field, evens), (field, scattered)]
+    lists += [(field, words) for field in ("region", "language", "timezone", "responsible_agent")]
+    lists.append(("status", ["warm", "lost"] * 500))
+    lists += [("bonus_balance", money), ("payment_amount", money)]
+    for name in ("score", "tier", "vip"):
+        lists += [(f"attributes.{name}", [*range(995), 3, 7, -1, 10**9, 0])]
+        lists += [(f"attributes.{name}", [n / 2 for n in range(-2, 998)])]
+        lists += [(f"attributes.{name}", words), (f"attributes.{name}", [True, False] * 500)]
+    return lists
+
+
+def test_thousand_value_lists_equal_python(database_url: str) -> None:
+    """`in` / `not_in` over 1,000 values (also under `not`): one parameter per list,
+    the same customers as Python on both databases."""
+    with asyncio.Runner() as runner:
+        database = Database(database_url)
+        try:
+            if not database.is_sqlite:
+                runner.run(truncate_all(database))
+            ids = runner.run(populate(database, seed=11))
+            facts = {moment: runner.run(all_facts(database, ids, *moment)) for moment in MOMENTS}
+            sizes = []
+            for (field, values), moment in zip(long_lists(random.Random(5)), cycle(MOMENTS)):
+                for op in ("in", "not_in"):
+                    raw = {"field": field, "op": op, "value": values}
+                    for shape in (raw, {"not": raw}):
+                        rule = validate_rule(shape)
+                        expected = {
+                            cid for cid, item in facts[moment].items() if evaluate(rule, item)
+                        }
+                        got = runner.run(segment_ids(database, shape, *moment))
+                        assert got == expected, (field, op, list(shape), moment)
+                        sizes.append(len(got))
+            assert any(0 < size < len(facts[MOMENTS[0]]) for size in sizes)
+        finally:
+            runner.run(database.dispose())

@@ -14,6 +14,7 @@ from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from gateway.core.http.input_guard import find_nul, nul_refused
+from gateway.core.http.json_body import TooDeep, loads_bounded
 from gateway.core.http.problems import ApiProblem, InvalidInput, invalid_from_validation
 
 Roles = Literal["admin", "supervisor", "operator", "crm"]
@@ -92,10 +93,12 @@ def add_endpoints(app: web.Application, *handlers: HandlerFn) -> None:
 
 
 async def read_json(request: web.Request) -> object:
-    """Parse the body as JSON or refuse with 400 (422 for a NUL character in a string)."""
+    """Parse the body as JSON or refuse with 400 (too deep or invalid; 422 for a NUL)."""
     raw = await request.read()
     try:
-        data = json.loads(raw)
+        data = loads_bounded(raw)
+    except TooDeep as exc:
+        raise ApiProblem(str(exc), limit=exc.limit) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApiProblem(f"body is not valid JSON: {exc}") from exc
     # "\u0000" parses into a string PostgreSQL cannot store: refused like CRM events.

@@ -19,9 +19,12 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
+    Integer,
     Numeric,
     Select,
     SQLColumnExpression,
+    String,
     and_,
     bindparam,
     case,
@@ -40,6 +43,7 @@ from sqlalchemy.orm import aliased
 from gateway.core.db.models import Activity, Call, Customer, OutboundContact, Payment
 from gateway.core.db.states import SENT_CONTACT_STATES
 from gateway.core.db.types import Money
+from gateway.core.rules.sql_lists import one_of, whole_days_before
 from gateway.core.rules.validate import AllOf, AnyOf, Condition, Not, Rule, Scalar
 
 Bool = ColumnElement[bool]
@@ -66,11 +70,13 @@ class _Env:
 
 @dataclass(frozen=True, slots=True)
 class _IntegerFact:
-    """An integer fact known through two predicates, both never NULL: whether it has a
-    value, and `less(n)`: whether it has one and it is below n."""
+    """An integer fact known through three predicates, all never NULL: whether it has a
+    value, `less(n)`: whether it has one and it is below n, and `among(ns)`: whether it
+    has one and it is one of ns (one bound list, however long)."""
 
     present: Bool
     less: Callable[[int], Bool]
+    among: Callable[[list[int]], Bool]
 
 
 def compile_rule(rule: Rule, *, as_of: datetime, today: date, dialect: str) -> Bool:
@@ -100,11 +106,12 @@ def _condition(rule: Condition, env: _Env) -> Bool:
     name = rule.spec.name
     if name in TEXT_COLUMNS:
         column = TEXT_COLUMNS[name]
-        return _compare(column.is_not(None), column, rule)
+        return _compare(column.is_not(None), column, rule, env)
     if name == "products":
         return _products(rule, env)
     if name == "bonus_balance":
-        return _compare(Customer.bonus_balance.is_not(None), Customer.bonus_balance, rule)
+        balance = Customer.bonus_balance
+        return _compare(balance.is_not(None), balance, rule, env)
     if name == "payment_amount":
         return _payment_amount(rule, env)
     if name == "attributes":
@@ -113,13 +120,13 @@ def _condition(rule: Condition, env: _Env) -> Bool:
     return _integer(_integer_fact(rule, env), rule)
 
 
-def _compare(present: Bool, column: SQLColumnExpression[Any], rule: Condition) -> Bool:
+def _compare(present: Bool, column: Any, rule: Condition, env: _Env) -> Bool:
     """A comparison of a never-NULL-when-present expression, guarded by `present`."""
     op, value = rule.op, rule.value
     if op == "exists":
         return present if value else not_(present)
     if isinstance(value, tuple):
-        matched = column.in_(list(value))
+        matched = _member(column, value, env)
         return and_(present, matched if op == "in" else not_(matched))
     comparisons: dict[str, Callable[[], ColumnElement[bool]]] = {
         "==": lambda: column == value,
@@ -132,11 +139,21 @@ def _compare(present: Bool, column: SQLColumnExpression[Any], rule: Condition) -
     return and_(present, comparisons[op]())
 
 
-def _nullable_compare(expression: SQLColumnExpression[Any], rule: Condition) -> Bool:
+def _nullable_compare(expression: SQLColumnExpression[Any], rule: Condition, env: _Env) -> Bool:
     """A comparison of an expression that is NULL when the value is missing."""
     if rule.op == "exists":
         return expression.is_not(None) if rule.value else expression.is_(None)
-    return func.coalesce(_compare(true(), expression, rule), false())
+    return func.coalesce(_compare(true(), expression, rule, env), false())
+
+
+def _member(column: Any, values: tuple[Any, ...], env: _Env) -> Bool:
+    """`column` is one of `values`: texts (booleans come as their JSON words) or numbers."""
+    if isinstance(values[0], str):
+        return one_of(column, values, String(), postgres=env.postgres)
+    if env.postgres:
+        return one_of(column, values, Numeric(), postgres=True)
+    floats: Bool = column.in_([_money(value) for value in values])  # see sql_lists
+    return floats
 
 
 def _integer(fact: _IntegerFact, rule: Condition) -> Bool:
@@ -148,8 +165,7 @@ def _integer(fact: _IntegerFact, rule: Condition) -> Bool:
         return and_(fact.less(n + 1), not_(fact.less(n)))
 
     if isinstance(value, tuple):
-        numbers = [int(item) for item in value]
-        matched = or_(*(equal(n) for n in numbers))
+        matched = fact.among([int(item) for item in value])
         return matched if op == "in" else and_(fact.present, not_(matched))
     assert isinstance(value, int)
     n = value
@@ -169,21 +185,23 @@ def _integer(fact: _IntegerFact, rule: Condition) -> Bool:
 def _integer_fact(rule: Condition, env: _Env) -> _IntegerFact:
     name, as_of = rule.spec.name, env.as_of
     if name == "days_since_activity":
-        return _days_since(Activity.at, [Activity.customer_id == Customer.id], as_of)
+        return _days_since(Activity.at, [Activity.customer_id == Customer.id], env)
     if name == "days_since_order":
         where = [Activity.customer_id == Customer.id, Activity.kind == "order"]
-        return _days_since(Activity.at, where, as_of)
+        return _days_since(Activity.at, where, env)
     if name == "last_contact_days":
         where = [
             OutboundContact.customer_id == Customer.id,
             OutboundContact.channel == rule.parameter,
             OutboundContact.status.in_(SENT_CONTACT_STATES),
         ]
-        return _days_since(OutboundContact.sent_at, where, as_of)
+        return _days_since(OutboundContact.sent_at, where, env)
     if name == "contract_age_days":
         started = Customer.contract_started_at
         return _IntegerFact(
-            started.is_not(None), lambda n: and_(started.is_not(None), started > as_of - n * DAY)
+            started.is_not(None),
+            lambda n: and_(started.is_not(None), started > as_of - n * DAY),
+            lambda ns: _days_among(started, ns, env),
         )
     if name == "days_until_monitoring":
         # days_until = -floor((as_of - next) / day), so days_until < n ⟺ next <= as_of + (n-1) days
@@ -191,12 +209,18 @@ def _integer_fact(rule: Condition, env: _Env) -> _IntegerFact:
         return _IntegerFact(
             planned.is_not(None),
             lambda n: and_(planned.is_not(None), planned <= as_of + (n - 1) * DAY),
+            lambda ns: _days_among(planned, [-n for n in ns], env),
         )
     if name == "days_until_payment":
         due = [Payment.customer_id == Customer.id, Payment.status == "due"]
+        first_due = select(func.min(Payment.due_date)).where(*due).scalar_subquery()
         return _IntegerFact(
             exists().where(*due),
             lambda n: exists().where(*due, Payment.due_date < env.today + n * DAY),
+            lambda ns: and_(
+                exists().where(*due),
+                one_of(first_due, [env.today + n * DAY for n in ns], Date(), postgres=env.postgres),
+            ),
         )
     if name == "orders_last_day":
         where = [
@@ -205,7 +229,7 @@ def _integer_fact(rule: Condition, env: _Env) -> _IntegerFact:
             Activity.at > as_of - DAY,
             Activity.at <= as_of,
         ]
-        return _count(Activity.id, where)
+        return _count(Activity.id, where, env)
     if name == "topic_calls_30d":
         where = [
             Call.customer_id == Customer.id,
@@ -213,15 +237,16 @@ def _integer_fact(rule: Condition, env: _Env) -> _IntegerFact:
             Call.started_at > as_of - 30 * DAY,
             Call.started_at <= as_of,
         ]
-        return _count(Call.id, where)
+        return _count(Call.id, where, env)
     raise AssertionError(f"no SQL for field {name}")  # the catalogue and this must agree
 
 
 def _days_since(
-    moment: SQLColumnExpression[datetime | None], where: list[ColumnElement[bool]], as_of: datetime
+    moment: SQLColumnExpression[datetime | None], where: list[ColumnElement[bool]], env: _Env
 ) -> _IntegerFact:
     """Whole days since the latest row at or before as_of: below n exactly when some row
     lies in (as_of − n days, as_of]."""
+    as_of = env.as_of
     rows = [*where, moment <= as_of]
 
     def less(n: int) -> Bool:
@@ -229,19 +254,38 @@ def _days_since(
             return false()
         return exists().where(*rows, moment > as_of - n * DAY)
 
-    return _IntegerFact(exists().where(*rows), less)
+    def among(ns: list[int]) -> Bool:
+        # A derived table, so that the latest row is found once per customer.
+        latest = select(func.max(moment).label("latest")).where(*rows).correlate(Customer)
+        found = latest.subquery()
+        days = whole_days_before(as_of, found.c.latest, postgres=env.postgres)
+        return exists().select_from(found).where(one_of(days, ns, Integer(), postgres=env.postgres))
+
+    return _IntegerFact(exists().where(*rows), less, among)
 
 
-def _count(key: SQLColumnExpression[Any], where: list[ColumnElement[bool]]) -> _IntegerFact:
+def _days_among(moment: SQLColumnExpression[Any], ns: list[int], env: _Env) -> Bool:
+    """`moment` is set and lies n whole days before as_of for one of ns."""
+    days = whole_days_before(env.as_of, moment, postgres=env.postgres)
+    return and_(moment.is_not(None), one_of(days, ns, Integer(), postgres=env.postgres))
+
+
+def _count(
+    key: SQLColumnExpression[Any], where: list[ColumnElement[bool]], env: _Env
+) -> _IntegerFact:
+    counted = select(func.count(key)).where(*where).scalar_subquery()
+
     def less(n: int) -> Bool:
         if n <= 0:
             return false()
         if n == 1:
             return not_(exists().where(*where))
-        counted = select(func.count(key)).where(*where).scalar_subquery()
         return counted < n
 
-    return _IntegerFact(true(), less)
+    def among(ns: list[int]) -> Bool:
+        return one_of(counted, ns, Integer(), postgres=env.postgres)
+
+    return _IntegerFact(true(), less, among)
 
 
 def _products(rule: Condition, env: _Env) -> Bool:
@@ -282,16 +326,15 @@ def _payment_amount(rule: Condition, env: _Env) -> Bool:
         .where(*due, Payment.due_date == next_date)
         .scalar_subquery()
     )
-    return _nullable_compare(amount, _with_money_values(rule))
+    return _nullable_compare(amount, _with_money_values(rule), env)
 
 
 def _with_money_values(rule: Condition) -> Condition:
-    """The same condition with its numbers as typed binds (floats on SQLite)."""
+    """The same condition with its number as a typed bind (a float on SQLite); lists are
+    bound by `_member`."""
     value = rule.value
-    if isinstance(value, tuple):
-        bound: object = tuple(_money(item) for item in value)
-    elif isinstance(value, Decimal):
-        bound = _money(value)
+    if isinstance(value, Decimal):
+        bound: object = _money(value)
     else:
         return rule
     return Condition(rule.field, rule.spec, rule.parameter, rule.op, bound)  # type: ignore[arg-type]
@@ -313,11 +356,11 @@ def _attribute(rule: Condition, name: str, env: _Env) -> Bool:
         text = element.astext
         if isinstance(sample, bool):
             typed: ColumnElement[object] = case((json_type == "boolean", text))
-            return _nullable_compare(typed, _as_text_booleans(rule))
+            return _nullable_compare(typed, _as_text_booleans(rule), env)
         if isinstance(sample, str):
-            return _nullable_compare(case((json_type == "string", text)), rule)
+            return _nullable_compare(case((json_type == "string", text)), rule, env)
         number = case((json_type == "number", text.cast(Numeric())))
-        return _nullable_compare(number, _with_money_values(rule))
+        return _nullable_compare(number, _with_money_values(rule), env)
     path = f"$.{name}"
     sqlite_type: ColumnElement[str] = func.json_type(Customer.attributes, path)
     if rule.op == "exists":
@@ -326,11 +369,11 @@ def _attribute(rule: Condition, name: str, env: _Env) -> Bool:
     extracted = func.json_extract(Customer.attributes, path)
     if isinstance(sample, bool):
         typed = case((sqlite_type.in_(("true", "false")), sqlite_type))
-        return _nullable_compare(typed, _as_text_booleans(rule))
+        return _nullable_compare(typed, _as_text_booleans(rule), env)
     if isinstance(sample, str):
-        return _nullable_compare(case((sqlite_type == "text", extracted)), rule)
+        return _nullable_compare(case((sqlite_type == "text", extracted)), rule, env)
     number = case((sqlite_type.in_(("integer", "real")), extracted))
-    return _nullable_compare(number, _with_money_values(rule))
+    return _nullable_compare(number, _with_money_values(rule), env)
 
 
 def _as_text_booleans(rule: Condition) -> Condition:

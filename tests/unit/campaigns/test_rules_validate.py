@@ -20,7 +20,7 @@ from gateway.core.rules import (
     rule_to_raw,
     validate_rule,
 )
-from gateway.core.rules.validate import MAX_DEPTH, MAX_NODES
+from gateway.core.rules.validate import MAX_DEPTH, MAX_LIST, MAX_NODES, MAX_VALUES
 
 
 def leaf(field: str, op: str, value: Any = None) -> dict[str, Any]:
@@ -266,3 +266,18 @@ def test_any_input_is_a_rule_or_a_rule_error(field: str, op: str, value: Any) ->
         assert exc.path.startswith("rule")
         return
     assert validate_rule(rule_to_raw(rule)) == rule
+
+
+def test_list_values_are_limited_in_all() -> None:
+    """Lists may hold MAX_LIST values each and MAX_VALUES in all; the list that crosses
+    the total is named."""
+    full = {"field": "region", "op": "in", "value": [f"r{n}" for n in range(MAX_LIST)]}
+    fits = {"any": [full] * (MAX_VALUES // MAX_LIST)}
+    validate_rule(fits)
+    crossing = MAX_VALUES // MAX_LIST
+    message = error_of({"any": [full] * (crossing + 1)})
+    assert message == (
+        f"audience.any[{crossing}].value: a rule may hold at most {MAX_VALUES} list values in all"
+    )
+    too_long = {"field": "region", "op": "in", "value": ["r"] * (MAX_LIST + 1)}
+    assert error_of(too_long) == f"audience.value: at most {MAX_LIST} values"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -134,13 +135,13 @@ def test_line_numbers_count_physical_lines(tmp_path: Path) -> None:
         "C2,Bad,12,,,,,\r\n"  # line 6
         "C3,Fine,,,,,,\n"  # line 7
         '"C4","unterminated,0671234567,,,,,\n'  # line 8: runs to the end of the file
-        "C5,Swallowed,,,,,,\n"
+        "C5,Read again,,,,,,\n"  # line 9: the open quote took it; it is read again
     )
     source = CsvSource(write(tmp_path / "c.csv", text), "UA")
     good, bad = read_all(source)
-    assert good == [2, 7]
+    assert good == [2, 7, 9]
     assert [line for line, _ in bad] == [6, 8]
-    assert "'12'" in bad[0][1]
+    assert "'12'" in bad[0][1] and "no closing quote before the end of the file" in bad[1][1]
 
 
 def test_undecodable_line_rejects_only_its_row(tmp_path: Path) -> None:
@@ -212,3 +213,48 @@ def test_rows_written_by_csv_read_back_with_their_start_lines(
 @given(st.from_regex(r"\+[1-9][0-9]{7,14}", fullmatch=True))
 def test_tail_of_e164_is_last_digits(e164: str) -> None:
     assert e164_last_digits(e164) == last_digits(e164)
+
+
+def test_stray_quote_closed_by_a_later_row_loses_no_row(tmp_path: Path) -> None:
+    """A stray quote that a later row's quoted field closes: every line in between kept."""
+    lines = [",".join(COLUMNS), 'S1,"Stray quote,,,,,,']  # line 2
+    lines += [f"S{n},Row {n},,,,,," for n in range(3, 40)]  # lines 3-39
+    lines += ['S40,"Мельник, Оксана",,,,,,', "S41,Last,,,,,,"]  # lines 40-41
+    sink = io.StringIO()
+    good, bad = read_all(CsvSource(write(tmp_path / "c.csv", "\n".join(lines) + "\n"), "UA", sink))
+    assert good == list(range(3, 42))
+    [(line, reason)] = bad
+    assert line == 2 and reason.startswith("malformed CSV")
+    assert reason.endswith("(its quoted field took lines 2-40; 3-40 are read again)")
+
+
+def test_a_file_of_open_quotes_reports_every_line(tmp_path: Path) -> None:
+    """Every line opening a quote: each one reported once, each later line read again."""
+    lines = [",".join(COLUMNS)] + [f'Q{n},"open,,,,,,' for n in range(300)]
+    good, bad = read_all(CsvSource(write(tmp_path / "c.csv", "\n".join(lines) + "\n"), "UA"), 500)
+    assert good == [] and [line for line, _ in bad] == list(range(2, 302))
+    assert "no closing quote before the end of the file" in bad[-1][1]
+
+
+@given(
+    position=st.integers(0, 150),
+    bad=st.sampled_from(['B,"open,,,,,,', '"B,open,,,,,,', 'B,x,"open', 'B,x,y"z,"w']),
+)
+@settings(max_examples=40, deadline=None)
+def test_one_bad_quote_anywhere_keeps_every_good_row(position: int, bad: str) -> None:
+    """Wherever one row with a bad quote sits, every other row is read and kept."""
+    rows = [f"G{n},Row {n},,,,,," for n in range(150)]
+    rows.insert(position, bad)
+    with tempfile.TemporaryDirectory() as directory:
+        path = write(Path(directory) / "c.csv", "\n".join([",".join(COLUMNS), *rows]) + "\n")
+        good, rejected = read_all(CsvSource(path, "UA"), 64)
+    assert [line for line, _ in rejected] == [position + 2]
+    assert good == [line for line in range(2, 153) if line != position + 2]
+
+
+def test_text_after_a_closing_quote_is_reported_not_glued_on(tmp_path: Path) -> None:
+    """`"Smith" Jr` is not CSV: reported by its line (the reader is strict), nothing lost."""
+    text = ",".join(COLUMNS) + '\nC1,"Smith" Jr,,,,,,\nC2,Fine,,,,,,\n'
+    good, bad = read_all(CsvSource(write(tmp_path / "c.csv", text), "UA"))
+    assert good == [3]
+    assert bad == [(2, "malformed CSV: ',' expected after '\"'")]
