@@ -1,0 +1,349 @@
+"""Connection caps and request read deadlines in front of aiohttp's protocol.
+
+aiohttp bounds neither how long a request head may take to arrive nor its body: its only
+timer is `keepalive_timeout` (3630 s under an AppRunner), so a client that sends half a
+request line holds a socket, a parser and a task for an hour, and enough of them exhaust
+the process's file descriptors. The seam, from aiohttp's web_runner / web_protocol:
+
+- `loop.create_server()` calls a protocol factory per accepted socket; aiohttp's is
+  `web.Server.__call__`, returning a `RequestHandler`. We pass our own factory instead:
+  `GuardedConnection` counts the socket against the caps (a refused one never gets a
+  parser or a task) and wraps a `GatewayRequestHandler` (see http_server.py), forwarding
+  the transport's callbacks to it unchanged.
+- `RequestHandler.start()` calls `Server.request_factory` once per parsed request head,
+  just before the handler runs: our wrapper of it (`request_factory`) ends the head
+  deadline and, while the body has not all arrived, starts the body deadline.
+- `RequestHandler.finish_response()` runs after each response is written: the handler
+  subclass reports it, and the next bytes on the connection start the next head deadline.
+
+Idle keep-alive connections stay aiohttp's (`keepalive_timeout`, set from settings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import ipaddress
+import logging
+import resource
+import time
+from collections import Counter as Tally
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from aiohttp.http_parser import RawRequestMessage
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from gateway.http.forwarded import parse_networks
+from gateway.http.problems import ApiProblem
+from gateway.settings import HttpLimits
+
+if TYPE_CHECKING:
+    from gateway.http.http_server import GatewayRequestHandler
+
+log = logging.getLogger("gateway.http.connections")
+# Descriptors kept for the database pool, Redis, the AMI link, logs and files.
+FD_RESERVE = 256
+QUIET_LOG_SECONDS = 60.0
+# Sent to a connection over a cap before closing it (it has sent nothing we read yet; one
+# that already has may see a reset instead, which says the same).
+_REFUSAL_BODY = (
+    b'{"type":"https://switchboard.dev/problems/unavailable","title":"Service unavailable",'
+    b'"status":503,"detail":"too many connections; retry later"}'
+)
+REFUSAL = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+    b"Retry-After: 5\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+    % (len(_REFUSAL_BODY), _REFUSAL_BODY)
+)
+
+
+class RequestTimeout(ApiProblem):
+    """The request body did not arrive in time."""
+
+    status, type_name, title = 408, "request-timeout", "Request timeout"
+
+
+class QuietLog:
+    """At most one line per kind per interval, saying how many were left out meanwhile.
+
+    Under attack a limit is hit thousands of times a second; one line a minute says so.
+    """
+
+    def __init__(self, logger: logging.Logger, interval: float = QUIET_LOG_SECONDS) -> None:
+        self._logger, self._interval = logger, interval
+        self._last: dict[str, float] = {}
+        self._skipped: Tally[str] = Tally()
+
+    def warning(self, kind: str, message: str, *args: Any) -> None:
+        """Log `message` unless `kind` was logged within the interval (then count it)."""
+        now = time.monotonic()
+        if now - self._last.get(kind, -self._interval) < self._interval:
+            self._skipped[kind] += 1
+            return
+        skipped = self._skipped.pop(kind, 0)
+        self._last[kind] = now
+        suffix = f" ({skipped} more in the last {self._interval:.0f} s)" if skipped else ""
+        self._logger.warning(message + suffix, *args)
+
+
+class GuardMetrics:
+    """The guard's figures, in the app's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.open = Gauge(
+            "switchboard_http_connections_open", "Open HTTP connections", registry=registry
+        )
+        self.refused = Counter(
+            "switchboard_http_connections_refused",
+            "Connections closed at once because a cap was reached",
+            ["cap"],
+            registry=registry,
+        )
+        self.timed_out = Counter(
+            "switchboard_http_connections_timed_out",
+            "Connections closed because a request head or body did not arrive in time",
+            ["phase"],
+            registry=registry,
+        )
+
+
+def descriptor_cap(wanted: int) -> int:
+    """`wanted`, lowered so that HTTP connections alone cannot exhaust the fd limit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - FD_RESERVE))
+
+
+class Phase(enum.Enum):
+    """Where a connection is in its current request."""
+
+    HEAD = "head"  # bytes of a request head are due (deadline running)
+    BODY = "body"  # head parsed, body still arriving (deadline running)
+    BUSY = "busy"  # the handler is working; nothing is due from the client
+    IDLE = "idle"  # between requests: aiohttp's keep-alive timer applies
+    UPGRADED = "upgraded"  # a WebSocket: its own heartbeat applies
+
+
+class ConnectionGuard:
+    """Caps connections in total and per client address; times out slow requests."""
+
+    def __init__(
+        self,
+        limits: HttpLimits,
+        make_handler: Callable[[GuardedConnection], GatewayRequestHandler],
+        registry: CollectorRegistry,
+        trusted_proxies: list[str],
+    ) -> None:
+        self.limits = limits
+        self.max_total = descriptor_cap(limits.max_connections)
+        if self.max_total < limits.max_connections:
+            log.warning(
+                "http: at most %d connections (the file-descriptor limit leaves no room for %d)",
+                self.max_total,
+                limits.max_connections,
+            )
+        self.metrics = GuardMetrics(registry)
+        self.quiet = QuietLog(log)
+        self.open_total = 0
+        self._per_client: Tally[str] = Tally()
+        self.make_handler = make_handler
+        self._proxies = parse_networks(tuple(trusted_proxies))
+
+    def __call__(self) -> asyncio.Protocol:
+        """The protocol factory for `loop.create_server`."""
+        return GuardedConnection(self)
+
+    def request_factory(self, inner: Any) -> Any:
+        """Wrap `web.Server.request_factory`: a request head has been parsed."""
+
+        def factory(
+            message: RawRequestMessage, payload: Any, protocol: Any, *rest: Any
+        ) -> web.BaseRequest:
+            connection = getattr(protocol, "connection", None)
+            if isinstance(connection, GuardedConnection):
+                connection.request_started(message, payload)
+            return inner(message, payload, protocol, *rest)  # type: ignore[no-any-return]
+
+        return factory
+
+    def admit(self, client: str) -> str | None:
+        """None when `client` may open one more connection, else the cap it hit."""
+        if self.open_total >= self.max_total:
+            return "total"
+        full = self._per_client[client] >= self.limits.max_connections_per_client
+        if full and not self._is_proxy(client):
+            return "per_client"
+        self.open_total += 1
+        self._per_client[client] += 1
+        self.metrics.open.set(self.open_total)
+        return None
+
+    def release(self, client: str) -> None:
+        """A connection admitted for `client` closed."""
+        self.open_total -= 1
+        self._per_client[client] -= 1
+        if self._per_client[client] <= 0:
+            del self._per_client[client]
+        self.metrics.open.set(self.open_total)
+
+    def refused(self, client: str, cap: str) -> None:
+        """Count and (quietly) log a refusal."""
+        self.metrics.refused.labels(cap).inc()
+        limit = self.max_total if cap == "total" else self.limits.max_connections_per_client
+        self.quiet.warning(
+            f"refused-{cap}",
+            "http: connection limit reached (%s: %d); refusing connections, last from %s",
+            cap,
+            limit,
+            client,
+        )
+
+    def timed_out(self, client: str, phase: Phase) -> None:
+        """Count and (quietly) log a connection closed for a slow request."""
+        self.metrics.timed_out.labels(phase.value).inc()
+        seconds = (
+            self.limits.header_timeout_seconds
+            if phase is Phase.HEAD
+            else self.limits.body_timeout_seconds
+        )
+        self.quiet.warning(
+            f"timeout-{phase.value}",
+            "http: closed a connection whose request %s did not arrive within %.0f s (from %s)",
+            phase.value,
+            seconds,
+            client,
+        )
+
+    def _is_proxy(self, client: str) -> bool:
+        try:
+            address = ipaddress.ip_address(client)
+        except ValueError:
+            return False
+        return any(address in network for network in self._proxies)
+
+
+class GuardedConnection(asyncio.Protocol):
+    """One accepted socket: counted, timed, and handed to aiohttp's handler."""
+
+    def __init__(self, guard: ConnectionGuard) -> None:
+        self._guard = guard
+        self._handler: GatewayRequestHandler | None = None
+        self._client = ""
+        self._phase = Phase.HEAD
+        self._timer: asyncio.TimerHandle | None = None
+        self._payload: Any = None
+        self._pending = False  # bytes of a next request arrived while busy
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Admit (or refuse) the socket, then start the head deadline."""
+        peer = transport.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        cap = self._guard.admit(client)
+        if cap is not None:
+            self._guard.refused(client, cap)
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.write(REFUSAL)
+            transport.close()
+            return
+        self._client = client
+        self._handler = self._guard.make_handler(self)
+        self._handler.connection_made(transport)
+        self._arm(Phase.HEAD)
+
+    def data_received(self, data: bytes) -> None:
+        """Forward to aiohttp; the first byte of a request starts its head deadline."""
+        handler = self._handler
+        if handler is None:
+            return
+        handler.data_received(data)
+        if self._phase is Phase.IDLE:
+            self._arm(Phase.HEAD)
+        elif self._phase is Phase.BODY and self._payload.is_eof():
+            self._disarm(Phase.BUSY)
+        elif self._phase is Phase.BUSY:
+            self._pending = True
+
+    def eof_received(self) -> None:
+        """Forward (aiohttp closes the transport on EOF)."""
+        if self._handler is not None:
+            self._handler.eof_received()
+
+    def pause_writing(self) -> None:
+        """Forward (flow control)."""
+        if self._handler is not None:
+            self._handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        """Forward (flow control)."""
+        if self._handler is not None:
+            self._handler.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Release the socket's place and let aiohttp clean up."""
+        handler = self._handler
+        if handler is None:
+            return
+        self._handler = None
+        self._disarm(Phase.IDLE)
+        self._guard.release(self._client)
+        handler.connection_lost(exc)
+
+    def request_started(self, message: RawRequestMessage, payload: Any) -> None:
+        """A head was parsed: its deadline ends; the body's starts if it is still due."""
+        if message.upgrade:
+            self._disarm(Phase.UPGRADED)
+        elif not payload.is_eof():
+            self._payload = payload
+            self._arm(Phase.BODY)
+        else:
+            self._disarm(Phase.BUSY)
+
+    def bad_request(self, reason: str) -> None:
+        """aiohttp could not parse a request on this connection (logged quietly)."""
+        self._guard.quiet.warning(
+            "bad-request", "http: unparseable request from %s (%s)", self._client, reason
+        )
+
+    def response_finished(self) -> None:
+        """The response went out: the next request's bytes start its head deadline."""
+        if self._phase is Phase.UPGRADED:
+            return
+        self._disarm(Phase.IDLE)
+        self._payload = None
+        if self._pending:
+            self._pending = False
+            self._arm(Phase.HEAD)
+
+    def _arm(self, phase: Phase) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        limits = self._guard.limits
+        delay = (
+            limits.header_timeout_seconds if phase is Phase.HEAD else limits.body_timeout_seconds
+        )
+        self._phase = phase
+        self._timer = asyncio.get_running_loop().call_later(delay, self._expired, phase)
+
+    def _disarm(self, phase: Phase) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._phase = phase
+
+    def _expired(self, phase: Phase) -> None:
+        self._timer = None
+        handler = self._handler
+        if handler is None or self._phase is not phase:
+            return
+        if phase is Phase.BODY:
+            if self._payload.is_eof():
+                self._phase = Phase.BUSY
+                return
+            # The handler waiting on the body gets a problem, not a connection-reset
+            # traceback; the connection is closed under it either way.
+            self._payload.set_exception(RequestTimeout("the request body did not arrive in time"))
+        self._guard.timed_out(self._client, phase)
+        handler.force_close()
