@@ -21,6 +21,7 @@ from gateway.http.input_guard import refuse_nul_middleware
 from gateway.http.openapi import openapi_handler
 from gateway.http.problems import Handler, problem_middleware
 from gateway.http.request_context import install_request_context, request_context_middleware
+from gateway.http.security_headers import install_security_headers
 from gateway.http.webhook_failures import webhook_failures_middleware
 from gateway.metrics import Metrics
 from gateway.settings import Settings
@@ -50,6 +51,7 @@ def create_app(
         ],
     )
     install_request_context(app)
+    install_security_headers(app)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()

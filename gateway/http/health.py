@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from typing import Any
 
@@ -11,7 +12,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from gateway.appkeys import BUS, CLOCK, DATABASE, HEALTH_CHECKS, METRICS, SETTINGS, HealthCheck
+from gateway.http.auth import bearer_token, check_auth_brake, record_auth_failure
 from gateway.http.endpoints import endpoint, json_response
+from gateway.http.problems import Unauthorized
 from gateway.messages.queue_metrics import refresh_send_queue
 
 log = logging.getLogger(__name__)
@@ -54,14 +57,34 @@ async def health(request: web.Request) -> web.Response:
     return json_response({"status": status, "components": components})
 
 
+def _check_metrics_token(request: web.Request) -> None:
+    """Open unless a token is configured (the contract lists /metrics as open)."""
+    expected = request.app[SETTINGS].secret("metrics_token")
+    if expected is None:
+        return
+    given = bearer_token(request)
+    if given is not None and hmac.compare_digest(given.encode(), expected.encode()):
+        return
+    check_auth_brake(request)  # only failures are braked: the right token always passes
+    record_auth_failure(request)
+    raise Unauthorized("/metrics needs `Authorization: Bearer <SWITCHBOARD_METRICS_TOKEN>`")
+
+
 async def _ami_disabled() -> tuple[Any, bool]:
     return "disabled", True
 
 
-@endpoint("GET", "/metrics", summary="Prometheus metrics", auth="none", tags=["ops"])
+@endpoint(
+    "GET",
+    "/metrics",
+    summary="Prometheus metrics (Bearer SWITCHBOARD_METRICS_TOKEN when it is set)",
+    auth="none",
+    tags=["ops"],
+)
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition; the send queue gauges are read fresh for each scrape."""
     app = request.app
+    _check_metrics_token(request)
     try:
         await asyncio.wait_for(
             refresh_send_queue(
