@@ -109,12 +109,23 @@ class GuardMetrics:
         )
 
 
-def descriptor_cap(wanted: int) -> int:
-    """`wanted`, lowered so that HTTP connections alone cannot exhaust the fd limit."""
+def descriptor_limit() -> int:
+    """The process's soft limit on open files (a large number when unlimited)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return wanted
-    return max(1, min(wanted, soft - FD_RESERVE))
+    return 1 << 20 if soft == resource.RLIM_INFINITY else soft
+
+
+def accept_backlog() -> int:
+    """The listen backlog: a queue that outlasts a burst of connects (a dropped SYN costs
+    the client a 1 s retransmit); asyncio also accepts up to this many sockets at once,
+    before any is refused, so it is kept to a quarter of the descriptor limit."""
+    return max(128, min(4096, descriptor_limit() // 4))
+
+
+def descriptor_cap(wanted: int) -> int:
+    """`wanted`, lowered so that HTTP connections (and one accept burst) cannot exhaust
+    the fd limit."""
+    return max(1, min(wanted, descriptor_limit() - FD_RESERVE - accept_backlog()))
 
 
 class Phase(enum.Enum):
@@ -149,6 +160,7 @@ class ConnectionGuard:
         self.quiet = QuietLog(log)
         self.open_total = 0
         self._per_client: Tally[str] = Tally()
+        self._connections: set[GuardedConnection] = set()
         self.make_handler = make_handler
         self._proxies = parse_networks(tuple(trusted_proxies))
 
@@ -169,6 +181,12 @@ class ConnectionGuard:
 
         return factory
 
+    def close_waiting(self) -> None:
+        """At shutdown: close connections still sending a request (nothing was done for
+        them yet), so the shutdown grace is left to requests being handled."""
+        for connection in list(self._connections):
+            connection.close_if_waiting()
+
     def admit(self, client: str) -> str | None:
         """None when `client` may open one more connection, else the cap it hit."""
         if self.open_total >= self.max_total:
@@ -181,8 +199,13 @@ class ConnectionGuard:
         self.metrics.open.set(self.open_total)
         return None
 
-    def release(self, client: str) -> None:
+    def track(self, connection: GuardedConnection) -> None:
+        """Remember an admitted connection (for close_waiting)."""
+        self._connections.add(connection)
+
+    def release(self, client: str, connection: GuardedConnection) -> None:
         """A connection admitted for `client` closed."""
+        self._connections.discard(connection)
         self.open_total -= 1
         self._per_client[client] -= 1
         if self._per_client[client] <= 0:
@@ -249,6 +272,7 @@ class GuardedConnection(asyncio.Protocol):
             transport.close()
             return
         self._client = client
+        self._guard.track(self)
         self._handler = self._guard.make_handler(self)
         self._handler.connection_made(transport)
         self._arm(Phase.HEAD)
@@ -288,7 +312,7 @@ class GuardedConnection(asyncio.Protocol):
             return
         self._handler = None
         self._disarm(Phase.IDLE)
-        self._guard.release(self._client)
+        self._guard.release(self._client, self)
         handler.connection_lost(exc)
 
     def request_started(self, message: RawRequestMessage, payload: Any) -> None:
@@ -316,6 +340,15 @@ class GuardedConnection(asyncio.Protocol):
         if self._pending:
             self._pending = False
             self._arm(Phase.HEAD)
+
+    def close_if_waiting(self) -> None:
+        """Close now if a request head or body is still arriving."""
+        if self._handler is None or self._phase not in (Phase.HEAD, Phase.BODY):
+            return
+        if self._phase is Phase.BODY:
+            self._payload.set_exception(RequestTimeout("the gateway is stopping"))
+        self._disarm(Phase.IDLE)
+        self._handler.force_close()
 
     def _arm(self, phase: Phase) -> None:
         if self._timer is not None:

@@ -15,13 +15,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 
 from gateway.appkeys import METRICS, SETTINGS
-from gateway.http.connection_guard import ConnectionGuard, GuardedConnection
+from gateway.http.connection_guard import ConnectionGuard, GuardedConnection, accept_backlog
 from gateway.http.problems import ApiProblem, http_problem_type, problem_response
 from gateway.http.security_headers import add_security_headers
-
-# An accept queue that outlasts a burst of connects (the kernel caps it at somaxconn): a
-# dropped SYN costs the client a 1 s retransmit.
-BACKLOG = 4096
 
 
 class GatewayRequestHandler(web.RequestHandler):
@@ -80,8 +76,10 @@ class GatewayRequestHandler(web.RequestHandler):
 class HttpServer:
     """The app listening on one address; `stop()` closes it within the shutdown grace."""
 
-    def __init__(self, runner: web.AppRunner, listener: asyncio.Server) -> None:
-        self._runner, self._listener = runner, listener
+    def __init__(
+        self, runner: web.AppRunner, listener: asyncio.Server, guard: ConnectionGuard
+    ) -> None:
+        self._runner, self._listener, self._guard = runner, listener, guard
 
     @property
     def port(self) -> int:
@@ -92,6 +90,7 @@ class HttpServer:
     async def stop(self) -> None:
         """Stop accepting, close idle connections, give running requests the grace."""
         self._listener.close()
+        self._guard.close_waiting()
         await self._runner.cleanup()
 
 
@@ -118,8 +117,8 @@ async def start_http(app: web.Application, host: str, port: int) -> HttpServer:
     # Read by each RequestHandler when it is created, so wrapped before the first accept.
     server.request_factory = guard.request_factory(server.request_factory)
     try:
-        listener = await loop.create_server(guard, host, port, backlog=BACKLOG)
+        listener = await loop.create_server(guard, host, port, backlog=accept_backlog())
     except BaseException:
         await runner.cleanup()
         raise
-    return HttpServer(runner, listener)
+    return HttpServer(runner, listener, guard)

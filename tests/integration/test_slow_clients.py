@@ -30,7 +30,7 @@ ANSWER_BOUND_S = 1.0  # every /health and API answer during the attack (generous
 CLOSE_BOUND_S = 20.0  # by when every half-open connection must have been closed
 
 
-def _env(**limits: int) -> dict[str, str]:
+def _env(**limits: float) -> dict[str, str]:
     env = {
         "SWITCHBOARD_API_TOKENS": f"{OPERATOR_TOKEN}:operator:agent-201",
         "SWITCHBOARD_HTTP_LIMITS__HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT_S),
@@ -42,7 +42,7 @@ def _env(**limits: int) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _gateway(tmp_path: Path, **limits: int) -> Iterator[Gateway]:
+def _gateway(tmp_path: Path, **limits: float) -> Iterator[Gateway]:
     gateway = Gateway(tmp_path, _env(**limits))
     try:
         yield gateway
@@ -92,7 +92,8 @@ async def test_half_open_connections_are_closed_and_health_keeps_answering(
         poller = Poller(gateway.base)
         polling = asyncio.create_task(poller.run())
         await asyncio.sleep(0.5)
-        kinds = await run_attacker(gateway.port, addresses, 200, CLOSE_BOUND_S)
+        # 100 connects every 0.1 s: the test checks behaviour, the bench the real figures.
+        kinds = await run_attacker(gateway.port, addresses, 200, CLOSE_BOUND_S, pace_s=0.1)
         await asyncio.sleep(0.5)
         poller.stop()
         await polling
@@ -121,15 +122,19 @@ async def test_half_open_connections_are_closed_and_health_keeps_answering(
 
 
 async def test_total_cap_keeps_descriptors_bounded_and_recovers(tmp_path: Path) -> None:
-    cap = 150
+    cap, hold_s = 150, 8.0
     addresses = ["127.0.0.21", "127.0.0.22", "127.0.0.23"]
-    with _gateway(tmp_path, max_connections=cap, max_connections_per_client=1000) as gateway:
+    limits = {"max_connections": cap, "max_connections_per_client": 1000}
+    timeouts = {"header_timeout_seconds": hold_s, "body_timeout_seconds": hold_s}
+    with _gateway(tmp_path, **timeouts, **limits) as gateway:
         process = psutil.Process(gateway.process.pid)
         idle_fds = process.num_fds()
+        started = time.monotonic()
         attack = asyncio.create_task(run_attacker(gateway.port, addresses, 150, CLOSE_BOUND_S))
-        peak = idle_fds
+        held: list[int] = []  # descriptors once every connect was made, before any timeout
         while not attack.done():
-            peak = max(peak, process.num_fds())
+            if 3.0 < time.monotonic() - started < hold_s - 1.0:
+                held.append(process.num_fds())
             await asyncio.sleep(0.05)
         kinds = attack.result()
         # The attackers are gone: the gateway answers again.
@@ -139,10 +144,15 @@ async def test_total_cap_keeps_descriptors_bounded_and_recovers(tmp_path: Path) 
         ):
             assert response.status == 200
         refused = await gateway.metric('switchboard_http_connections_refused_total{cap="total"}')
+    print(
+        f"total cap {cap}: {kinds}, refused {refused:.0f}, "
+        f"descriptors {idle_fds} idle, {max(held, default=0)} held"
+    )
     assert set(kinds) <= {"closed", "503"}, kinds
-    assert refused >= 450 - 2 * cap, refused  # some timed out and made room
-    # Accepted-then-refused sockets are closed at once; the held ones never pass the cap.
-    assert peak <= idle_fds + cap + 20, (idle_fds, peak)
+    assert refused >= 450 - cap, refused
+    # The 450 connections were all made: the gateway holds the cap's worth, no more (the
+    # ones it refused were closed as they were accepted).
+    assert held and max(held) <= idle_fds + cap + 10, (idle_fds, held)
 
 
 @pytest.mark.parametrize("line", [b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"])

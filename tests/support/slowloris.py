@@ -2,9 +2,9 @@
 never share an event loop (or a descriptor table) with the client that measures the
 gateway.
 
-    python -m tests.support.slowloris PORT ADDRESS[,ADDRESS…] PER_ADDRESS [WAIT_S]
+    python -m tests.support.slowloris PORT ADDRESS[,ADDRESS…] PER_ADDRESS [WAIT_S [PACE_S]]
 
-Every source address opens PER_ADDRESS connections (100 connects at a time), each sending
+Every source address opens PER_ADDRESS connections (100 connects every PACE_S), each sending
 part of a request line, part of the headers, or a head and part of its body, then reads
 until the server closes the connection or WAIT_S pass. Prints one JSON object: how many
 connections were closed by the server, answered 503, failed to connect, or were still
@@ -54,7 +54,9 @@ async def half_open(address: str, port: int, partial: bytes, wait_s: float) -> s
         writer.close()
 
 
-async def attack(port: int, addresses: list[str], per_address: int, wait_s: float) -> Counter[str]:
+async def attack(
+    port: int, addresses: list[str], per_address: int, wait_s: float, pace_s: float = 0.05
+) -> Counter[str]:
     """Run the whole attack; the tally of outcomes."""
     jobs = [
         (address, PARTIAL_REQUESTS[n % len(PARTIAL_REQUESTS)])
@@ -65,12 +67,12 @@ async def attack(port: int, addresses: list[str], per_address: int, wait_s: floa
     for start in range(0, len(jobs), BATCH):
         for address, partial in jobs[start : start + BATCH]:
             tasks.append(asyncio.create_task(half_open(address, port, partial, wait_s)))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(pace_s)
     return Counter(await asyncio.gather(*tasks))
 
 
 async def run_attacker(
-    port: int, addresses: list[str], per_address: int, wait_s: float
+    port: int, addresses: list[str], per_address: int, wait_s: float, pace_s: float = 0.05
 ) -> dict[str, int]:
     """Run the attack in a child process and wait for its tally."""
     process = await asyncio.create_subprocess_exec(
@@ -81,6 +83,7 @@ async def run_attacker(
         ",".join(addresses),
         str(per_address),
         str(wait_s),
+        str(pace_s),
         cwd=REPO,
         stdout=subprocess.PIPE,
     )
@@ -94,7 +97,8 @@ def main(argv: list[str]) -> int:
     """Command line: see the module docstring."""
     port, addresses, per_address = int(argv[0]), argv[1].split(","), int(argv[2])
     wait_s = float(argv[3]) if len(argv) > 3 else 20.0
-    print(json.dumps(dict(asyncio.run(attack(port, addresses, per_address, wait_s)))))
+    pace_s = float(argv[4]) if len(argv) > 4 else 0.05
+    print(json.dumps(dict(asyncio.run(attack(port, addresses, per_address, wait_s, pace_s)))))
     return 0
 
 
