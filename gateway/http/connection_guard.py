@@ -28,6 +28,7 @@ import logging
 import resource
 import time
 from collections import Counter as Tally
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,13 @@ log = logging.getLogger("gateway.http.connections")
 # Descriptors kept for the database pool, Redis, the AMI link, logs and files.
 FD_RESERVE = 256
 QUIET_LOG_SECONDS = 60.0
+# Expired connections closed per pass of the event loop: thousands of deadlines that
+# pass together (an attack opened them together) would otherwise be closed in one pass,
+# and every request waiting behind that pass with them.
+CLOSES_PER_PASS = 64
+# A first request head longer than this goes to aiohttp before it is complete (aiohttp
+# enforces its own line and header limits).
+HEAD_BUFFER = 16_384
 # Sent to a connection over a cap before closing it (it has sent nothing we read yet; one
 # that already has may see a reset instead, which says the same).
 _REFUSAL_BODY = (
@@ -161,6 +169,8 @@ class ConnectionGuard:
         self.open_total = 0
         self._per_client: Tally[str] = Tally()
         self._connections: set[GuardedConnection] = set()
+        self._expired: deque[tuple[GuardedConnection, Phase]] = deque()
+        self._draining = False
         self.make_handler = make_handler
         self._proxies = parse_networks(tuple(trusted_proxies))
 
@@ -224,6 +234,22 @@ class ConnectionGuard:
             client,
         )
 
+    def expire(self, connection: GuardedConnection, phase: Phase) -> None:
+        """Queue a connection whose `phase` deadline passed; see CLOSES_PER_PASS."""
+        self._expired.append((connection, phase))
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().call_soon(self._close_expired)
+
+    def _close_expired(self) -> None:
+        for _ in range(min(CLOSES_PER_PASS, len(self._expired))):
+            connection, phase = self._expired.popleft()
+            connection.close_expired(phase)
+        if self._expired:
+            asyncio.get_running_loop().call_soon(self._close_expired)
+        else:
+            self._draining = False
+
     def timed_out(self, client: str, phase: Phase) -> None:
         """Count and (quietly) log a connection closed for a slow request."""
         self.metrics.timed_out.labels(phase.value).inc()
@@ -249,11 +275,18 @@ class ConnectionGuard:
 
 
 class GuardedConnection(asyncio.Protocol):
-    """One accepted socket: counted, timed, and handed to aiohttp's handler."""
+    """One accepted socket: counted, timed, and handed to aiohttp's handler.
+
+    The handler (a parser and a task) is only made once the first request head is
+    complete: a connection that never sends one costs a socket and this object, which is
+    what makes thousands of them cheap to accept and to close.
+    """
 
     def __init__(self, guard: ConnectionGuard) -> None:
         self._guard = guard
+        self._transport: asyncio.BaseTransport | None = None
         self._handler: GatewayRequestHandler | None = None
+        self._head = bytearray()  # the first request's bytes, until its head is complete
         self._client = ""
         self._phase = Phase.HEAD
         self._timer: asyncio.TimerHandle | None = None
@@ -272,17 +305,19 @@ class GuardedConnection(asyncio.Protocol):
             transport.close()
             return
         self._client = client
+        self._transport = transport
         self._guard.track(self)
-        self._handler = self._guard.make_handler(self)
-        self._handler.connection_made(transport)
         self._arm(Phase.HEAD)
 
     def data_received(self, data: bytes) -> None:
         """Forward to aiohttp; the first byte of a request starts its head deadline."""
         handler = self._handler
         if handler is None:
-            return
-        handler.data_received(data)
+            handler = self._first_head(data)
+            if handler is None:
+                return
+        else:
+            handler.data_received(data)
         if self._phase is Phase.IDLE:
             self._arm(Phase.HEAD)
         elif self._phase is Phase.BODY and self._payload.is_eof():
@@ -290,8 +325,25 @@ class GuardedConnection(asyncio.Protocol):
         elif self._phase is Phase.BUSY:
             self._pending = True
 
+    def _first_head(self, data: bytes) -> GatewayRequestHandler | None:
+        """Buffer until the first head is complete (or too long to wait for), then make
+        aiohttp's handler and give it everything."""
+        if self._transport is None:
+            return None
+        seen = len(self._head)
+        self._head += data
+        ends = self._head.find(b"\r\n\r\n", max(0, seen - 3)) >= 0
+        ends = ends or self._head.find(b"\n\n", max(0, seen - 1)) >= 0
+        if not ends and len(self._head) < HEAD_BUFFER:
+            return None
+        handler = self._handler = self._guard.make_handler(self)
+        handler.connection_made(self._transport)
+        buffered, self._head = bytes(self._head), bytearray()
+        handler.data_received(buffered)
+        return handler
+
     def eof_received(self) -> None:
-        """Forward (aiohttp closes the transport on EOF)."""
+        """Forward (aiohttp closes the transport on EOF; so does asyncio without it)."""
         if self._handler is not None:
             self._handler.eof_received()
 
@@ -307,13 +359,20 @@ class GuardedConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Release the socket's place and let aiohttp clean up."""
-        handler = self._handler
-        if handler is None:
-            return
-        self._handler = None
+        if self._transport is None:
+            return  # refused
+        self._transport = None
         self._disarm(Phase.IDLE)
         self._guard.release(self._client, self)
-        handler.connection_lost(exc)
+        handler, self._handler = self._handler, None
+        if handler is not None:
+            handler.connection_lost(exc)
+
+    def _close(self) -> None:
+        if self._handler is not None:
+            self._handler.force_close()
+        elif self._transport is not None:
+            self._transport.close()
 
     def request_started(self, message: RawRequestMessage, payload: Any) -> None:
         """A head was parsed: its deadline ends; the body's starts if it is still due."""
@@ -331,9 +390,10 @@ class GuardedConnection(asyncio.Protocol):
             "bad-request", "http: unparseable request from %s (%s)", self._client, reason
         )
 
-    def response_finished(self) -> None:
-        """The response went out: the next request's bytes start its head deadline."""
-        if self._phase is Phase.UPGRADED:
+    def response_finished(self, switched: bool) -> None:
+        """The response went out: the next request's bytes start its head deadline (a
+        declined upgrade leaves the connection speaking HTTP)."""
+        if self._phase is Phase.UPGRADED and switched:
             return
         self._disarm(Phase.IDLE)
         self._payload = None
@@ -343,12 +403,12 @@ class GuardedConnection(asyncio.Protocol):
 
     def close_if_waiting(self) -> None:
         """Close now if a request head or body is still arriving."""
-        if self._handler is None or self._phase not in (Phase.HEAD, Phase.BODY):
+        if self._transport is None or self._phase not in (Phase.HEAD, Phase.BODY):
             return
         if self._phase is Phase.BODY:
             self._payload.set_exception(RequestTimeout("the gateway is stopping"))
         self._disarm(Phase.IDLE)
-        self._handler.force_close()
+        self._close()
 
     def _arm(self, phase: Phase) -> None:
         if self._timer is not None:
@@ -368,9 +428,13 @@ class GuardedConnection(asyncio.Protocol):
 
     def _expired(self, phase: Phase) -> None:
         self._timer = None
-        handler = self._handler
-        if handler is None or self._phase is not phase:
-            return
+        if self._transport is not None and self._phase is phase:
+            self._guard.expire(self, phase)
+
+    def close_expired(self, phase: Phase) -> None:
+        """Close for a passed deadline, unless the request arrived meanwhile."""
+        if self._transport is None or self._phase is not phase or self._timer is not None:
+            return  # closed, moved on, or a new deadline runs
         if phase is Phase.BODY:
             if self._payload.is_eof():
                 self._phase = Phase.BUSY
@@ -379,4 +443,4 @@ class GuardedConnection(asyncio.Protocol):
             # traceback; the connection is closed under it either way.
             self._payload.set_exception(RequestTimeout("the request body did not arrive in time"))
         self._guard.timed_out(self._client, phase)
-        handler.force_close()
+        self._close()

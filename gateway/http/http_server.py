@@ -37,7 +37,8 @@ class GatewayRequestHandler(web.RequestHandler):
         try:
             return await super().finish_response(request, resp, start_time)
         finally:
-            self.connection.response_finished()
+            # `resp` may be anything a faulty handler returned (aiohttp answers 500 then).
+            self.connection.response_finished(switched=getattr(resp, "status", 0) == 101)
 
     def handle_error(
         self,

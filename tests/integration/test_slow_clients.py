@@ -170,3 +170,25 @@ async def test_oversize_request_line_is_a_problem_document(tmp_path: Path, line:
     assert b"aaaaaaaaaa" not in answer  # the request is not echoed
     assert b'"status": 400' in body and b"longer than" in body
     assert tracebacks == []
+
+
+async def test_a_declined_upgrade_does_not_escape_the_head_deadline(tmp_path: Path) -> None:
+    with _gateway(tmp_path) as gateway:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        writer.write(
+            b"GET /ws/agents/201 HTTP/1.1\r\nHost: gateway\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert b" 401 " in head.split(b"\r\n")[0]
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        started = time.monotonic()
+        writer.write(b"GET /health HTT")  # then nothing more
+        await writer.drain()
+        rest = await asyncio.wait_for(reader.read(), CLOSE_BOUND_S)
+        writer.close()
+    assert rest == b""
+    assert time.monotonic() - started < HEADER_TIMEOUT_S + 8
