@@ -1,15 +1,17 @@
 """Benchmark: /health latency while a slowloris attack holds thousands of half-open
 connections against the real `switchboard serve` (issue 14, item 4).
 
-Usage: python bench/bench_attack_slowloris.py [--addresses 16] [--per-address 300]
+Usage: python bench/bench_attack_slowloris.py [--addresses 12] [--per-address 300]
                                               [--rounds 3] [--header-timeout 10]
 
 Three processes: the gateway (`switchboard serve` on SQLite, its defaults apart from
-`--header-timeout`), the attacker (tests/support/slowloris.py: every source address
-127.0.0.x opens `--per-address` connections that send part of a request line, part of
-the headers, or part of a body, and keeps them open), and this one, which polls
-`GET /health` every 20 ms from 127.0.0.1 on a new connection each time until the attack
-is over. Each round reports the poll's p50 / p99 / max (connect included) and how the
+the head and body timeouts, both `--header-timeout`), the attacker
+(tests/support/slowloris.py: every source address 127.0.1.x opens `--per-address`
+connections that send part of a request line, part of the headers, or part of a body,
+and keeps them open), and this one, which polls `GET /health` every 20 ms from
+127.0.0.1 on a new connection each time, from the attack's start for the header
+timeout + 8 s. Each round reports
+the poll's p50 / p99 / max (connect included) and how the
 attack's connections ended; the medians of the rounds come last.
 """
 
@@ -65,18 +67,26 @@ def _percentile(ordered: list[float], share: float) -> float:
 async def one_round(args: argparse.Namespace) -> dict[str, float]:
     """One gateway, one attack, one poller; the figures in ms."""
     with tempfile.TemporaryDirectory() as folder:
-        env = {"SWITCHBOARD_HTTP_LIMITS__HEADER_TIMEOUT_SECONDS": str(args.header_timeout)}
+        timeout = str(args.header_timeout)
+        env = {
+            "SWITCHBOARD_HTTP_LIMITS__HEADER_TIMEOUT_SECONDS": timeout,
+            "SWITCHBOARD_HTTP_LIMITS__BODY_TIMEOUT_SECONDS": timeout,
+        }
         gateway = Gateway(Path(folder), env)
         try:
             done = asyncio.Event()
             polling = asyncio.create_task(_poll(gateway.port, done))
             await asyncio.sleep(1.0)  # a baseline before the attack
             addresses = [f"127.0.1.{n}" for n in range(1, args.addresses + 1)]
-            tally = await run_attacker(
-                gateway.port, addresses, args.per_address, args.header_timeout + 20
+            attack = asyncio.create_task(
+                run_attacker(gateway.port, addresses, args.per_address, args.header_timeout + 20)
             )
+            # The same window before and after the fix: the ramp, the connections held,
+            # and the moment their deadlines pass (after the fix).
+            await asyncio.sleep(args.header_timeout + 8)
             done.set()
             times, failures = await polling
+            tally = await attack
             quiet = len(gateway.log_lines("gateway.http.connections"))
         finally:
             gateway.kill()
@@ -97,7 +107,7 @@ async def one_round(args: argparse.Namespace) -> dict[str, float]:
 async def main() -> None:
     """Run the rounds and print the medians."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--addresses", type=int, default=16)
+    parser.add_argument("--addresses", type=int, default=12)
     parser.add_argument("--per-address", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--header-timeout", type=float, default=10.0)
