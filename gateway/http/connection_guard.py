@@ -25,8 +25,6 @@ import asyncio
 import enum
 import ipaddress
 import logging
-import resource
-import time
 from collections import Counter as Tally
 from collections import deque
 from collections.abc import Callable
@@ -34,19 +32,22 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.http_parser import RawRequestMessage
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
+from gateway.http.connection_limits import (
+    REFUSAL,
+    GuardMetrics,
+    QuietLog,
+    RequestTimeout,
+    descriptor_cap,
+)
 from gateway.http.forwarded import parse_networks
-from gateway.http.problems import ApiProblem
 from gateway.settings import HttpLimits
 
 if TYPE_CHECKING:
     from gateway.http.http_server import GatewayRequestHandler
 
 log = logging.getLogger("gateway.http.connections")
-# Descriptors kept for the database pool, Redis, the AMI link, logs and files.
-FD_RESERVE = 256
-QUIET_LOG_SECONDS = 60.0
 # Expired connections closed per pass of the event loop: thousands of deadlines that
 # pass together (an attack opened them together) would otherwise be closed in one pass,
 # and every request waiting behind that pass with them.
@@ -54,86 +55,6 @@ CLOSES_PER_PASS = 64
 # A first request head longer than this goes to aiohttp before it is complete (aiohttp
 # enforces its own line and header limits).
 HEAD_BUFFER = 16_384
-# Sent to a connection over a cap before closing it (it has sent nothing we read yet; one
-# that already has may see a reset instead, which says the same).
-_REFUSAL_BODY = (
-    b'{"type":"https://switchboard.dev/problems/unavailable","title":"Service unavailable",'
-    b'"status":503,"detail":"too many connections; retry later"}'
-)
-REFUSAL = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
-    b"Retry-After: 5\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
-    % (len(_REFUSAL_BODY), _REFUSAL_BODY)
-)
-
-
-class RequestTimeout(ApiProblem):
-    """The request body did not arrive in time."""
-
-    status, type_name, title = 408, "request-timeout", "Request timeout"
-
-
-class QuietLog:
-    """At most one line per kind per interval, saying how many were left out meanwhile.
-
-    Under attack a limit is hit thousands of times a second; one line a minute says so.
-    """
-
-    def __init__(self, logger: logging.Logger, interval: float = QUIET_LOG_SECONDS) -> None:
-        self._logger, self._interval = logger, interval
-        self._last: dict[str, float] = {}
-        self._skipped: Tally[str] = Tally()
-
-    def warning(self, kind: str, message: str, *args: Any) -> None:
-        """Log `message` unless `kind` was logged within the interval (then count it)."""
-        now = time.monotonic()
-        if now - self._last.get(kind, -self._interval) < self._interval:
-            self._skipped[kind] += 1
-            return
-        skipped = self._skipped.pop(kind, 0)
-        self._last[kind] = now
-        suffix = f" ({skipped} more in the last {self._interval:.0f} s)" if skipped else ""
-        self._logger.warning(message + suffix, *args)
-
-
-class GuardMetrics:
-    """The guard's figures, in the app's registry."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.open = Gauge(
-            "switchboard_http_connections_open", "Open HTTP connections", registry=registry
-        )
-        self.refused = Counter(
-            "switchboard_http_connections_refused",
-            "Connections closed at once because a cap was reached",
-            ["cap"],
-            registry=registry,
-        )
-        self.timed_out = Counter(
-            "switchboard_http_connections_timed_out",
-            "Connections closed because a request head or body did not arrive in time",
-            ["phase"],
-            registry=registry,
-        )
-
-
-def descriptor_limit() -> int:
-    """The process's soft limit on open files (a large number when unlimited)."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return 1 << 20 if soft == resource.RLIM_INFINITY else soft
-
-
-def accept_backlog() -> int:
-    """The listen backlog: a queue that outlasts a burst of connects (a dropped SYN costs
-    the client a 1 s retransmit); asyncio also accepts up to this many sockets at once,
-    before any is refused, so it is kept to a quarter of the descriptor limit."""
-    return max(128, min(4096, descriptor_limit() // 4))
-
-
-def descriptor_cap(wanted: int) -> int:
-    """`wanted`, lowered so that HTTP connections (and one accept burst) cannot exhaust
-    the fd limit."""
-    return max(1, min(wanted, descriptor_limit() - FD_RESERVE - accept_backlog()))
 
 
 class Phase(enum.Enum):
@@ -144,6 +65,7 @@ class Phase(enum.Enum):
     BUSY = "busy"  # the handler is working; nothing is due from the client
     IDLE = "idle"  # between requests: aiohttp's keep-alive timer applies
     UPGRADED = "upgraded"  # a WebSocket: its own heartbeat applies
+    CLOSING = "closing"  # closed by the guard
 
 
 class ConnectionGuard:
@@ -169,6 +91,7 @@ class ConnectionGuard:
         self.open_total = 0
         self._per_client: Tally[str] = Tally()
         self._connections: set[GuardedConnection] = set()
+        self._waiting: dict[GuardedConnection, None] = {}  # insertion-ordered
         self._expired: deque[tuple[GuardedConnection, Phase]] = deque()
         self._draining = False
         self.make_handler = make_handler
@@ -198,16 +121,43 @@ class ConnectionGuard:
             connection.close_if_waiting()
 
     def admit(self, client: str) -> str | None:
-        """None when `client` may open one more connection, else the cap it hit."""
-        if self.open_total >= self.max_total:
-            return "total"
+        """None when `client` may open one more connection, else the cap it hit.
+
+        At the total cap the connection that has waited longest without a request in
+        progress (half-sent head, idle keep-alive) makes room: a real request's head
+        arrives in milliseconds, so under a slowloris that is an attacker's, and a new
+        client (an operator, a load balancer's /health) still gets in.
+        """
         full = self._per_client[client] >= self.limits.max_connections_per_client
         if full and not self._is_proxy(client):
             return "per_client"
+        if self.open_total >= self.max_total and not self._evict_longest_waiting():
+            return "total"
         self.open_total += 1
         self._per_client[client] += 1
         self.metrics.open.set(self.open_total)
         return None
+
+    def waiting(self, connection: GuardedConnection, waits: bool) -> None:
+        """Note whether `connection` now waits for a client's request (newest last)."""
+        self._waiting.pop(connection, None)
+        if waits:
+            self._waiting[connection] = None
+
+    def _evict_longest_waiting(self) -> bool:
+        if not self._waiting:
+            return False
+        victim = next(iter(self._waiting))
+        victim.evict()
+        self.metrics.evicted.inc()
+        self.quiet.warning(
+            "evicted",
+            "http: connection limit reached (total: %d); closing the longest-waiting idle "
+            "connections to let new ones in, last from %s",
+            self.max_total,
+            victim.client,
+        )
+        return True
 
     def track(self, connection: GuardedConnection) -> None:
         """Remember an admitted connection (for close_waiting)."""
@@ -216,6 +166,7 @@ class ConnectionGuard:
     def release(self, client: str, connection: GuardedConnection) -> None:
         """A connection admitted for `client` closed."""
         self._connections.discard(connection)
+        self._waiting.pop(connection, None)
         self.open_total -= 1
         self._per_client[client] -= 1
         if self._per_client[client] <= 0:
@@ -362,7 +313,7 @@ class GuardedConnection(asyncio.Protocol):
         if self._transport is None:
             return  # refused
         self._transport = None
-        self._disarm(Phase.IDLE)
+        self._disarm(Phase.CLOSING)
         self._guard.release(self._client, self)
         handler, self._handler = self._handler, None
         if handler is not None:
@@ -407,7 +358,17 @@ class GuardedConnection(asyncio.Protocol):
             return
         if self._phase is Phase.BODY:
             self._payload.set_exception(RequestTimeout("the gateway is stopping"))
-        self._disarm(Phase.IDLE)
+        self._disarm(Phase.CLOSING)
+        self._close()
+
+    @property
+    def client(self) -> str:
+        """The peer address."""
+        return self._client
+
+    def evict(self) -> None:
+        """Close to make room (the guard chose this connection)."""
+        self._disarm(Phase.CLOSING)
         self._close()
 
     def _arm(self, phase: Phase) -> None:
@@ -417,13 +378,18 @@ class GuardedConnection(asyncio.Protocol):
         delay = (
             limits.header_timeout_seconds if phase is Phase.HEAD else limits.body_timeout_seconds
         )
-        self._phase = phase
+        self._set_phase(phase)
         self._timer = asyncio.get_running_loop().call_later(delay, self._expired, phase)
 
     def _disarm(self, phase: Phase) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._set_phase(phase)
+
+    def _set_phase(self, phase: Phase) -> None:
+        if phase is not self._phase or phase is Phase.HEAD:
+            self._guard.waiting(self, phase in (Phase.HEAD, Phase.IDLE))
         self._phase = phase
 
     def _expired(self, phase: Phase) -> None:
@@ -437,10 +403,11 @@ class GuardedConnection(asyncio.Protocol):
             return  # closed, moved on, or a new deadline runs
         if phase is Phase.BODY:
             if self._payload.is_eof():
-                self._phase = Phase.BUSY
+                self._set_phase(Phase.BUSY)
                 return
             # The handler waiting on the body gets a problem, not a connection-reset
             # traceback; the connection is closed under it either way.
             self._payload.set_exception(RequestTimeout("the request body did not arrive in time"))
         self._guard.timed_out(self._client, phase)
+        self._disarm(Phase.CLOSING)
         self._close()

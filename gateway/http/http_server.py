@@ -15,7 +15,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 
 from gateway.appkeys import METRICS, SETTINGS
-from gateway.http.connection_guard import ConnectionGuard, GuardedConnection, accept_backlog
+from gateway.http.connection_guard import ConnectionGuard, GuardedConnection
+from gateway.http.connection_limits import accept_backlog
 from gateway.http.problems import ApiProblem, http_problem_type, problem_response
 from gateway.http.security_headers import add_security_headers
 
