@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -27,8 +28,9 @@ def free_port() -> int:
 class Gateway:
     """The child process, its port, and every line it printed (collected in a thread)."""
 
-    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
+    def __init__(self, tmp_path: Path, env: dict[str, str], *, max_files: int = 0) -> None:
         self.port = free_port()
+        self._max_files = max_files  # the serve process's descriptor limit (0: inherited)
         self.lines: list[str] = []
         base = {
             key: value for key, value in os.environ.items() if not key.startswith("SWITCHBOARD_")
@@ -42,7 +44,7 @@ class Gateway:
         upgrade = self._cli("db", "upgrade")
         output, _ = upgrade.communicate(timeout=START_DEADLINE_S)
         assert upgrade.returncode == 0, f"db upgrade failed: {output}"
-        self.process = self._cli("serve", "--port", str(self.port))
+        self.process = self._cli("serve", "--port", str(self.port), limit_files=True)
         self._started = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -55,7 +57,13 @@ class Gateway:
         """The gateway's URL."""
         return f"http://127.0.0.1:{self.port}"
 
-    def _cli(self, *args: str) -> subprocess.Popen[str]:
+    def _cli(self, *args: str, limit_files: bool = False) -> subprocess.Popen[str]:
+        max_files = self._max_files if limit_files else 0
+
+        def limit() -> None:
+            if max_files:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
+
         return subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
             [sys.executable, "-c", CLI_MAIN, *args],
             cwd=REPO,
@@ -63,6 +71,7 @@ class Gateway:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=limit if max_files else None,  # only setrlimit: safe before exec
         )
 
     def _read(self) -> None:
