@@ -3,6 +3,7 @@ connections against the real `switchboard serve` (issue 14, item 4).
 
 Usage: python bench/bench_attack_slowloris.py [--addresses 12] [--per-address 300]
                                               [--rounds 3] [--header-timeout 10]
+                                              [--max-files 2048]
 
 Three processes: the gateway (`switchboard serve` on SQLite, its defaults apart from
 the head and body timeouts, both `--header-timeout`), the attacker
@@ -72,7 +73,7 @@ async def one_round(args: argparse.Namespace) -> dict[str, float]:
             "SWITCHBOARD_HTTP_LIMITS__HEADER_TIMEOUT_SECONDS": timeout,
             "SWITCHBOARD_HTTP_LIMITS__BODY_TIMEOUT_SECONDS": timeout,
         }
-        gateway = Gateway(Path(folder), env)
+        gateway = Gateway(Path(folder), env, max_files=args.max_files)
         try:
             done = asyncio.Event()
             polling = asyncio.create_task(_poll(gateway.port, done))
@@ -111,11 +112,15 @@ async def main() -> None:
     parser.add_argument("--per-address", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--header-timeout", type=float, default=10.0)
+    parser.add_argument(
+        "--max-files", type=int, default=0, help="the gateway's descriptor limit (0: inherited)"
+    )
     args = parser.parse_args()
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"slowloris: {args.addresses} addresses x {args.per_address} half-open connections, "
-        f"header timeout {args.header_timeout:.0f} s"
+        f"header timeout {args.header_timeout:.0f} s, gateway file limit "
+        f"{args.max_files or 'inherited'}"
     )
     rounds = [await one_round(args) for _ in range(args.rounds)]
     medians = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
