@@ -23,6 +23,7 @@ from crm_sync.csv_rows import (
     RowValidator,
     read_header,
 )
+from crm_sync.csv_safe import SpreadsheetSafeWriter
 
 BATCH_ROWS = 2_000
 
@@ -63,7 +64,7 @@ class CsvSource:
         except ImportFileError:
             self._file.close()
             raise
-        self._errors = csv.writer(errors) if errors is not None else None
+        self._errors = SpreadsheetSafeWriter(errors) if errors is not None else None
         if self._errors is not None:
             self._errors.writerow(["line", "reason", *header[1]])
 

@@ -28,6 +28,7 @@ from gateway.core.http.input_guard import refuse_nul_middleware
 from gateway.core.http.openapi import openapi_handler
 from gateway.core.http.problems import Handler, problem_middleware
 from gateway.core.http.request_context import install_request_context, request_context_middleware
+from gateway.core.http.security_headers import install_security_headers
 from gateway.core.http.webhook_failures import webhook_failures_middleware
 from gateway.core.metrics import Metrics
 from gateway.core.scheduler import scheduler_context
@@ -59,6 +60,7 @@ def create_app(
         ],
     )
     install_request_context(app)
+    install_security_headers(app)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()

@@ -7,7 +7,6 @@ import asyncio
 import signal
 from pathlib import Path
 
-from aiohttp import web
 from pydantic import SecretStr
 
 from gateway.core.cli import Subparsers, UsageError, run_async
@@ -70,6 +69,7 @@ async def serve(
     from crm_sync.demo import DemoDataMissing, load_demo
     from gateway.app import create_app
     from gateway.campaigns.store import load_if_empty
+    from gateway.core.http.http_server import start_http
 
     database = Database(settings.database_url)
     try:
@@ -104,10 +104,7 @@ async def serve(
         )
         print(f"PBX simulator: AMI on 127.0.0.1:{simulator.port}", flush=True)
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+    server = await start_http(app, host, port)
     stop = asyncio.Event()
     # Orchestrators (systemd, Kubernetes, docker stop) stop a service with SIGTERM: it must
     # run the same cleanup as Ctrl-C, so leases and the pop-leader lock are released at once
@@ -122,7 +119,7 @@ async def serve(
     finally:
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(stop_signal)
-        await runner.cleanup()
+        await server.stop()
         if simulator is not None:
             await simulator.stop()
     return 0

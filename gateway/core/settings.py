@@ -40,6 +40,7 @@ SECRET_FIELDS = frozenset(
         "smtp_password",
         "crm_webhook_secret",
         "crm_api_token",
+        "metrics_token",
     }
 )
 
@@ -69,6 +70,22 @@ class CostRates(BaseModel):
     handling_minutes: dict[str, Decimal] = Field(default_factory=lambda: {"*": Decimal("2.5")})
     operator_per_minute: Decimal = Decimal("1.50")
     conversion: dict[str, Decimal] = Field(default_factory=dict)
+
+
+class HttpLimits(BaseModel):
+    """How long a client may take to send a request, and how much of the server one
+    client address (or everyone together) may hold; see gateway/core/http/connection_guard.py."""
+
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    keepalive_seconds: float = Field(default=75.0, gt=0)
+    # Lowered at start to what the process's file-descriptor limit can hold.
+    max_connections: int = Field(default=4000, ge=1)
+    # Not applied to trusted proxies (their clients are behind one address).
+    max_connections_per_client: int = Field(default=256, ge=1)
+    websockets_per_user: int = Field(default=8, ge=1)
+    # What a request still running at SIGTERM gets before it is cancelled.
+    shutdown_grace_seconds: float = Field(default=2.0, ge=0)
 
 
 class Settings(BaseSettings):
@@ -116,6 +133,10 @@ class Settings(BaseSettings):
 
     default_region: str = "UA"
     timezone: str = "Europe/Kyiv"
+
+    # Set: GET /metrics needs `Authorization: Bearer <token>`; unset: open (the contract).
+    metrics_token: SecretStr | None = None
+    http_limits: HttpLimits = Field(default_factory=HttpLimits)
 
     log_json: bool = False
     log_level: str = "INFO"

@@ -13,7 +13,7 @@ import json
 import secrets
 from urllib.parse import urlsplit
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel
 
 from gateway.core.appkeys import BUS, DATABASE, SETTINGS
@@ -30,6 +30,9 @@ from gateway.core.http.auth import (
 from gateway.core.http.endpoints import endpoint, json_response
 from gateway.core.http.problems import ApiProblem, Forbidden, Unauthorized
 from gateway.core.http.session import SESSION_COOKIE
+from gateway.live.sockets import CLOSE_TIMEOUT_S, LiveSockets
+
+LIVE_SOCKETS = web.AppKey("live_sockets", LiveSockets)
 
 TICKET_TTL_SECONDS = 60
 HEARTBEAT_SECONDS = 25.0
@@ -61,7 +64,9 @@ async def create_ticket(request: web.Request) -> web.Response:
     """Issue a ticket bound to the caller's identity."""
     principal = principal_of(request)
     ticket = secrets.token_urlsafe(24)
-    identity = json.dumps({"role": principal.role, "agent_id": principal.agent_id})
+    identity = json.dumps(
+        {"role": principal.role, "agent_id": principal.agent_id, "token_id": principal.token_id}
+    )
     await request.app[BUS].put_once(f"ws-ticket:{ticket}", identity, TICKET_TTL_SECONDS)
     return json_response(TicketOut(ticket=ticket, expires_in=TICKET_TTL_SECONDS).model_dump(), 201)
 
@@ -82,7 +87,7 @@ async def _principal_for_socket(request: web.Request) -> Principal:
             refusal = Unauthorized("ticket unknown, expired or already used")
             raise failed_authentication(request, refusal)
         data = json.loads(identity)
-        return Principal(data["role"], data.get("agent_id"))
+        return Principal(data["role"], data.get("agent_id"), data.get("token_id", ""))
     if SESSION_COOKIE in request.cookies:
         # Browsers send cookies on cross-site WebSocket handshakes that SameSite does not
         # cover in every browser: only our own pages may use the cookie here.
@@ -113,25 +118,39 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
     principal = await _principal_for_socket(request)
     if not await _owns_extension(request, principal, extension):
         raise Forbidden(f"extension {extension} is not one of yours")
+    sockets = request.app[LIVE_SOCKETS]
+    socket = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, timeout=CLOSE_TIMEOUT_S)
+    if sockets.full(principal):
+        # Opened to be closed: a browser sees a close reason, never a refused handshake.
+        await socket.prepare(request)
+        await socket.close(code=WSCloseCode.POLICY_VIOLATION, message=sockets.refusal())
+        return socket
     subscription = await request.app[BUS].subscribe(agent_channel(extension))
-    socket = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS)
     async with subscription:
         await socket.prepare(request)
-        await socket.send_json({"type": "hello", "extension": extension})
-        reader = asyncio.create_task(_drain(socket))
-        forwarder = asyncio.create_task(_forward(subscription, socket))
-        try:
-            await asyncio.wait({reader, forwarder}, return_when=asyncio.FIRST_COMPLETED)
-            if forwarder.done():
-                forwarder.result()  # any other failure of a send is the handler's error
-        finally:
-            for task in (reader, forwarder):
-                task.cancel()
-                # A failure was raised above (the forwarder's) or is the socket closing.
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            await socket.close()
+        with sockets.hold(principal, socket):
+            await _serve_socket(socket, subscription, extension)
     return socket
+
+
+async def _serve_socket(
+    socket: web.WebSocketResponse, subscription: Subscription, extension: str
+) -> None:
+    """Say hello, then forward until either side closes."""
+    await socket.send_json({"type": "hello", "extension": extension})
+    reader = asyncio.create_task(_drain(socket))
+    forwarder = asyncio.create_task(_forward(subscription, socket))
+    try:
+        await asyncio.wait({reader, forwarder}, return_when=asyncio.FIRST_COMPLETED)
+        if forwarder.done():
+            forwarder.result()  # any other failure of a send is the handler's error
+    finally:
+        for task in (reader, forwarder):
+            task.cancel()
+            # A failure was raised above (the forwarder's) or is the socket closing.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await socket.close()
 
 
 async def _forward(subscription: Subscription, socket: web.WebSocketResponse) -> None:

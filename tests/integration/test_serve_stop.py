@@ -60,3 +60,44 @@ def test_serve_stops_cleanly_on_signal(tmp_path: Path, stop_signal: signal.Signa
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+STOP_BOUND_S = 6.0  # what an orchestrator waits before SIGKILL, with room to spare
+ADMIN_TOKEN = "admin-token-serve-stop-0123"
+
+
+async def test_serve_stops_within_six_seconds_with_clients_attached(tmp_path: Path) -> None:
+    # What held the gateway after SIGTERM: an open WebSocket (a request that never ends
+    # by itself) and a request whose body is still arriving waited aiohttp's 60 s
+    # shutdown timeout; an idle keep-alive and a half-sent head are here too.
+    import asyncio
+
+    import aiohttp
+
+    from tests.support.serve_process import Gateway
+
+    gateway = Gateway(tmp_path, {"SWITCHBOARD_API_TOKENS": f"{ADMIN_TOKEN}:admin"})
+    try:
+        async with aiohttp.ClientSession() as session:
+            headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            socket = await session.ws_connect(gateway.base + "/ws/agents/201", headers=headers)
+            assert (await socket.receive_json(timeout=10))["type"] == "hello"
+            async with session.get(gateway.base + "/health") as response:
+                assert response.status == 200  # its connection stays open, idle
+            _, half = await asyncio.open_connection("127.0.0.1", gateway.port)
+            half.write(b"GET /health HTTP/1.1\r\nHost: gateway\r\n")
+            _, slow = await asyncio.open_connection("127.0.0.1", gateway.port)
+            slow.write(
+                b"POST /api/session HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json"
+                b"\r\nContent-Length: 100\r\n\r\n{"
+            )
+            await asyncio.sleep(0.5)
+            took = await asyncio.to_thread(gateway.stop, 90.0)
+            for writer in (half, slow):
+                writer.close()
+        print(f"serve stopped in {took:.2f} s with clients attached")
+        assert gateway.process.returncode == 0
+        assert took < STOP_BOUND_S
+        assert gateway.log_lines("Switchboard: stopping")
+    finally:
+        gateway.kill()

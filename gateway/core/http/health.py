@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 
 from aiohttp import web
@@ -18,7 +19,9 @@ from gateway.core.appkeys import (
     SETTINGS,
     HealthCheck,
 )
+from gateway.core.http.auth import bearer_token, failed_authentication
 from gateway.core.http.endpoints import endpoint, json_response
+from gateway.core.http.problems import Unauthorized
 
 log = logging.getLogger(__name__)
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -60,14 +63,35 @@ async def health(request: web.Request) -> web.Response:
     return json_response({"status": status, "components": components})
 
 
+def _check_metrics_token(request: web.Request) -> None:
+    """Open unless a token is configured (the contract lists /metrics as open)."""
+    expected = request.app[SETTINGS].secret("metrics_token")
+    if expected is None:
+        return
+    given = bearer_token(request)
+    if given is not None and hmac.compare_digest(given.encode(), expected.encode()):
+        return
+    # The right token always passes; wrong ones count against the address's brake.
+    raise failed_authentication(
+        request, Unauthorized("/metrics needs `Authorization: Bearer <SWITCHBOARD_METRICS_TOKEN>`")
+    )
+
+
 async def _ami_disabled() -> tuple[object, bool]:
     return "disabled", True
 
 
-@endpoint("GET", "/metrics", summary="Prometheus metrics", auth="none", tags=["ops"])
+@endpoint(
+    "GET",
+    "/metrics",
+    summary="Prometheus metrics (Bearer SWITCHBOARD_METRICS_TOKEN when it is set)",
+    auth="none",
+    tags=["ops"],
+)
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition; the plugins' query-filled gauges are read fresh first."""
     app = request.app
+    _check_metrics_token(request)
     refreshers = app[METRICS_REFRESHERS].items()
     results = await asyncio.gather(
         *(refresh() for _, refresh in refreshers), return_exceptions=True

@@ -147,7 +147,12 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             if header in exc.headers:
                 response.headers[header] = exc.headers[header]
         return response
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, ConnectionResetError) and request.transport is None:
+            # The client left while its request was being read: nobody reads an answer,
+            # and a traceback per departed client would flood the log under a slow-body
+            # attack.
+            return problem_response(ApiProblem("the client closed the connection"))
         log.exception("unhandled error on %s %s", request.method, request.path)
         error = ApiProblem("internal error; see the gateway log")
         error.status, error.type_name, error.title = 500, "internal", "Internal server error"
