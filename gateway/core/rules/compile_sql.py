@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
 
 from gateway.core.db.models import Activity, Call, Customer, OutboundContact, Payment
-from gateway.core.db.states import SENT_CONTACT_STATES
+from gateway.core.db.states import SENT_CONTACT_STATES, PaymentStatus
 from gateway.core.db.types import Money
 from gateway.core.rules.validate import AllOf, AnyOf, Condition, Not, Rule, Scalar
 
@@ -193,7 +193,7 @@ def _integer_fact(rule: Condition, env: _Env) -> _IntegerFact:
             lambda n: and_(planned.is_not(None), planned <= as_of + (n - 1) * DAY),
         )
     if name == "days_until_payment":
-        due = [Payment.customer_id == Customer.id, Payment.status == "due"]
+        due = [Payment.customer_id == Customer.id, Payment.status == PaymentStatus.DUE]
         return _IntegerFact(
             exists().where(*due),
             lambda n: exists().where(*due, Payment.due_date < env.today + n * DAY),
@@ -264,12 +264,12 @@ def _products(rule: Condition, env: _Env) -> Bool:
 
 
 def _payment_amount(rule: Condition, env: _Env) -> Bool:
-    due = [Payment.customer_id == Customer.id, Payment.status == "due"]
+    due = [Payment.customer_id == Customer.id, Payment.status == PaymentStatus.DUE]
     # The earliest due date of the same customer as the payment rows being added up.
     other = aliased(Payment)
     next_date = (
         select(func.min(other.due_date))
-        .where(other.customer_id == Payment.customer_id, other.status == "due")
+        .where(other.customer_id == Payment.customer_id, other.status == PaymentStatus.DUE)
         .scalar_subquery()
     )
     total: ColumnElement[object] = func.sum(Payment.amount)
