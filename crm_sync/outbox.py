@@ -48,7 +48,7 @@ from gateway.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STATES = tuple(OutboxState)
+STATES = tuple(state.value for state in OutboxState)  # plain strings: argparse shows their repr
 GLOBAL_KEY = "global"
 # A claim outlives the request by a wide margin so a slow but live worker keeps it.
 LEASE_MARGIN_SECONDS = 30.0
