@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
@@ -82,7 +83,9 @@ _PROGRESS: contextvars.ContextVar[_Progress | None] = contextvars.ContextVar(
 
 
 async def _on_headers_sent(
-    session: aiohttp.ClientSession, context: SimpleNamespace, params: Any
+    session: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    params: aiohttp.TraceRequestHeadersSentParams,
 ) -> None:
     progress = _PROGRESS.get()
     if progress is not None:
@@ -202,7 +205,7 @@ class TwilioAdapter:
         progress = _Progress()
         token = _PROGRESS.set(progress)
         try:
-            kwargs: dict[str, Any] = {"to": to, "from_": from_, "body": body}
+            kwargs: dict[str, object] = {"to": to, "from_": from_, "body": body}
             if status_callback:
                 kwargs["status_callback"] = status_callback
             async with asyncio.timeout(self._timeout.total):
@@ -230,7 +233,7 @@ class TwilioAdapter:
         """Messages to `to` (newest first), optionally only those sent after a time."""
         client = self._sdk()
         progress = _Progress()
-        kwargs: dict[str, Any] = {"to": to, "limit": limit, "page_size": min(limit, 1000)}
+        kwargs: dict[str, object] = {"to": to, "limit": limit, "page_size": min(limit, 1000)}
         if date_sent_after is not None:
             kwargs["date_sent_after"] = date_sent_after
         try:
@@ -240,7 +243,9 @@ class TwilioAdapter:
             raise _translate(exc, progress, creates=False) from exc
         return [_as_message(instance) for instance in instances]
 
-    def validate_signature(self, url: str, params: Any, signature: str | None) -> bool:
+    def validate_signature(
+        self, url: str, params: Mapping[str, object], signature: str | None
+    ) -> bool:
         """Whether `X-Twilio-Signature` signs this URL and form with our auth token."""
         if not signature:
             return False

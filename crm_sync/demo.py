@@ -22,6 +22,7 @@ from crm_sync.csv_import import import_customers
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Activity, Agent, AgentExtension, Customer, Payment
+from gateway.core.db.states import PaymentStatus
 from gateway.core.db.types import new_id
 from gateway.core.settings import Settings
 
@@ -173,7 +174,7 @@ async def _upsert_payment(
         "due_date": due_date,
         "amount": Decimal(str(data["amount"])),
         "currency": data["currency"],
-        "status": "due",
+        "status": PaymentStatus.DUE,
     }
     if any(getattr(payment, name, None) != value for name, value in values.items()):
         for name, value in values.items():

@@ -41,7 +41,7 @@ from gateway.core.db.models import (
     Task,
     Template,
 )
-from gateway.core.db.states import DUE_CONTACT_STATES, ContactStatus, TaskStatus
+from gateway.core.db.states import DUE_CONTACT_STATES, ContactStatus, CustomerStatus, TaskStatus
 from gateway.core.db.types import new_id
 
 __all__ = ["EventRejected", "Outcome", "apply_customer_upserted", "apply_event"]
@@ -108,8 +108,10 @@ async def _customer_deleted(
     # Soft delete: the row stays for history and the purge command; nobody is contacted.
     customer.deleted_at = now
     customer.updated_at = now
-    if customer.status != "cancelled":
-        session.add(_status_change(customer, customer.status, "cancelled", now, "crm: deleted"))
+    if customer.status != CustomerStatus.CANCELLED:
+        session.add(
+            _status_change(customer, customer.status, CustomerStatus.CANCELLED, now, "crm: deleted")
+        )
     await session.execute(
         update(Task)
         .where(Task.customer_id == customer.id, Task.status == TaskStatus.OPEN)

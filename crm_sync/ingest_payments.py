@@ -16,10 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_sync.events import Envelope, EventData, PaymentPaid, PaymentScheduled
 from crm_sync.ingest_guards import Outcome, live_customer, newer
 from gateway.core.db.models import CampaignVersion, Enrollment, OutboundContact, Payment
-from gateway.core.db.states import DUE_CONTACT_STATES, ContactStatus
+from gateway.core.db.states import DUE_CONTACT_STATES, ContactStatus, PaymentStatus
 from gateway.core.db.types import new_id
-
-DUE, PAID = "due", "paid"
 
 
 def payment_entity(external_id: str, contract_id: str, due_date: date) -> str:
@@ -70,7 +68,7 @@ async def payment_scheduled(
         session.add(payment)
     payment.amount = data.amount
     payment.currency = data.currency
-    payment.status = DUE
+    payment.status = PaymentStatus.DUE
     payment.updated_at = now
     return "applied"
 
@@ -90,8 +88,8 @@ async def payment_paid(
     customer_id, payment = stored
     if payment is None:
         return "applied"
-    if payment.status != PAID:
-        payment.status = PAID
+    if payment.status != PaymentStatus.PAID:
+        payment.status = PaymentStatus.PAID
         payment.updated_at = now
         await session.flush()
     await _skip_unsent_reminders(session, customer_id, data.due_date, now)
@@ -112,7 +110,7 @@ async def _skip_unsent_reminders(
             exists().where(
                 Payment.customer_id == customer_id,
                 Payment.due_date == due_date,
-                Payment.status == DUE,
+                Payment.status == PaymentStatus.DUE,
             )
         )
     )

@@ -28,7 +28,7 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Literal, TypedDict
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,7 +48,7 @@ from gateway.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STATES = tuple(OutboxState)
+STATES = tuple(state.value for state in OutboxState)  # plain strings: argparse shows their repr
 GLOBAL_KEY = "global"
 # A claim outlives the request by a wide margin so a slow but live worker keeps it.
 LEASE_MARGIN_SECONDS = 30.0
@@ -273,8 +273,8 @@ class OutboxWorker:
     @staticmethod
     def _values(
         item: OutboxItem, state: OutboxState, status: int | None, error: str | None
-    ) -> dict[str, Any]:
-        values: dict[str, Any] = {
+    ) -> OutboxUpdate:
+        values: OutboxUpdate = {
             "state": state,
             "attempts": item.attempts + 1,
             "locked_until": None,
@@ -309,10 +309,22 @@ class OutboxWorker:
             log.warning("outbox items %s: lease lost before their outcome was recorded", lost)
 
 
+class OutboxUpdate(TypedDict, total=False):
+    """The columns one delivery attempt writes back to its item."""
+
+    state: OutboxState
+    attempts: int
+    locked_until: datetime | None
+    last_status: int | None
+    last_error: str
+    next_attempt_at: datetime
+    delivered_at: datetime
+
+
 @dataclass(frozen=True)
 class _Outcome:
     """What one delivery attempt decided, to be written with the rest of its pass."""
 
     item: OutboxItem
-    values: dict[str, Any]
-    label: str
+    values: OutboxUpdate
+    label: Literal["delivered", "retry", "dead"]

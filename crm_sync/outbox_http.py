@@ -60,7 +60,7 @@ class OutboxPage(BaseModel):
     next_cursor: str | None
 
 
-def item_json(item: OutboxItem) -> dict[str, Any]:
+def item_json(item: OutboxItem) -> dict[str, object]:
     """Serialise an outbox item (times ISO 8601 UTC with Z)."""
     return {
         "seq": item.seq,

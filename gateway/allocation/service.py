@@ -34,7 +34,7 @@ from gateway.core.clock import as_utc, isoformat_z
 from gateway.core.db.dialect import advisory_lock
 from gateway.core.db.engine import Database
 from gateway.core.db.models import AllocationRun, Customer, Task
-from gateway.core.db.states import TaskStatus
+from gateway.core.db.states import CustomerStatus, TaskStatus
 from gateway.core.db.types import new_id
 from gateway.core.outbox import enqueue
 from gateway.core.rules import CustomerFacts
@@ -98,7 +98,7 @@ async def run_allocation(
             contacts=tuple(
                 Contact(
                     id=task.id,
-                    facts=CustomerFacts(customer_id=task.customer_id, status="active"),
+                    facts=CustomerFacts(customer_id=task.customer_id, status=CustomerStatus.ACTIVE),
                     priority=task.priority,
                 )
                 for task in tasks

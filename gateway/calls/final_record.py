@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -139,7 +139,7 @@ class RecordWriter:
         now: datetime,
     ) -> None:
         region = self._settings.default_region
-        data: dict[str, Any] = {
+        data: dict[str, object] = {
             "call_id": call_id,
             "pbx_linkedid": record.linkedid,
             "direction": record.direction.value,
@@ -183,7 +183,7 @@ class RecordWriter:
             )
 
 
-async def insert_ignore(session: AsyncSession, **values: Any) -> None:
+async def insert_ignore(session: AsyncSession, **values: object) -> None:
     """Insert a call row unless its id (or Linkedid) is already there."""
     insert = insert_for(session)
     await session.execute(insert(Call).values(**values).on_conflict_do_nothing())
@@ -249,7 +249,7 @@ async def _ledger(
     )
 
 
-def _details(record: CallRecord) -> dict[str, Any]:
+def _details(record: CallRecord) -> dict[str, object]:
     """Per-operator talk time (transfers), rang extensions and notes, for auditing."""
     return {
         "talk_seconds_by_extension": record.talk_seconds_by_extension(),

@@ -92,7 +92,7 @@ class CallRecorder:
         self._records_only = records_only
         self._records = RecordWriter(database, settings)
         self._live: dict[str, _LiveCall] = {}
-        self._running: set[asyncio.Task[Any]] = set()
+        self._running: set[asyncio.Task[object]] = set()
         # Records are written by every instance that sees the events (idempotently);
         # pops and call updates only by the leader, or operators would get each twice.
         self.announce = True

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.campaigns.journey import Journey
 from gateway.core.db.models import Enrollment, Payment
+from gateway.core.db.states import PaymentStatus
 
 
 def _due_date(occurrence: str) -> date | None:
@@ -45,7 +46,7 @@ class DuePayments:
             select(Payment.customer_id, Payment.due_date)
             .where(
                 Payment.customer_id.in_(sorted({customer for customer, _ in keys})),
-                Payment.status == "due",
+                Payment.status == PaymentStatus.DUE,
             )
             .distinct()
         )
@@ -65,7 +66,7 @@ class DuePayments:
                 .where(
                     Payment.customer_id == enrollment.customer_id,
                     Payment.due_date == day,
-                    Payment.status == "due",
+                    Payment.status == PaymentStatus.DUE,
                 )
                 .limit(1)
             )

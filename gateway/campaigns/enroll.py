@@ -26,7 +26,7 @@ from gateway.core.bus import Lock
 from gateway.core.db.dialect import insert_for
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Campaign, Customer, Enrollment, ExperimentAssignment, Payment
-from gateway.core.db.states import EnrollmentState
+from gateway.core.db.states import EnrollmentState, PaymentStatus
 from gateway.core.db.types import new_id
 from gateway.core.rules import segment
 from gateway.core.rules.fields import local_today
@@ -48,7 +48,7 @@ def _occurrence_column(
     if kind == "run":
         return literal(fire.astimezone(ZoneInfo(settings.timezone)).date().isoformat())
     today = local_today(as_of, settings.timezone)
-    due = and_(Payment.customer_id == Customer.id, Payment.status == "due")
+    due = and_(Payment.customer_id == Customer.id, Payment.status == PaymentStatus.DUE)
     upcoming = select(func.min(Payment.due_date)).where(due, Payment.due_date >= today)
     overdue = select(func.max(Payment.due_date)).where(due, Payment.due_date < today)
     return func.coalesce(

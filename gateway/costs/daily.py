@@ -26,7 +26,7 @@ from gateway.core.db.dialect import insert_for
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Call, CostEntry, Customer, DailySnapshot, OutboundContact
 from gateway.core.db.models.customers import CUSTOMER_STATUSES, StatusChange
-from gateway.core.db.states import ContactStatus
+from gateway.core.db.states import ContactStatus, CustomerStatus
 from gateway.costs.ledger import amount_of, summed_amount
 from gateway.costs.model import CostModel, MissingConversionRate, money_str
 
@@ -231,12 +231,18 @@ async def _reactivations(session: AsyncSession, start: datetime, stop: datetime)
     )
     query = select(func.count(func.distinct(StatusChange.customer_id))).where(
         _in(StatusChange.at, start, stop),
-        StatusChange.to_status == "active",
+        StatusChange.to_status == CustomerStatus.ACTIVE,
         StatusChange.from_status.is_not(None),
-        StatusChange.from_status != "active",
+        StatusChange.from_status != CustomerStatus.ACTIVE,
         contacted,
     )
     return int((await session.execute(query)).scalar_one())
+
+
+def _returned(from_status: str | None, to_status: str) -> bool:
+    """A move back to active from another status (not a new customer's first one)."""
+    active = CustomerStatus.ACTIVE
+    return to_status == active and from_status is not None and from_status != active
 
 
 async def compute_day(
@@ -246,10 +252,10 @@ async def compute_day(
     start, stop = day_bounds(day, timezone)
     moves = await _moves(session, start, stop)
     statuses, method = await _statuses(session, day, stop, timezone, moves)
-    back = sum(n for f, t, n in moves if t == "active" and f is not None and f != "active")
+    back = sum(n for f, t, n in moves if _returned(f, t))
     by_origin: dict[str, int] = defaultdict(int)
     for f, t, n in moves:
-        if t == "active" and f is not None and f != "active":
+        if f is not None and _returned(f, t):
             by_origin[f] += n
     return {
         "day": day.isoformat(),

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.db.dialect import json_row, json_rows
 from gateway.core.db.models import Call, OutboundContact, Payment, Task
-from gateway.core.db.states import TaskStatus
+from gateway.core.db.states import PaymentStatus, TaskStatus
 from gateway.customers.schemas import CallItem, MessageItem, PaymentItem, TaskItem, iso, money
 
 CARD_RECENT = 5
@@ -140,7 +140,7 @@ def _card_lists_statement() -> Select[Any]:
             _PAYMENT,
             [
                 Payment.customer_id == customer_id,
-                Payment.status == "due",
+                Payment.status == PaymentStatus.DUE,
                 Payment.due_date >= today,
             ],
             [Payment.due_date, Payment.contract_id],

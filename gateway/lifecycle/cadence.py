@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.core.clock import as_utc
 from gateway.core.db.dialect import insert_for
 from gateway.core.db.models import Customer, Task
-from gateway.core.db.states import TaskStatus
+from gateway.core.db.states import CustomerStatus, TaskStatus
 from gateway.core.db.types import UtcDateTime
 from gateway.lifecycle.policy import LifecyclePolicy
 
@@ -157,7 +157,7 @@ async def after_monitoring_call(
     """Set the next monitoring date after a monitoring call at `at`; returns it."""
     months = (
         policy.monitoring_months_active
-        if customer.status == "active"
+        if customer.status == CustomerStatus.ACTIVE
         else policy.monitoring_months_other
     )
     customer.next_monitoring_at = add_months(as_utc(at), months)

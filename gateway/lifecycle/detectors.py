@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.core.clock import as_utc, isoformat_z
 from gateway.core.db.dialect import insert_for, seconds_between
 from gateway.core.db.models import Activity, Customer, Task
-from gateway.core.db.states import TaskStatus
+from gateway.core.db.states import CustomerStatus, TaskStatus
 from gateway.core.db.types import UtcDateTime
 from gateway.lifecycle.policy import LifecyclePolicy
 
@@ -135,7 +135,7 @@ def _recession_query(session: AsyncSession, as_of: datetime, policy: LifecyclePo
         .join(medians, medians.c.customer_id == Customer.id)
         .where(
             Customer.deleted_at.is_(None),
-            Customer.status != "cancelled",
+            Customer.status != CustomerStatus.CANCELLED,
             history.c.orders >= policy.recession_min_orders,
             seconds_between(session, history.c.last_at, history.c.first_at)
             >= policy.recession_min_history_days * _SECONDS_PER_DAY,
@@ -210,7 +210,7 @@ async def detect_new_active(
             # join to customers active in the window before activities are touched.
             Customer.last_activity_at > _at(start),
             Customer.deleted_at.is_(None),
-            Customer.status != "cancelled",
+            Customer.status != CustomerStatus.CANCELLED,
             Activity.kind == "order",
             Activity.at > _at(start),
             Activity.at <= _at(as_of),

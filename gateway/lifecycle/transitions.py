@@ -41,6 +41,7 @@ from gateway.core.clock import as_utc, isoformat_z
 from gateway.core.db.dialect import insert_for
 from gateway.core.db.models import Complaint, Customer, StatusChange
 from gateway.core.db.models.customers import CUSTOMER_STATUSES
+from gateway.core.db.states import CustomerStatus
 from gateway.core.db.types import UtcDateTime
 from gateway.core.outbox import Activity, enqueue_many
 from gateway.lifecycle.policy import RANK, LifecyclePolicy
@@ -91,7 +92,7 @@ class RefreshCounts:
     def add(self, move: Move) -> None:
         """Count one move."""
         self.moves[move.to_status] += 1
-        if move.from_status == "lost" and move.to_status == "active":
+        if move.from_status == CustomerStatus.LOST and move.to_status == CustomerStatus.ACTIVE:
             self.reactivations += 1
         if move.reason == "complaint":
             self.complaints += 1
@@ -169,7 +170,7 @@ async def apply_status(
     at = as_utc(at)
     if customer.status == new_status:
         return False
-    if customer.deleted_at is not None or customer.status == "cancelled":
+    if customer.deleted_at is not None or customer.status == CustomerStatus.CANCELLED:
         raise StatusLocked(f"customer {customer.id} is {customer.status}; only the CRM moves it")
     move = Move(customer.id, customer.external_id, customer.status, new_status, at, reason)
     customer.status = new_status
@@ -229,7 +230,7 @@ def _complaint_candidates(as_of: datetime) -> AnySelect:
         )
         .join(Complaint, Complaint.customer_id == Customer.id)
         .where(
-            Customer.status.in_(("active", "warm")),
+            Customer.status.in_((CustomerStatus.ACTIVE, CustomerStatus.WARM)),
             Customer.deleted_at.is_(None),
             Complaint.at > since,
             Complaint.at <= _at(as_of),
@@ -244,7 +245,7 @@ def _activity_candidates(as_of: datetime, policy: LifecyclePolicy) -> AnySelect:
     return select(
         Customer.id, Customer.external_id, Customer.status, Customer.last_activity_at
     ).where(
-        Customer.status.in_(("warm", "cold", "lost")),
+        Customer.status.in_((CustomerStatus.WARM, CustomerStatus.COLD, CustomerStatus.LOST)),
         Customer.deleted_at.is_(None),
         Customer.last_activity_at > since,
         Customer.last_activity_at <= _at(as_of),
@@ -266,9 +267,9 @@ def _inactivity_candidates(as_of: datetime, policy: LifecyclePolicy) -> AnySelec
         Customer.status_changed_at,
     ).where(
         Customer.deleted_at.is_(None),
-        ((Customer.status == "active") & (ref <= warm))
-        | ((Customer.status == "warm") & (ref <= cold))
-        | ((Customer.status == "cold") & (ref <= lost)),
+        ((Customer.status == CustomerStatus.ACTIVE) & (ref <= warm))
+        | ((Customer.status == CustomerStatus.WARM) & (ref <= cold))
+        | ((Customer.status == CustomerStatus.COLD) & (ref <= lost)),
     )
 
 
@@ -334,9 +335,9 @@ async def refresh_statuses(
             r.id,
             r.external_id,
             r.status,
-            "active",
+            CustomerStatus.ACTIVE,
             as_utc(r.last_activity_at),
-            "reactivation" if r.status == "lost" else "activity",
+            "reactivation" if r.status == CustomerStatus.LOST else "activity",
         ),
         policy,
         as_of,

@@ -31,7 +31,6 @@ import random
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -282,7 +281,7 @@ class SendWorker:
                 .values(locked_until=self.clock.now() + wait)
             )
 
-    async def _update(self, contact: OutboundContact, **values: Any) -> None:
+    async def _update(self, contact: OutboundContact, **values: object) -> None:
         values["updated_at"] = self.clock.now()
         async with self.database.transaction() as session:
             await session.execute(

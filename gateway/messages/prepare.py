@@ -18,6 +18,7 @@ from channels.base import ChannelName, Outgoing
 from channels.consent import decide
 from channels.templates import InlineMessage, Renderer, TemplateProblem
 from gateway.core.db.models import Customer, OutboundContact, Payment, Template
+from gateway.core.db.states import PaymentStatus
 from gateway.core.settings import Settings
 
 
@@ -60,7 +61,7 @@ async def next_payment(
             select(Payment)
             .where(
                 Payment.customer_id == customer.id,
-                Payment.status == "due",
+                Payment.status == PaymentStatus.DUE,
                 Payment.due_date >= today,
             )
             .order_by(Payment.due_date)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 
 from adapters.twilio import TwilioAdapter
@@ -35,7 +36,9 @@ MAX_SID_LENGTH = 128
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
-async def _verified_form(request: web.Request) -> MultiDictProxy[Any]:
+async def _verified_form(
+    request: web.Request,
+) -> MultiDictProxy[str | bytes | bytearray | FileField]:
     adapter = request.app.get(TWILIO_ADAPTER)
     if adapter is None:
         raise ServiceUnavailable(
@@ -49,7 +52,7 @@ async def _verified_form(request: web.Request) -> MultiDictProxy[Any]:
     return form
 
 
-def _field(form: MultiDictProxy[Any], name: str) -> str | None:
+def _field(form: MultiDictProxy[str | bytes | bytearray | FileField], name: str) -> str | None:
     value = form.get(name)
     return value.strip() if isinstance(value, str) and value.strip() else None
 
@@ -95,7 +98,7 @@ def _spawn_price_fetch(app: web.Application, contact_id: str) -> None:
     task.add_done_callback(_forget(tasks))
 
 
-def _forget(tasks: set[asyncio.Task[int]]) -> Any:
+def _forget(tasks: set[asyncio.Task[int]]) -> Callable[[asyncio.Task[int]], None]:
     def done(task: asyncio.Task[int]) -> None:
         tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:

@@ -9,7 +9,6 @@ cannot both win. A contact left `unknown` by a timeout is settled by its first c
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,7 +46,7 @@ async def apply_status(
     now: datetime,
 ) -> str | None:
     """Apply one status to the contact (by id, else by provider id); its id if it moved."""
-    values: dict[str, Any] = {
+    values: dict[str, object] = {
         "status": target,
         "provider_id": sid,
         "updated_at": now,

@@ -46,6 +46,7 @@ from gateway.core.db.models import (
     Payment,
     ProcessedWebhook,
 )
+from gateway.core.db.states import CustomerStatus
 
 PURGED_PREFIX = "purged:"
 CUSTOMER_BATCH = 500
@@ -143,7 +144,7 @@ def _cutoff(days: int, now: datetime) -> datetime:
 def _qualifies(cutoff: datetime) -> ColumnElement[bool]:
     deleted = and_(Customer.deleted_at.is_not(None), Customer.deleted_at <= cutoff)
     cancelled = and_(
-        Customer.status == "cancelled",
+        Customer.status == CustomerStatus.CANCELLED,
         Customer.status_changed_at.is_not(None),
         Customer.status_changed_at <= cutoff,
     )

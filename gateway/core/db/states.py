@@ -62,6 +62,24 @@ class TaskStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class CustomerStatus(StrEnum):
+    """A customer's status (`customers.status`): the lifecycle moves the first four,
+    `cancelled` belongs to the CRM."""
+
+    ACTIVE = "active"
+    WARM = "warm"
+    COLD = "cold"
+    LOST = "lost"
+    CANCELLED = "cancelled"
+
+
+class PaymentStatus(StrEnum):
+    """A scheduled payment (`payments.status`), as the CRM reports it."""
+
+    DUE = "due"
+    PAID = "paid"
+
+
 class OutboxState(StrEnum):
     """A CRM outbox item (`crm_outbox.state`): retried while pending, dead when given up."""
 

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.db.models import Agent, AgentExtension, Call, CallLeg, Task
+from gateway.core.db.states import CallState
 from gateway.core.http.auth import Principal
 from gateway.core.http.problems import Forbidden
 
@@ -108,7 +109,7 @@ def _unattributed_live_call() -> ColumnElement[bool]:
     rows get the extension on answer and the legs at the end), and every operator it
     rings may act on its pop meanwhile (report an unknown caller, pick a topic).
     """
-    return and_(Call.state != "ended", Call.extension.is_(None), Call.agent_id.is_(None))
+    return and_(Call.state != CallState.ENDED, Call.extension.is_(None), Call.agent_id.is_(None))
 
 
 async def ensure_own_call(session: AsyncSession, principal: Principal, call_id: str) -> None:

@@ -41,7 +41,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
 
 from gateway.core.db.models import Activity, Call, Customer, OutboundContact, Payment
-from gateway.core.db.states import SENT_CONTACT_STATES
+from gateway.core.db.states import SENT_CONTACT_STATES, PaymentStatus
 from gateway.core.db.types import Money
 from gateway.core.rules.sql_lists import one_of, whole_days_before
 from gateway.core.rules.validate import AllOf, AnyOf, Condition, Not, Rule, Scalar
@@ -212,7 +212,7 @@ def _integer_fact(rule: Condition, env: _Env) -> _IntegerFact:
             lambda ns: _days_among(planned, [-n for n in ns], env),
         )
     if name == "days_until_payment":
-        due = [Payment.customer_id == Customer.id, Payment.status == "due"]
+        due = [Payment.customer_id == Customer.id, Payment.status == PaymentStatus.DUE]
         first_due = select(func.min(Payment.due_date)).where(*due).scalar_subquery()
         return _IntegerFact(
             exists().where(*due),
@@ -308,12 +308,12 @@ def _products(rule: Condition, env: _Env) -> Bool:
 
 
 def _payment_amount(rule: Condition, env: _Env) -> Bool:
-    due = [Payment.customer_id == Customer.id, Payment.status == "due"]
+    due = [Payment.customer_id == Customer.id, Payment.status == PaymentStatus.DUE]
     # The earliest due date of the same customer as the payment rows being added up.
     other = aliased(Payment)
     next_date = (
         select(func.min(other.due_date))
-        .where(other.customer_id == Payment.customer_id, other.status == "due")
+        .where(other.customer_id == Payment.customer_id, other.status == PaymentStatus.DUE)
         .scalar_subquery()
     )
     total: ColumnElement[object] = func.sum(Payment.amount)

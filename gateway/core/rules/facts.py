@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.core.clock import as_utc
 from gateway.core.db.dialect import dialect_of
 from gateway.core.db.models import Activity, Call, Customer, OutboundContact, Payment
-from gateway.core.db.states import SENT_CONTACT_STATES
+from gateway.core.db.states import SENT_CONTACT_STATES, PaymentStatus
 from gateway.core.rules.compile_sql import segment_query
 from gateway.core.rules.fields import local_today
 from gateway.core.rules.validate import Rule
@@ -113,7 +113,7 @@ async def load_facts(
     due = (
         await session.execute(
             select(Payment.due_date, Payment.amount).where(
-                Payment.customer_id == customer_id, Payment.status == "due"
+                Payment.customer_id == customer_id, Payment.status == PaymentStatus.DUE
             )
         )
     ).all()

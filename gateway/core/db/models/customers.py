@@ -10,9 +10,10 @@ from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Unique
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.core.db.models.base import Base, Timestamped
+from gateway.core.db.states import CustomerStatus, PaymentStatus
 from gateway.core.db.types import JsonDocument, Money, UtcDateTime
 
-CUSTOMER_STATUSES = ("active", "warm", "cold", "lost", "cancelled")
+CUSTOMER_STATUSES = tuple(status.value for status in CustomerStatus)
 
 
 class Customer(Timestamped, Base):
@@ -29,7 +30,7 @@ class Customer(Timestamped, Base):
     region: Mapped[str | None] = mapped_column(String(64), index=True)
     products: Mapped[list[str]] = mapped_column(JsonDocument, default=list)
     responsible_agent: Mapped[str | None] = mapped_column(String(128), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=CustomerStatus.ACTIVE, index=True)
     status_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     contract_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     contract_ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -100,7 +101,7 @@ class Payment(Base):
     due_date: Mapped[date] = mapped_column(Date, index=True)
     amount: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(16), default="due")
+    status: Mapped[str] = mapped_column(String(16), default=PaymentStatus.DUE)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (UniqueConstraint("customer_id", "contract_id", "due_date"),)
