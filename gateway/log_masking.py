@@ -25,10 +25,13 @@ MAX_TRACE_CHARS = 65_536
 # URL encoding `%40`, then labels and a top-level domain of letters. A start is refused
 # inside a run (after a run character, or on the hex digits of an escape the run would
 # have taken). The labels are possessive, so a failed domain backs off a label at a time.
+# What follows the domain in the same run is taken too (`tail`): when it leads to another
+# `@` it is the next address's local part (`a@b.comc@d.com`), which no start could reach.
 _LOCAL_CHAR = r"(?:[A-Za-z0-9._+\-]|%(?!40)[0-9A-Fa-f]{2})"
 _EMAIL = re.compile(
     rf"(?<![A-Za-z0-9._+\-])(?!(?<=%)[0-9A-Fa-f]{{2}})(?P<local>{_LOCAL_CHAR}++)"
     r"(?P<rest>(?:@|%40)(?:[A-Za-z0-9\-]++\.)+[A-Za-z]{2,})"
+    rf"(?P<tail>{_LOCAL_CHAR}*+)(?P<next>@|%40)?"
 )
 
 # --- phone numbers ----------------------------------------------------------------------
@@ -78,7 +81,10 @@ def mask_phone(raw: str) -> str:
 
 
 def _mask_email(match: re.Match[str]) -> str:
-    return f"{match['local'][0]}***{match['rest']}"
+    tail, after = match["tail"], match["next"]
+    if tail and after:
+        tail = f"{tail[0]}***"
+    return f"{match['local'][0]}***{match['rest']}{tail}{after or ''}"
 
 
 def _mask_stretch(text: str) -> str:
