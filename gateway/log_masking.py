@@ -41,17 +41,18 @@ _EMAIL = re.compile(
 # `\n0501234567` in JSON), but not on the digits of an escape (`%20`). A run with fewer
 # digits fails after at most six starts, so the scan stays linear.
 _SEP = r"(?:[ \t\u00a0().+\-]|%2[0Bb89])"
-_RUN = rf"(?:\+|%2[Bb])?\(?(?<!%)(?<!%2)\d(?:{_SEP}*+\d){{6,}}+"
+# (Each branch opens with a one-character lookahead: most positions fail right there.)
+_RUN = rf"(?=[+%(\d])(?:\+|%2[Bb])?\(?(?<!%)(?<!%2)\d(?:{_SEP}*+\d){{6,}}+"
 # Our own ids (`cus_` + 24 hex) and request ids (32 hex) carry digit runs by chance:
 # left whole so a log stays searchable. Each needs a letter, so no digit string passes.
 _ID = (
-    r"(?<![0-9A-Za-z_])(?:[a-z]{2,8}_(?=[0-9]{0,23}[a-f])[0-9a-f]{24}"
+    r"(?<![0-9A-Za-z_])(?=[a-z0-9])(?:[a-z]{2,8}_(?=[0-9]{0,23}[a-f])[0-9a-f]{24}"
     r"|(?=[0-9]{0,31}[a-f])[0-9a-f]{32})(?![0-9A-Za-z_])"
 )
 # An Asterisk channel `Tech/resource-0000001a;1`: the resource is masked like any text
 # (`Local/0501234567@ctx-…`), the unique suffix kept, since it names the channel.
 _CHANNEL = (
-    r"(?<![0-9A-Za-z_/])(?P<tech>[A-Z][A-Za-z0-9]{1,15}/)(?P<res>[\w@.+\-;:#*%=~!$&]++)"
+    r"(?=[A-Z])(?<![0-9A-Za-z_/])(?P<tech>[A-Z][A-Za-z0-9]{1,15}/)(?P<res>[\w@.+\-;:#*%=~!$&]++)"
     r"(?:(?<=-[0-9a-f]{8})|(?<=-[0-9a-f]{8};[12]))"
 )
 _PHONES = re.compile(rf"(?P<id>{_ID})|{_CHANNEL}|(?P<run>{_RUN})")
@@ -109,9 +110,10 @@ def _mask_run(run: str, after_clock: bool) -> str:
     if after_clock and run[:2].isdigit() and not run[2:3].isdigit():
         out.append(run[:2])  # the seconds of `10:00:00 0501234567`
         done = 2
-    for unit in _NOT_PHONE.finditer(run, done):
-        out += (_mask_stretch(run[done : unit.start()]), unit[0])
-        done = unit.end()
+    if "-" in run or "." in run:  # what a date, a decimal or an address needs
+        for unit in _NOT_PHONE.finditer(run, done):
+            out += (_mask_stretch(run[done : unit.start()]), unit[0])
+            done = unit.end()
     out.append(_mask_stretch(run[done:]))
     return "".join(out)
 
