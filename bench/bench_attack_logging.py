@@ -202,9 +202,9 @@ async def health_during(port: int, events: int, limit: float) -> list[float]:
 
 
 def serve_and_measure(
-    template: Path, events: int, old_tree: Path | None, limit: float
+    template: Path, events: int, old_tree: Path | None, limit: float, level: str
 ) -> list[float]:
-    """A fresh DEBUG gateway on a copy of the SQLite template; /health times."""
+    """A fresh gateway logging at `level` on a copy of the SQLite template; /health times."""
     with tempfile.TemporaryDirectory() as directory:
         url = copy_sqlite(template, Path(directory))
         port = free_port()
@@ -213,7 +213,7 @@ def serve_and_measure(
             SWITCHBOARD_CONFIG="",
             SWITCHBOARD_DATABASE_URL=url,
             SWITCHBOARD_CRM_WEBHOOK_SECRET=SECRET,
-            SWITCHBOARD_LOG_LEVEL="DEBUG",
+            SWITCHBOARD_LOG_LEVEL=level,
         )
         if old_tree is not None:
             env["PYTHONPATH"] = str(old_tree)
@@ -245,15 +245,17 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def health_figures(rounds: int, events: int, old_tree: Path | None, limit: float) -> None:
-    """Print /health p50/p99/max with and without the DEBUG attack."""
+def health_figures(
+    rounds: int, events: int, old_tree: Path | None, limit: float, level: str
+) -> None:
+    """Print /health p50/p99/max with and without the attack."""
     with tempfile.TemporaryDirectory() as directory:
         template = create_sqlite_template(Path(directory))
-        print(f"/health at DEBUG on SQLite{' (old tree)' if old_tree else ''}, ms:")
+        print(f"/health at {level} on SQLite{' (old tree)' if old_tree else ''}, ms:")
         for label, count in (("no attack", 0), (f"{events} x 1 MB attribute", events)):
             p50s, p99s, maxes = [], [], []
             for _ in range(rounds):
-                times = serve_and_measure(template, count, old_tree, limit)
+                times = serve_and_measure(template, count, old_tree, limit, level)
                 p50s.append(percentile(times, 0.5))
                 p99s.append(percentile(times, 0.99))
                 maxes.append(max(times))
@@ -275,11 +277,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--old-seconds", type=float, default=20.0)
     parser.add_argument("--old-tree", type=Path, default=None)
     parser.add_argument("--skip-masker", action="store_true")
+    parser.add_argument("--log-level", default="DEBUG", help="INFO shows the attack's own cost")
     args = parser.parse_args(argv)
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if not args.skip_masker:
         masker_figures(args.rounds, args.old_seconds)
-    health_figures(args.rounds, args.events, args.old_tree, args.limit_seconds)
+    health_figures(args.rounds, args.events, args.old_tree, args.limit_seconds, args.log_level)
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
