@@ -25,10 +25,13 @@ MAX_TRACE_CHARS = 65_536
 # URL encoding `%40`, then labels and a top-level domain of letters. A start is refused
 # inside a run (after a run character, or on the hex digits of an escape the run would
 # have taken). The labels are possessive, so a failed domain backs off a label at a time.
+# What follows the domain in the same run is taken too (`tail`): when it leads to another
+# `@` it is the next address's local part (`a@b.comc@d.com`), which no start could reach.
 _LOCAL_CHAR = r"(?:[A-Za-z0-9._+\-]|%(?!40)[0-9A-Fa-f]{2})"
 _EMAIL = re.compile(
     rf"(?<![A-Za-z0-9._+\-])(?!(?<=%)[0-9A-Fa-f]{{2}})(?P<local>{_LOCAL_CHAR}++)"
     r"(?P<rest>(?:@|%40)(?:[A-Za-z0-9\-]++\.)+[A-Za-z]{2,})"
+    rf"(?P<tail>{_LOCAL_CHAR}*+)(?P<next>@|%40)?"
 )
 
 # --- phone numbers ----------------------------------------------------------------------
@@ -38,17 +41,18 @@ _EMAIL = re.compile(
 # `\n0501234567` in JSON), but not on the digits of an escape (`%20`). A run with fewer
 # digits fails after at most six starts, so the scan stays linear.
 _SEP = r"(?:[ \t\u00a0().+\-]|%2[0Bb89])"
-_RUN = rf"(?:\+|%2[Bb])?\(?(?<!%)(?<!%2)\d(?:{_SEP}*+\d){{6,}}+"
+# (Each branch opens with a one-character lookahead: most positions fail right there.)
+_RUN = rf"(?=[+%(\d])(?:\+|%2[Bb])?\(?(?<!%)(?<!%2)\d(?:{_SEP}*+\d){{6,}}+"
 # Our own ids (`cus_` + 24 hex) and request ids (32 hex) carry digit runs by chance:
 # left whole so a log stays searchable. Each needs a letter, so no digit string passes.
 _ID = (
-    r"(?<![0-9A-Za-z_])(?:[a-z]{2,8}_(?=[0-9]{0,23}[a-f])[0-9a-f]{24}"
+    r"(?<![0-9A-Za-z_])(?=[a-z0-9])(?:[a-z]{2,8}_(?=[0-9]{0,23}[a-f])[0-9a-f]{24}"
     r"|(?=[0-9]{0,31}[a-f])[0-9a-f]{32})(?![0-9A-Za-z_])"
 )
 # An Asterisk channel `Tech/resource-0000001a;1`: the resource is masked like any text
 # (`Local/0501234567@ctx-…`), the unique suffix kept, since it names the channel.
 _CHANNEL = (
-    r"(?<![0-9A-Za-z_/])(?P<tech>[A-Z][A-Za-z0-9]{1,15}/)(?P<res>[\w@.+\-;:#*%=~!$&]++)"
+    r"(?=[A-Z])(?<![0-9A-Za-z_/])(?P<tech>[A-Z][A-Za-z0-9]{1,15}/)(?P<res>[\w@.+\-;:#*%=~!$&]++)"
     r"(?:(?<=-[0-9a-f]{8})|(?<=-[0-9a-f]{8};[12]))"
 )
 _PHONES = re.compile(rf"(?P<id>{_ID})|{_CHANNEL}|(?P<run>{_RUN})")
@@ -78,7 +82,10 @@ def mask_phone(raw: str) -> str:
 
 
 def _mask_email(match: re.Match[str]) -> str:
-    return f"{match['local'][0]}***{match['rest']}"
+    tail, after = match["tail"], match["next"]
+    if tail and after:
+        tail = f"{tail[0]}***"
+    return f"{match['local'][0]}***{match['rest']}{tail}{after or ''}"
 
 
 def _mask_stretch(text: str) -> str:
@@ -103,9 +110,10 @@ def _mask_run(run: str, after_clock: bool) -> str:
     if after_clock and run[:2].isdigit() and not run[2:3].isdigit():
         out.append(run[:2])  # the seconds of `10:00:00 0501234567`
         done = 2
-    for unit in _NOT_PHONE.finditer(run, done):
-        out += (_mask_stretch(run[done : unit.start()]), unit[0])
-        done = unit.end()
+    if "-" in run or "." in run:  # what a date, a decimal or an address needs
+        for unit in _NOT_PHONE.finditer(run, done):
+            out += (_mask_stretch(run[done : unit.start()]), unit[0])
+            done = unit.end()
     out.append(_mask_stretch(run[done:]))
     return "".join(out)
 
