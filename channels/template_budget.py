@@ -28,6 +28,16 @@ MAX_EMITTED_CHARS = 1_000_000
 MAX_INT_BITS = 4_096
 MAX_RANGE = 10_000
 MAX_FORMAT_WIDTH = 1_000
+# Compiling costs about 1 ms per expression tag on a busy machine (Jinja parses and
+# generates Python in Python, then CPython compiles it holding the GIL), before any bound
+# of the render applies: a 20,000-character template of tags took 0.7 s. Real templates
+# have tens of tags.
+MAX_TAGS = 200
+MAX_TAG_CHARS = 4_000
+MAX_NODES = 1_000
+# Calls (macros, `loop(…)`) nested in one another: far below Python's recursion limit,
+# and it bounds what rewriting a deep traceback into template lines costs.
+MAX_DEPTH = 50
 MAX_CPU_SECONDS = 0.1
 # Characters a C-level string operation handles in the time of one Python-level step.
 CHARS_PER_STEP = 256
@@ -44,11 +54,12 @@ class LimitExceeded(Exception):
 class Budget:
     """The work one render has done so far; once exceeded, every later step fails too."""
 
-    __slots__ = ("_charges", "emitted", "exceeded", "started", "steps")
+    __slots__ = ("_charges", "depth", "emitted", "exceeded", "started", "steps")
 
     def __init__(self) -> None:
         self.steps = 0
         self.emitted = 0
+        self.depth = 0
         self.exceeded: str | None = None
         self.started = time.thread_time()
         self._charges = 0
@@ -68,6 +79,12 @@ class Budget:
         """The CPU-time net: thread time, so a busy machine does not refuse a template."""
         if time.thread_time() - self.started > MAX_CPU_SECONDS:
             self.fail(f"more than {MAX_CPU_SECONDS} s of CPU time")
+
+    def enter(self) -> None:
+        """One call deeper."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.fail(f"calls nested more than {MAX_DEPTH} deep")
 
     def emit(self, chars: int) -> None:
         """Count characters written anywhere (macros and blocks included)."""

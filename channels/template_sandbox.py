@@ -14,13 +14,16 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import wraps
 from typing import Any
 
-from jinja2 import ChainableUndefined, nodes, pass_context
+from jinja2 import ChainableUndefined, TemplateSyntaxError, nodes, pass_context
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg
 
 from channels.template_budget import (
+    MAX_NODES,
+    MAX_TAG_CHARS,
+    MAX_TAGS,
     Counted,
     LimitExceeded,
     bounded_range,
@@ -45,6 +48,24 @@ _COUNTED = "budget:counted"
 _CALL_INTERNALS = frozenset({"_loop_vars", "_block_vars", "caller"})
 # A call through these hooks costs about as much as this many plain steps.
 _CALL_STEPS = 4
+
+
+def _too_many_tags(source: str) -> tuple[int, str] | None:
+    """`(line, why)` when the tags are too many or too long to compile quickly."""
+    count = inside = 0
+    at = 0
+    while True:
+        found = [i for i in (source.find("{{", at), source.find("{%", at)) if i != -1]
+        if not found:
+            return None
+        at = min(found)
+        end = source.find("}}" if source.startswith("{{", at) else "%}", at + 2)
+        end = len(source) if end == -1 else end
+        count, inside = count + 1, inside + end - at
+        if count > MAX_TAGS or inside > MAX_TAG_CHARS:
+            line = source.count("\n", 0, at) + 1
+            return line, f"more than {MAX_TAGS} tags or {MAX_TAG_CHARS} characters in tags"
+        at = end + 2
 
 
 def _weight(body: list[nodes.Node]) -> int:
@@ -193,6 +214,16 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self.globals["range"] = bounded_range
         del self.globals["lipsum"]  # makes up to any number of paragraphs
 
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """Parse, refusing a template too large to compile quickly (a syntax error)."""
+        problem = _too_many_tags(source)
+        if problem is not None:
+            raise TemplateSyntaxError(problem[1], problem[0])
+        tree = super()._parse(source, name, filename)
+        if sum(1 for _ in tree.find_all(nodes.Node)) > MAX_NODES:
+            raise TemplateSyntaxError(f"more than {MAX_NODES} names, values and operators", 1)
+        return tree
+
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         """An arithmetic operator, refused when its result would be too large."""
         return binop(operator, left, right)
@@ -224,7 +255,11 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         if isinstance(owner, str):
             budget.charge(work(owner))
             check_str_method(owner, getattr(__obj, "__name__", ""), args, kwargs)
-        result = super().call(__context, __obj, *args, **kwargs)
+        budget.enter()
+        try:
+            result = super().call(__context, __obj, *args, **kwargs)
+        finally:
+            budget.depth -= 1
         if isinstance(result, str):
             check_size(len(result), "the result of a call")
         return _lazy(result)
