@@ -53,13 +53,22 @@ def html_to_text(html: str) -> str:
         if tag in _RAW and not closing:
             end = _RAW_END[tag].search(html, at)
             at = end.end() if end is not None else len(html)
-        elif tag in _BLOCKS:
-            parts.append("\n")
-        elif tag == "a" and not closing:
-            links.append(_href(match[3]))
-        elif tag == "a" and links:
-            href = links.pop()
-            if href and not href.startswith("#"):
-                parts.append(f" ({href})")
+            continue
+        # `<br/>` is a start and an end tag, as html.parser reports it.
+        for end_tag in (closing,) if closing or not match[3].endswith("/") else (False, True):
+            _tag(tag, end_tag, match[3], parts, links)
     lines = [" ".join(line.split()) for line in "".join(parts).splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _tag(
+    tag: str, closing: bool, attributes: str, parts: list[str], links: list[str | None]
+) -> None:
+    if tag in _BLOCKS:
+        parts.append("\n")
+    elif tag == "a" and not closing:
+        links.append(_href(attributes))
+    elif tag == "a" and links:
+        href = links.pop()
+        if href and not href.startswith("#"):
+            parts.append(f" ({href})")

@@ -69,7 +69,7 @@ def _too_many_tags(source: str) -> tuple[int, str] | None:
 
 
 def _weight(body: list[nodes.Node]) -> int:
-    return 1 + sum(1 for node in body for _ in node.find_all(nodes.Node)) + len(body)
+    return 1 + sum(1 for node in body for _ in node.find_all(nodes.Node))
 
 
 def _charge_statement(body: list[nodes.Node], lineno: int) -> nodes.ExprStmt:
