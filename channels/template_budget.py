@@ -42,6 +42,7 @@ MAX_CPU_SECONDS = 0.1
 # Characters a C-level string operation handles in the time of one Python-level step.
 CHARS_PER_STEP = 256
 _CLOCK_EVERY = 64
+_WALK_CHUNK = 512
 
 
 class LimitExceeded(Exception):
@@ -133,11 +134,17 @@ def check_int(value: Any) -> None:
         current().fail(f"a number over {MAX_INT_BITS} bits")
 
 
+_FIXED_SIZES = {type(None): 8, bool: 8, float: 8, range: 8}
+_TEXT_TYPES = (str, bytes, bytearray)
+
+
 def _scalar_size(value: Any) -> int | None:
-    if isinstance(value, str | bytes | bytearray):
+    kind = type(value)
+    if kind is str or isinstance(value, _TEXT_TYPES):
         return len(value)
-    if value is None or isinstance(value, bool | float | range):
-        return 8
+    fixed = _FIXED_SIZES.get(kind)
+    if fixed is not None:
+        return fixed
     if isinstance(value, int):
         return int_bits(value) * 3 // 10 + 1
     if isinstance(value, Decimal):
@@ -176,7 +183,7 @@ def measure(value: Any, limit: int = MAX_VALUE_CHARS) -> int:
         size = _scalar_size(item)
         if size is not None:
             total += size + 2
-            if isinstance(item, str) and size > CHARS_PER_STEP:
+            if size > CHARS_PER_STEP and isinstance(item, _TEXT_TYPES):
                 visited += size // CHARS_PER_STEP
         else:
             children = _children(item)
@@ -188,6 +195,9 @@ def measure(value: Any, limit: int = MAX_VALUE_CHARS) -> int:
         visited += 1
         if total > limit:
             break
+        if visited > _WALK_CHUNK:  # the walk itself is Python-level work: pay as it goes
+            budget.charge(visited)
+            visited = 0
     budget.charge(visited)
     return total
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import operator
 import re
 from _string import formatter_parser  # type: ignore[import-not-found]
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sized
+from decimal import Decimal
 from typing import Any
 
 from channels.template_budget import (
@@ -207,6 +208,11 @@ def check_filter(name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[s
             current().fail(f"{name} of more than {MAX_RANGE}")
     elif name == "striptags":
         _striptags_cost(_text(value))
+    elif name == "sum" and not isinstance(
+        kwargs.get("start", args[1] if len(args) > 1 else 0), int | float | Decimal
+    ):
+        # Adding lists or strings copies the running total each time: quadratic.
+        current().charge(len(value) * measure(value) // 64 if isinstance(value, Sized) else 1)
     elif name == "urlize":
         current().charge(len(_text(value)))  # a regular expression and a test per word
     elif name in ("title", "wordcount"):
