@@ -20,6 +20,7 @@ from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any, NoReturn
 
+from jinja2.runtime import Undefined
 from jinja2.utils import Namespace
 
 MAX_STEPS = 25_000
@@ -139,6 +140,8 @@ _TEXT_TYPES = (str, bytes, bytearray)
 
 
 def _scalar_size(value: Any) -> int | None:
+    if isinstance(value, Undefined):
+        return 0  # `is defined` and `default` look at it; touching it would raise
     kind = type(value)
     if kind is str or isinstance(value, _TEXT_TYPES):
         return len(value)
@@ -206,6 +209,8 @@ def work(value: Any) -> int:
     """Steps a C-level pass over `value` is worth (its length, not its depth)."""
     if isinstance(value, str | bytes | bytearray):
         return 1 + len(value) // CHARS_PER_STEP
+    if isinstance(value, Undefined):
+        return 1
     try:
         return 1 + len(value)
     except TypeError:

@@ -133,6 +133,12 @@ def test_real_templates_still_render() -> None:
         "<p>Шевченко,</p><ul><li>a: 1</li><li>b: two</li></ul>"
         "1000.0 2001.5 3003.0    Шев ABABAB 10246 x | y"
     )
+    # Looking at a missing value is still allowed: the hooks never touch an undefined.
+    optional = (
+        "{{ 'y' if attributes.foo is defined else 'n' }}{{ attributes.foo|default('d') }}"
+        "{% if attributes.foo is undefined %}u{% endif %}"
+    )
+    assert render(optional) == "ndu"
     loop = "{% for i in range(50) %}{% for j in range(50) %}.{% endfor %}{% endfor %}"
     assert render(loop) == "." * 2_500
     source = Source("sms", {"uk": "{{ first_name }}, {{ 'x' * 3 }}"})
