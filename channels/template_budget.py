@@ -116,12 +116,15 @@ def rendering() -> Iterator[Budget]:
 
 
 def current() -> Budget:
-    """The budget of the render under way (a throwaway one outside `rendering()`).
+    """The budget of the render under way.
 
-    Outside a render each check still bounds its own step; only the total is not kept.
+    Template code run outside `rendering()` (constant folding while compiling, a stray
+    `Template.render`) is refused: it would have no total to count against.
     """
     budget = _CURRENT.get()
-    return budget if budget is not None else Budget()
+    if budget is None:
+        raise LimitExceeded("template code ran outside a render")
+    return budget
 
 
 def int_bits(value: int) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import wraps
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError, nodes, pass_context
+from jinja2 import ChainableUndefined, TemplateSyntaxError, meta, nodes, pass_context
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -234,13 +234,13 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         return self.unop_table[operator](arg)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        """`obj.attribute`, counted."""
-        current().charge(1)
+        """`obj.attribute`, counted (a miss costs two exceptions: two steps)."""
+        current().charge(2)
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
-        """`obj[argument]`, counted."""
-        current().charge(1)
+        """`obj[argument]`, counted (a miss costs two exceptions: two steps)."""
+        current().charge(2)
         return super().getitem(obj, argument)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
@@ -329,3 +329,20 @@ def trial_render(text: str, html: bool, samples: Mapping[str, Any]) -> str | Non
     except Exception:
         return None
     return None
+
+
+class _Tracking(meta.TrackingCodeGenerator):
+    """Jinja's introspection without its constant folding, which would run template code
+    (`'x'|center(90000)|groupby('real')`) while compiling, outside any budget."""
+
+    def __init__(self, environment: BoundedEnvironment) -> None:
+        CodeGenerator.__init__(self, environment, "<introspection>", "<introspection>")
+        self.optimizer = None
+        self.undeclared_identifiers: set[str] = set()
+
+
+def undeclared_variables(tree: nodes.Template) -> set[str]:
+    """The names a template reads from its context (`meta.find_undeclared_variables`)."""
+    codegen = _Tracking(tree.environment)  # type: ignore[arg-type]
+    codegen.visit(tree)
+    return codegen.undeclared_identifiers

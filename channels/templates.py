@@ -22,13 +22,18 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
 from jinja2 import Template as JinjaTemplate
 from jinja2.exceptions import SecurityError, TemplateError
 
 from channels.html_text import html_to_text as linear_html_to_text
 from channels.template_budget import LimitExceeded, rendering
-from channels.template_sandbox import BoundedEnvironment, template_line, trial_render
+from channels.template_sandbox import (
+    BoundedEnvironment,
+    template_line,
+    trial_render,
+    undeclared_variables,
+)
 from gateway.db.models import Customer, Payment
 
 SUPPORTED_LANGUAGES = ("uk", "ru", "en")
@@ -225,7 +230,7 @@ def _check_text(
         return [TemplateIssue(where, f"line {exc.lineno}: {exc.message}")]
     except RecursionError:
         return [TemplateIssue(where, "nested too deeply")]
-    unknown = sorted(meta.find_undeclared_variables(tree) - allowed)
+    unknown = sorted(undeclared_variables(tree) - allowed)
     if unknown:
         return [
             TemplateIssue(where, f"line {_first_line(tree, name)}: unknown variable {name!r}")
@@ -316,7 +321,7 @@ class Renderer:
         env = self._html_env if html else self._text_env
         try:
             tree = env.parse(text)
-            compiled = (env.from_string(tree), frozenset(meta.find_undeclared_variables(tree)))
+            compiled = (env.from_string(tree), frozenset(undeclared_variables(tree)))
         except TemplateSyntaxError as exc:
             raise InvalidTemplate(f"line {exc.lineno}: {exc.message}") from exc
         except (TemplateError, RecursionError, SyntaxError, MemoryError) as exc:

@@ -66,6 +66,8 @@ def render(body: str, channel: str = "sms") -> str:
             "{% endfor %}",
             "steps of work",
         ),
+        # Constant arguments: Jinja's introspection used to fold this while compiling.
+        ("{% if (9999|center(90000))|groupby('real') %}y{% endif %}", "steps of work"),
     ],
 )
 def test_each_costly_construct_is_refused_quickly(body: str, bound: str) -> None:
