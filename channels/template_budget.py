@@ -39,7 +39,7 @@ MAX_NODES = 1_000
 # Calls (macros, `loop(…)`) nested in one another: far below Python's recursion limit,
 # and it bounds what rewriting a deep traceback into template lines costs.
 MAX_DEPTH = 50
-MAX_CPU_SECONDS = 0.1
+MAX_CPU_SECONDS = 0.05
 # Characters a C-level string operation handles in the time of one Python-level step.
 CHARS_PER_STEP = 256
 _CLOCK_EVERY = 64
