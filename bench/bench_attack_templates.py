@@ -52,7 +52,7 @@ ATTACKS = [
     "<p>--><b x=\"'<a href='" * 950 + "</p>",
 ]
 # The same traffic with templates a real admin or CRM sends: what the load alone costs.
-ORDINARY = ["Вітаємо, {{ first_name }}! Ваш платіж {{ code|default('A-17') }} завтра."]
+ORDINARY = ["Вітаємо, {{ first_name }}! Нагадуємо про платіж, {{ name|default('клієнте') }}."]
 _ids = count()
 
 
