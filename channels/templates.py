@@ -20,14 +20,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from html.parser import HTMLParser
 from typing import Protocol
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
 from jinja2 import Template as JinjaTemplate
 from jinja2.exceptions import SecurityError, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 
+from channels.html_text import html_to_text as linear_html_to_text
+from channels.template_budget import LimitExceeded, rendering
+from channels.template_sandbox import (
+    BoundedEnvironment,
+    template_line,
+    trial_render,
+    undeclared_variables,
+)
 from gateway.core.db.models import Customer, Payment
 
 SUPPORTED_LANGUAGES = ("uk", "ru", "en")
@@ -49,7 +55,8 @@ KNOWN_FIELDS = frozenset(CUSTOMER_FIELDS + PAYMENT_FIELDS)
 ANY_LANGUAGE = "*"
 MAX_OUTPUT_CHARS = 100_000
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_HTML_TAG = re.compile(r"<\s*(?:[A-Za-z][A-Za-z0-9]*|!--|/[A-Za-z])[^>]*>")
+# `[^<>]`, not `[^>]`: a run of unclosed `<a<a<a…` is then scanned once, not once per `<`.
+_HTML_TAG = re.compile(r"<\s*(?:[A-Za-z][A-Za-z0-9]*|!--|/[A-Za-z])[^<>]*>")
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _CURRENCY_WORDS = {"UAH": "грн"}
 
@@ -125,8 +132,8 @@ class InlineMessage:
         object.__setattr__(self, "subject", subject)
 
 
-def _environment(autoescape: bool) -> SandboxedEnvironment:
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=autoescape)
+def _environment(autoescape: bool) -> BoundedEnvironment:
+    return BoundedEnvironment(undefined=StrictUndefined, autoescape=autoescape)
 
 
 def choose_language(available: Sequence[str], preferred: str | None, default: str) -> str:
@@ -213,7 +220,7 @@ def _first_line(tree: nodes.Template, name: str) -> int:
 
 
 def _check_text(
-    env: SandboxedEnvironment, where: str, text: str, allowed: frozenset[str]
+    env: BoundedEnvironment, where: str, text: str, allowed: frozenset[str], html: bool = False
 ) -> list[TemplateIssue]:
     if not text.strip():
         return [TemplateIssue(where, "empty")]
@@ -221,11 +228,18 @@ def _check_text(
         tree = env.parse(text)
     except TemplateSyntaxError as exc:
         return [TemplateIssue(where, f"line {exc.lineno}: {exc.message}")]
-    unknown = sorted(meta.find_undeclared_variables(tree) - allowed)
-    return [
-        TemplateIssue(where, f"line {_first_line(tree, name)}: unknown variable {name!r}")
-        for name in unknown
-    ]
+    except RecursionError:
+        return [TemplateIssue(where, "nested too deeply")]
+    unknown = sorted(undeclared_variables(tree) - allowed)
+    if unknown:
+        return [
+            TemplateIssue(where, f"line {_first_line(tree, name)}: unknown variable {name!r}")
+            for name in unknown
+        ]
+    # A bound passed with sample values would be passed by every message: refuse it now.
+    samples = {name: {} if name == "attributes" else "Sample" for name in allowed}
+    problem = trial_render(text, html, samples)
+    return [TemplateIssue(where, problem)] if problem else []
 
 
 def validate_template(
@@ -271,54 +285,14 @@ def validate_template(
     allowed = KNOWN_FIELDS | seen
     for part, texts in (("subject", subject), ("body", body)):
         for language, text in texts.items():
-            issues += _check_text(env, f"{part}.{language}", text, allowed)
+            html = channel == "email" and part == "body" and is_html(text)
+            issues += _check_text(env, f"{part}.{language}", text, allowed, html)
     return issues
 
 
-class _TextFromHtml(HTMLParser):
-    """Plain-text alternative of an HTML e-mail: blocks become lines, links keep URLs."""
-
-    _BLOCKS = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "table"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._hidden = 0
-        self._href: list[str | None] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style"):
-            self._hidden += 1
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-        if tag == "a":
-            self._href.append(dict(attrs).get("href"))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style"):
-            self._hidden = max(0, self._hidden - 1)
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-        elif tag == "a" and self._href:
-            href = self._href.pop()
-            if href and not href.startswith("#"):
-                self.parts.append(f" ({href})")
-
-    def handle_data(self, data: str) -> None:
-        if not self._hidden:
-            self.parts.append(data)
-
-    def text(self) -> str:
-        lines = [" ".join(line.split()) for line in "".join(self.parts).splitlines()]
-        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
 def html_to_text(html: str) -> str:
-    """Readable plain text from an HTML body."""
-    parser = _TextFromHtml()
-    parser.feed(html)
-    parser.close()
-    return parser.text()
+    """Readable plain text from an HTML body (linear: see `channels/html_text.py`)."""
+    return linear_html_to_text(html)
 
 
 def is_html(body: str) -> bool:
@@ -347,9 +321,11 @@ class Renderer:
         env = self._html_env if html else self._text_env
         try:
             tree = env.parse(text)
+            compiled = (env.from_string(tree), frozenset(undeclared_variables(tree)))
         except TemplateSyntaxError as exc:
             raise InvalidTemplate(f"line {exc.lineno}: {exc.message}") from exc
-        compiled = (env.from_string(tree), frozenset(meta.find_undeclared_variables(tree)))
+        except (TemplateError, RecursionError, SyntaxError, MemoryError) as exc:
+            raise InvalidTemplate(f"does not compile: {exc}") from exc
         self._cache[key] = compiled
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -365,18 +341,29 @@ class Renderer:
         size = 0
         chunks: list[str] = []
         try:
-            # generate() lets a runaway loop stop at the size limit, not at memory's end.
-            for chunk in template.generate(context):
-                size += len(chunk)
-                if size > MAX_OUTPUT_CHARS:
-                    raise InvalidTemplate(f"renders over {MAX_OUTPUT_CHARS} characters")
-                chunks.append(chunk)
+            with rendering() as budget:
+                # generate() lets a runaway loop stop at the size limit, not at memory's end.
+                for chunk in template.generate(context):
+                    size += len(chunk)
+                    if size > MAX_OUTPUT_CHARS:
+                        raise InvalidTemplate(f"renders over {MAX_OUTPUT_CHARS} characters")
+                    chunks.append(chunk)
+                if budget.exceeded is not None:  # a filter swallowed the refusal
+                    raise LimitExceeded(budget.exceeded)
+        except LimitExceeded as exc:
+            raise InvalidTemplate(f"{template_line(exc)}exceeds a rendering limit: {exc}") from exc
         except UndefinedError as exc:
             raise MissingVariable(_undefined_name(exc)) from exc
         except SecurityError as exc:
             raise InvalidTemplate(f"not allowed in the sandbox: {exc}") from exc
         except TemplateError as exc:
             raise InvalidTemplate(str(exc)) from exc
+        except TemplateProblem:
+            raise
+        except Exception as exc:
+            # The template's own error (1/0, a bad type): rendering is pure, so it fails
+            # the same way every time; a retry would only log it again.
+            raise InvalidTemplate(f"{template_line(exc)}{type(exc).__name__}: {exc}") from exc
         return "".join(chunks)
 
     def render(
