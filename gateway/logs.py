@@ -12,6 +12,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.log_repeats import RepeatFilter
+
 # A phone number in any common written form: 7+ digits with optional +, spaces, dashes,
 # dots and parentheses between them. Masked keeping the last two digits, enough for an
 # engineer to tell two calls apart in a log without the log becoming a contact list.
@@ -114,6 +116,7 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     """Install one stderr handler on the root logger with the masking formatter."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ContextFilter())
+    handler.addFilter(RepeatFilter())
     handler.setFormatter(
         JsonFormatter()
         if json_lines

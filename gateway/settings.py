@@ -64,6 +64,9 @@ class PbxTopology(BaseModel):
     # activities in the CRM (a lead), when on.
     report_unknown_callers: bool = False
     raw_event_retention_days: int = Field(default=30, ge=0)
+    # Calls tracked at once; beyond it new calls are refused (counted, and /health says
+    # `shedding`): an event flood must not grow memory without bound.
+    max_live_calls: int = Field(default=5000, ge=1)
     reconnect_max_seconds: float = Field(default=30.0, gt=0)
 
 
