@@ -34,9 +34,11 @@ WRITES_AT_ONCE = 4
 RAW_BUFFER_MAX = 20_000
 # /health says `shedding` this long after the last piece of work was shed or refused.
 SHEDDING_HOLD_SECONDS = 60.0
-# Each prune lets up to `max_live_calls` new calls in (and their writes): seldom enough
-# that a sustained flood costs little, often enough that room comes back soon after it.
+# Each prune lets up to `max_live_calls` new calls in (and their writes), so while the
+# refusals go on the pause between prunes doubles up to PRUNE_MAX_SECONDS: a sustained
+# flood costs little, and room comes back within that long after it ends.
 PRUNE_EVERY_SECONDS = 15.0
+PRUNE_MAX_SECONDS = 60.0
 _DRAIN_POLL_SECONDS = 0.01
 
 

@@ -21,6 +21,7 @@ from adapters.ami.protocol import AmiMessage
 from gateway.bus import Bus, BusError
 from gateway.calls.flow import (
     PRUNE_EVERY_SECONDS,
+    PRUNE_MAX_SECONDS,
     RAW_BUFFER_MAX,
     WARM_LIMIT,
     WRITES_AT_ONCE,
@@ -116,6 +117,7 @@ class PbxLink:
         self._logins = 0
         self._deaf_since: float | None = None  # monotonic time the AMI session went down
         self._pruned: tuple[float, int] = (0.0, 0)  # last prune: monotonic time, refusals
+        self._prune_every = PRUNE_EVERY_SECONDS
         self._pruning: asyncio.Task[None] | None = None
 
     @property
@@ -304,17 +306,22 @@ class PbxLink:
             self._prune_when_refusing()
 
     def _prune_when_refusing(self) -> None:
-        """While the live-call cap refuses calls, ask the PBX (every PRUNE_EVERY_SECONDS)
+        """While the live-call cap refuses calls, ask the PBX (see PRUNE_EVERY_SECONDS)
         which of ours it still has: calls it never had or lost must not hold the room."""
         at, refused = self._pruned
         now = time.monotonic()
+        if self.tracker.refused == refused:
+            if now - at >= self._prune_every:
+                self._prune_every = PRUNE_EVERY_SECONDS  # refusals stopped: prompt again
+            return
         if (
-            self.tracker.refused == refused
-            or now - at < PRUNE_EVERY_SECONDS
+            now - at < self._prune_every
             or (self._pruning is not None and not self._pruning.done())
             or self.client.state is not AmiState.CONNECTED
         ):
             return
+        if at:
+            self._prune_every = min(self._prune_every * 2, PRUNE_MAX_SECONDS)
         self._pruned = (now, self.tracker.refused)
         self._pruning = asyncio.create_task(self._prune(), name="ami-prune")
 
