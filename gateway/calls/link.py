@@ -201,8 +201,9 @@ class PbxLink:
         while True:
             change = await shard.get()
             try:
-                async with self._write_slots:
-                    with call_context(change.linkedid):
+                with call_context(change.linkedid):
+                    await self.recorder.ready(change)
+                    async with self._write_slots:
                         await self.recorder.apply([change])
             finally:
                 self._queued -= 1

@@ -147,6 +147,15 @@ class CallRecorder:
             live = self._live[change.linkedid] = _LiveCall(call_id_for(change.linkedid))
         return live
 
+    async def ready(self, change: CallChange) -> None:
+        """Wait for what applying `change` waits for (the call's pops and first insert), so
+        a caller holding a write slot for `apply` never holds it waiting on an insert that
+        needs one."""
+        live = self._live.get(change.linkedid)
+        if live is not None:
+            await live.pops_sent()
+            await live.row_written()
+
     async def apply(self, changes: list[CallChange]) -> None:
         """Apply changes in order; one failing change is logged, the rest still apply."""
         for change in changes:
