@@ -31,7 +31,7 @@ def setup(app: web.Application, workers: bool) -> None:
     add_endpoints(app, list_outbox, retry_outbox_item)
 
     async def check() -> tuple[Any, bool]:
-        async with app[DATABASE].transaction() as session:
+        async with app[DATABASE].reading() as session:
             stats = await outbox_stats(session, app[CLOCK].now())
         app[METRICS].outbox_backlog.set(stats.backlog)
         app[METRICS].outbox_dead.set(stats.dead)

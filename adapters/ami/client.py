@@ -27,6 +27,8 @@ __all__ = ["Action", "AmiClient", "AmiConfig", "AmiState", "AmiStats", "backoff_
 log = logging.getLogger(__name__)
 
 ConnectHook = Callable[["AmiClient"], Awaitable[None]]
+ReadGate = Callable[[], Awaitable[None] | None]
+"""Asked before each read: None reads on, an awaitable holds the reader (back-pressure)."""
 
 
 class AmiClient:
@@ -38,6 +40,7 @@ class AmiClient:
         *,
         on_connect: ConnectHook | None = None,
         rng: random.Random | None = None,
+        read_gate: ReadGate | None = None,
     ) -> None:
         """Prepare the client; nothing happens until ``connect()``."""
         self.config = config
@@ -55,6 +58,8 @@ class AmiClient:
         self.actions = AmiActions(
             config, self.stats, self._events, connection=lambda: self._conn, drop=self._drop
         )
+        self._read_gate = read_gate
+        self._holds = 0  # reads held by the gate, so far or in progress
 
     # -- public API -------------------------------------------------------
     @property
@@ -246,6 +251,8 @@ class AmiClient:
     async def _read_loop(self, conn: Connection) -> None:
         try:
             while True:
+                if self._read_gate is not None:
+                    await self._hold(self._read_gate())
                 data = await conn.reader.read(self.config.read_chunk)
                 if not data:
                     break
@@ -260,10 +267,23 @@ class AmiClient:
                     conn.banner.set_result(parser.banner)
                 for msg in messages:
                     self.actions.handle(conn, msg)
+                if self._read_gate is not None:
+                    # A read returns at once while the socket has data: under a flood the
+                    # loop would parse chunk after chunk without serving anyone else.
+                    await asyncio.sleep(0)
         except (OSError, asyncio.IncompleteReadError) as exc:
             log.info("AMI connection lost: %s", exc)
         finally:
             self._drop(conn, AmiConnectionError("connection lost"))
+
+    async def _hold(self, waiting: Awaitable[None] | None) -> None:
+        if waiting is None:
+            return
+        self._holds += 1
+        try:
+            await waiting
+        finally:
+            self._holds += 1  # odd while held: the keepalive tells a pause from a dead peer
 
     def _drop(self, conn: Connection, exc: AmiError) -> None:
         """Fail what waits on ``conn`` and mark it lost (idempotent)."""
@@ -288,9 +308,14 @@ class AmiClient:
             await asyncio.sleep(self.config.ping_interval)
             if conn.lost.is_set() or self._conn is not conn:
                 return
+            holds = self._holds
             try:
                 await self.send_action({"Action": "Ping"}, timeout=self.config.ping_timeout)
             except AmiTimeout:
+                if holds % 2 or holds != self._holds:
+                    # Our own gate held the reader, and the Pong waits behind the events
+                    # it holds: the peer is alive, just faster than us.
+                    continue
                 # TCP may never report a dead peer (no RST, no FIN): our own
                 # deadline is the only signal, so drop the link and reconnect.
                 log.warning("AMI ping timed out; dropping the connection")

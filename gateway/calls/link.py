@@ -19,8 +19,17 @@ from sqlalchemy import Table, insert
 
 from adapters.ami import AmiClient, AmiConfig, AmiError, AmiState
 from adapters.ami.protocol import AmiMessage
+from gateway.calls.flow import (
+    PRUNE_EVERY_SECONDS,
+    PRUNE_MAX_SECONDS,
+    RAW_BUFFER_MAX,
+    WARM_LIMIT,
+    WRITES_AT_ONCE,
+    FlowControl,
+    ShedCounts,
+)
 from gateway.calls.recorder import CallRecorder
-from gateway.calls.records import CallChange
+from gateway.calls.records import CallChange, ChangeKind
 from gateway.calls.settings import PbxTopology
 from gateway.calls.topology import Topology
 from gateway.calls.tracker import TRACKED_EVENTS, CallTracker
@@ -43,6 +52,8 @@ LEADER_POLL = 0.25  # how often a non-leader tries the lock, and a leader checks
 # A leader whose AMI session is down this long steps aside: a blip (reconnect at once,
 # calls adopted by the resync) keeps it, so their pops still go out.
 LEADER_GRACE = 2.0
+PRUNE_SLICE = 50
+STOP_FLUSH_SECONDS = 5.0  # raw events still unwritten after this on stop are shed
 
 
 class LinkState(StrEnum):
@@ -64,9 +75,29 @@ class PbxLink:
             clock,
             metrics,
         )
-        self.tracker = CallTracker(Topology.from_settings(settings.section(PbxTopology)), clock.now)
+        self.tracker = CallTracker(
+            Topology.from_settings(settings.section(PbxTopology)),
+            clock.now,
+            max_live=settings.section(PbxTopology).max_live_calls,
+        )
         self._bus = bus
-        self.recorder = CallRecorder(database, bus, settings, clock)
+        self._write_slots = asyncio.Semaphore(WRITES_AT_ONCE)
+        self.recorder = CallRecorder(
+            database,
+            bus,
+            settings,
+            clock,
+            warm_limit=WARM_LIMIT,
+            write_slots=self._write_slots,
+        )
+        self._queued = 0  # changes waiting in the shards
+        self.flow = FlowControl(
+            metrics,
+            backlog=lambda: self._queued + self.recorder.in_flight,
+            counts=self._shed_counts,
+            live_calls=lambda: self.tracker.live_calls,
+            max_live_calls=settings.section(PbxTopology).max_live_calls,
+        )
         # One instance with the in-process bus leads from the start; with Redis the
         # leader loop decides within its first pass.
         self.recorder.announce = bus.kind == "memory"
@@ -79,6 +110,7 @@ class PbxLink:
                 backoff_max=settings.section(PbxTopology).reconnect_max_seconds,
             ),
             on_connect=self._resync,
+            read_gate=self.flow.hold_reader,
         )
         # The tracker is fed synchronously by the reader, in wire order across every event
         # name (the client gives each async subscription its own queue, which would let a
@@ -95,6 +127,9 @@ class PbxLink:
         self._tasks: list[asyncio.Task[None]] = []
         self._logins = 0
         self._deaf_since: float | None = None  # monotonic time the AMI session went down
+        self._pruned: tuple[float, int] = (0.0, 0)  # last prune: monotonic time, refusals
+        self._prune_every = PRUNE_EVERY_SECONDS
+        self._pruning: asyncio.Task[None] | None = None
 
     @property
     def state(self) -> LinkState:
@@ -110,6 +145,7 @@ class PbxLink:
             self._tasks.append(asyncio.create_task(self._apply(shard), name=f"calls-{index}"))
         self._tasks.append(asyncio.create_task(self._flush_forever(), name="ami-raw-events"))
         self._tasks.append(asyncio.create_task(self._lead_forever(), name="ami-leader"))
+        self._tasks.append(asyncio.create_task(self._watch_load(), name="ami-load"))
 
     async def stop(self) -> None:
         """Close the session and write what is buffered."""
@@ -117,9 +153,22 @@ class PbxLink:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._pruning is not None:
+            self._pruning.cancel()
         await self.client.close()
         await self.recorder.settle()
-        await self._flush()
+        try:
+            await asyncio.wait_for(self._flush(), STOP_FLUSH_SECONDS)
+        except Exception as exc:
+            # A stop must not wait on a slow database: what is left is shed, and said so.
+            self.flow.raw_events_shed += len(self._raw)
+            log.warning("%d raw AMI events not stored on stop (%r)", len(self._raw), exc)
+            self._raw.clear()
+
+    def _shed_counts(self) -> ShedCounts:
+        return ShedCounts(
+            self.recorder.warmups_shed, self.flow.raw_events_shed, self.tracker.refused
+        )
 
     async def _connect_forever(self) -> None:
         delay = 0.5
@@ -157,19 +206,27 @@ class PbxLink:
             if started:
                 continue  # a pop (or the row's insert) does not queue behind other calls
             shard = zlib.crc32(change.linkedid.encode()) % APPLY_SHARDS
+            self._queued += 1
             self._shards[shard].put_nowait(change)
 
     async def _apply(self, shard: asyncio.Queue[CallChange]) -> None:
         """Apply one shard's changes in order (the recorder logs per-change failures)."""
         while True:
             change = await shard.get()
-            with call_context(change.linkedid):
-                await self.recorder.apply([change])
+            try:
+                with call_context(change.linkedid):
+                    await self.recorder.ready(change)
+                    async with self._write_slots:
+                        await self.recorder.apply([change])
+            finally:
+                self._queued -= 1
 
     def _on_wire(self, event: AmiMessage) -> None:
         """Called by the AMI reader for each tracked event, in wire order; never blocks."""
         self._metrics.ami_events.inc()
-        if self._settings.section(PbxTopology).raw_event_retention_days:
+        if len(self._raw) >= RAW_BUFFER_MAX:
+            self.flow.raw_events_shed += 1  # the database is behind: the archive goes first
+        elif self._settings.section(PbxTopology).raw_event_retention_days:
             self._raw.append(
                 {
                     "received_at": self._clock.now(),
@@ -254,6 +311,59 @@ class PbxLink:
                 await self._flush()
             except Exception:
                 log.exception("could not store raw AMI events; keeping them for the next try")
+
+    async def _watch_load(self) -> None:
+        """Publish the shedding figures and prune while refusing (not behind raw writes)."""
+        while True:
+            await asyncio.sleep(RAW_FLUSH_SECONDS)
+            self.flow.publish()
+            self._prune_when_refusing()
+
+    def _prune_when_refusing(self) -> None:
+        """While the live-call cap refuses calls, ask the PBX (see PRUNE_EVERY_SECONDS)
+        which of ours it still has: calls it never had or lost must not hold the room."""
+        at, refused = self._pruned
+        now = time.monotonic()
+        if self.tracker.refused == refused:
+            if now - at >= self._prune_every:
+                self._prune_every = PRUNE_EVERY_SECONDS  # refusals stopped: prompt again
+            return
+        if (
+            now - at < self._prune_every
+            or (self._pruning is not None and not self._pruning.done())
+            or self.client.state is not AmiState.CONNECTED
+        ):
+            return
+        if at:
+            self._prune_every = min(self._prune_every * 2, PRUNE_MAX_SECONDS)
+        self._pruned = (now, self.tracker.refused)
+        self._pruning = asyncio.create_task(self._prune(), name="ami-prune")
+
+    async def _prune(self) -> None:
+        known = sorted(self.tracker.live_linkedids())
+        try:
+            channels = await self.client.core_show_channels()
+        except AmiError as exc:
+            log.warning("CoreShowChannels to prune refused calls failed: %s", exc)
+            return
+        closed = 0
+        # In slices, the event loop served between them: ending a thousand calls in one go
+        # held /health for a second on a busy machine.
+        try:
+            for start in range(0, len(known), PRUNE_SLICE):
+                changes = self.tracker.prune(channels, set(known[start : start + PRUNE_SLICE]))
+                closed += sum(change.kind is ChangeKind.ENDED for change in changes)
+                self._dispatch(changes)
+                await asyncio.sleep(0)
+        except Exception:
+            log.exception("could not prune the live calls")
+        log.warning(
+            "live-call cap (%d) reached: %d call events refused so far; closed %d calls "
+            "the PBX no longer has",
+            self._settings.section(PbxTopology).max_live_calls,
+            self.tracker.refused,
+            closed,
+        )
 
     async def _flush(self) -> None:
         """Store buffered raw events in batches (one INSERT per batch, not per event).

@@ -25,7 +25,13 @@ async def _pbx_ctx(app: web.Application) -> AsyncIterator[None]:
     async def ami_health() -> tuple[str, bool]:
         return link.state, link.state is LinkState.CONNECTED
 
+    async def ami_load() -> tuple[object, bool]:
+        # Shedding is reported, never unhealthy: pulling the instance out of a balancer
+        # would move the flood to the next one.
+        return link.flow.health(), True
+
     app[HEALTH_CHECKS]["ami"] = ami_health
+    app[HEALTH_CHECKS]["ami_load"] = ami_load
     await link.start()
     yield
     await link.stop()

@@ -86,13 +86,20 @@ class CallRecorder:
         clock: Clock,
         *,
         records_only: bool = False,
+        warm_limit: int | None = None,
+        write_slots: asyncio.Semaphore | None = None,
     ) -> None:
-        """`records_only`: write final records and nothing live (used by rebuilds)."""
+        """`records_only`: write final records and nothing live (used by rebuilds);
+        `warm_limit`: no warm-up starts while this much work is in flight (`warmups_shed`);
+        `write_slots`: held while a call's row is inserted (the caller holds it for `apply`)."""
         self._database, self._bus, self._settings, self._clock = database, bus, settings, clock
         self._records_only = records_only
         self._records = RecordWriter(database, settings)
         self._live: dict[str, _LiveCall] = {}
         self._running: set[asyncio.Task[object]] = set()
+        self._warm_limit = warm_limit
+        self._write_slots = write_slots
+        self.warmups_shed = 0
         # Records are written by every instance that sees the events (idempotently);
         # pops and call updates only by the leader, or operators would get each twice.
         self.announce = True
@@ -129,9 +136,15 @@ class CallRecorder:
         for task in set(self._running):
             task.cancel()
 
+    @property
+    def in_flight(self) -> int:
+        """Inserts, pops and warm-ups started and not finished."""
+        return len(self._running)
+
     def _background(self, work: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
         task = asyncio.create_task(work)
         self._running.add(task)
+        task.add_done_callback(_finished)
         task.add_done_callback(self._running.discard)
         return task
 
@@ -140,6 +153,15 @@ class CallRecorder:
         if live is None:
             live = self._live[change.linkedid] = _LiveCall(call_id_for(change.linkedid))
         return live
+
+    async def ready(self, change: CallChange) -> None:
+        """Wait for what applying `change` waits for (the call's pops and first insert), so
+        a caller holding a write slot for `apply` never holds it waiting on an insert that
+        needs one."""
+        live = self._live.get(change.linkedid)
+        if live is not None:
+            await live.pops_sent()
+            await live.row_written()
 
     async def apply(self, changes: list[CallChange]) -> None:
         """Apply changes in order; one failing change is logged, the rest still apply."""
@@ -181,6 +203,8 @@ class CallRecorder:
                 await self._announce(extension, CallUpdate(live.call_id, state))
         elif change.kind is ChangeKind.ENDED and change.record is not None:
             self._live.pop(change.linkedid, None)
+            if live.warming is not None:
+                live.warming.cancel()  # a call that never rang: its card is not needed
             call_id = await self.record(change.record, live.match)
             update_message = CallUpdate(call_id, CallUpdateState.ENDED, change.record.talk_seconds)
             reached = {*change.record.rang_extensions}
@@ -194,6 +218,9 @@ class CallRecorder:
         live.inserted = self._background(self._insert_started(live.call_id, change))
         live.inserted.add_done_callback(_log_failure)
         if self.announce and change.direction is Direction.INBOUND:
+            if self._warm_limit is not None and len(self._running) >= self._warm_limit:
+                self.warmups_shed += 1  # the pop reads the card itself
+                return
             # Who is calling is read while the call is still in the IVR or the queue, so
             # the pop is ready when an extension rings (the card is as of the call's start).
             live.warming = self._background(self._warm(change))
@@ -267,6 +294,13 @@ class CallRecorder:
                 )
 
     async def _insert_started(self, call_id: str, change: CallChange) -> None:
+        if self._write_slots is None:
+            await self._insert_row(call_id, change)
+            return
+        async with self._write_slots:
+            await self._insert_row(call_id, change)
+
+    async def _insert_row(self, call_id: str, change: CallChange) -> None:
         now = self._clock.now()
         async with one_statement(self._database) as session:
             await insert_ignore(
@@ -299,6 +333,14 @@ class CallRecorder:
     async def record(self, record: CallRecord, known: PhoneMatch | None = None) -> str:
         """Write the final record, match the customer, cost it, tell the CRM; returns id."""
         return await self._records.write(record, known, self._clock.now())
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    """Retrieve the exception of every background task: a warm-up nobody awaits (its
+    call never rang) would otherwise be logged as never retrieved, once per call.
+    Whoever needs the failure logs it (`_log_failure`, `_caller`, `_pop_after`)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -54,11 +54,15 @@ class CallRegistry:
         clock_fn: Callable[[], datetime],
         *,
         max_ended: int = 1024,
+        max_live: int | None = None,
     ) -> None:
-        """`clock_fn` gives the time of events that carry no ``Timestamp``."""
+        """`clock_fn` gives the time of events that carry no ``Timestamp``; beyond
+        `max_live` calls in progress, new ones are refused (counted in `refused`)."""
         self._topology = topology
         self._clock_fn = clock_fn
         self._max_ended = max_ended
+        self._max_live = max_live
+        self.refused = 0
         self._calls: dict[str, LiveCall] = {}
         self._leg_call: dict[str, str] = {}
         self._ended: OrderedDict[str, EndedCall] = OrderedDict()
@@ -139,8 +143,15 @@ class CallRegistry:
             self._out.extend(call.out)
             call.out.clear()
 
-    def start_call(self, linkedid: str, at: datetime, *, adopted: bool) -> LiveCall:
-        """Begin tracking a call."""
+    def start_call(self, linkedid: str, at: datetime, *, adopted: bool) -> LiveCall | None:
+        """A new live call, or None when `max_live` calls are already tracked.
+
+        Every event of a refused call is refused (and counted) again, so a refused call
+        is adopted by its next event once there is room.
+        """
+        if self._max_live is not None and len(self._calls) >= self._max_live:
+            self.refused += 1
+            return None
         call = LiveCall(linkedid, at, adopted=adopted)
         self._calls[linkedid] = call
         return call
@@ -181,6 +192,8 @@ class CallRegistry:
             if not adopt:
                 return None
             call = self.start_call(linkedid, at, adopted=True)
+            if call is None:
+                return None
             leg = self.add_leg(call, uid, event, at, prefix)
             self._note_caller(call, leg, event, prefix)
             call.emit(ChangeKind.STARTED, at)
@@ -270,6 +283,8 @@ class CallRegistry:
         if call is None:
             oldest = max((duration(item.get("Duration")) for item in items), default=timedelta())
             call = self.start_call(linkedid, now - oldest, adopted=True)
+            if call is None:
+                return
             # The originating channel first, so that it becomes the first leg.
             items = sorted(items, key=lambda item: item.get("Uniqueid") != linkedid)
             first = items[0]

@@ -39,6 +39,9 @@ class PbxTopology(Section):
     report_unknown_callers: bool = False
     raw_event_retention_days: int = Field(default=30, ge=0)
     reconnect_max_seconds: float = Field(default=30.0, gt=0)
+    # Calls tracked at once; beyond it new calls are refused (counted, and /health says
+    # `shedding`): an event flood must not grow memory without bound.
+    max_live_calls: int = Field(default=5000, ge=1)
 
     @field_validator("originate_allow")
     @classmethod

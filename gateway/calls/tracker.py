@@ -63,9 +63,11 @@ class CallTracker:
         clock_fn: Callable[[], datetime],
         *,
         max_ended: int = 1024,
+        max_live: int | None = None,
     ) -> None:
-        """`clock_fn` gives the time of events that carry no ``Timestamp``."""
-        self._registry = CallRegistry(topology, clock_fn, max_ended=max_ended)
+        """`clock_fn` gives the time of events that carry no ``Timestamp``; see
+        `CallRegistry` for `max_live`."""
+        self._registry = CallRegistry(topology, clock_fn, max_ended=max_ended, max_live=max_live)
         self._handlers: dict[str | None, Handler] = {
             "Newchannel": self._on_newchannel,
             "Newstate": self._on_channel,
@@ -118,6 +120,30 @@ class CallTracker:
             self._registry.adopt_from_list(linkedid, items, now)
         return self._registry.drain()
 
+    @property
+    def refused(self) -> int:
+        """New calls refused so far because `max_live` calls were tracked."""
+        return self._registry.refused
+
+    def live_linkedids(self) -> set[str]:
+        """The Linkedids of the calls in progress (a snapshot for `prune`)."""
+        return {call.linkedid for call in self._registry.live_list()}
+
+    def prune(self, channels: list[AmiMessage], known: set[str]) -> list[CallChange]:
+        """End the calls of `known` that no ``CoreShowChannel`` item names any more.
+
+        Unlike `resync`, nothing is adopted or touched: calls that started (or legs that
+        joined) while the list was being gathered are not in `known` or are listed.
+        """
+        now = self._registry.now()
+        listed = {item.get("Linkedid") or item.get("Uniqueid") for item in channels}
+        listed |= {item.get("Uniqueid") for item in channels}
+        for linkedid in known - listed:
+            call = self._registry.live(linkedid)
+            if call is not None and not listed.intersection(call.legs):
+                self._registry.finish(call, now, note="pruned: gone from the PBX")
+        return self._registry.drain()
+
     # -- handlers --------------------------------------------------------------------------
 
     def _on_newchannel(self, event: AmiMessage, at: datetime) -> None:
@@ -131,6 +157,8 @@ class CallTracker:
         started = call is None
         if call is None:
             call = self._registry.start_call(linkedid, at, adopted=False)
+            if call is None:
+                return
         leg = self._registry.add_leg(call, uid, event, at)
         self._registry.touch(call, leg, event, at)
         if started:

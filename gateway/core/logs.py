@@ -20,6 +20,7 @@ from gateway.core.log_masking import (
 )
 from gateway.core.log_masking import mask_phone as mask_phone  # re-exported: callers use logs
 from gateway.core.log_masking import mask_pii as mask_pii
+from gateway.core.log_repeats import RepeatFilter
 
 # Lines of a traceback after a record's first line start with this, so that a line a
 # message or an exception text forged can never pass for a record of its own.
@@ -125,6 +126,7 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     """Install one stderr handler on the root logger with the masking formatter."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ContextFilter())
+    handler.addFilter(RepeatFilter())
     handler.setFormatter(
         JsonFormatter()
         if json_lines

@@ -37,6 +37,27 @@ class Metrics:
         self.ami_event_lag = Gauge(
             "switchboard_ami_event_lag_seconds", "Seconds since the last AMI event", registry=r
         )
+        # Back-pressure on the AMI reader and what it shed (gateway/calls/flow.py).
+        self.ami_shed = Counter(
+            "switchboard_ami_shed",
+            "AMI work shed under load: warmup (card prefetch), raw_event (archive)",
+            ["work"],
+            registry=r,
+        )
+        self.ami_calls_refused = Counter(
+            "switchboard_ami_calls_refused",
+            "Events of new calls refused because pbx.max_live_calls calls were tracked",
+            registry=r,
+        )
+        self.ami_reader_paused = Counter(
+            "switchboard_ami_reader_paused_seconds",
+            "Time the AMI reader waited for the call recorder to catch up",
+            registry=r,
+        )
+        self.ami_live_calls = Gauge("switchboard_ami_live_calls", "Calls tracked", registry=r)
+        self.ami_backlog = Gauge(
+            "switchboard_ami_backlog", "Call changes and writes in flight", registry=r
+        )
         # Refreshed on each scrape from one indexed query (gateway/messages/queue_metrics.py).
         self.send_queue_depth = Gauge(
             "switchboard_send_queue_depth",

@@ -150,6 +150,13 @@ class SimulatorServer:
             if s.authed and not s.writer.is_closing():
                 s.writer.write(data)
 
+    async def drain(self) -> None:
+        """Wait until every client has read what was written (a flood at the peer's pace)."""
+        for s in list(self._sessions):
+            if not s.writer.is_closing():
+                with contextlib.suppress(ConnectionError):
+                    await s.writer.drain()
+
     # -- wire ---------------------------------------------------------------------
     def _broadcast(self, name: str, fields: Fields, privilege: str) -> None:
         if self.frozen:

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+READ_ONLY = "switchboard_read_only"  # execution option: the transaction only reads
+
 
 class Database:
     """One engine and its session factory; `is_sqlite` picks the claiming strategy."""
@@ -35,6 +37,13 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on error."""
         async with self.sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session that only reads; on SQLite it never waits for the writer."""
+        async with self.sessions() as session:
+            await session.connection(execution_options={READ_ONLY: True})
             yield session
 
     async def dispose(self) -> None:
@@ -83,4 +92,8 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A transaction that only reads (`Database.reading`) needs no write lock: in WAL
+        # it reads the last commit while a writer works instead of queueing behind every
+        # writer (/health behind an AMI flood's inserts waited seconds).
+        read_only = connection.get_execution_options().get(READ_ONLY)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -43,7 +43,7 @@ async def _autocommit(database: Database) -> AsyncIterator[AsyncSession]:
 async def read_session(database: Database) -> AsyncIterator[AsyncSession]:
     """A session that only reads (a pop's lookup and card)."""
     if database.is_sqlite:
-        async with database.sessions() as session:
+        async with database.reading() as session:
             yield session
         return
     async with _autocommit(database) as session:

@@ -45,8 +45,8 @@ async def health(request: web.Request) -> web.Response:
     database = app[DATABASE]
 
     async def database_check() -> tuple[object, bool]:
-        async with database.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with database.reading() as session:
+            await session.execute(text("SELECT 1"))
         return "ok", True
 
     async def redis_check() -> tuple[object, bool]:
