@@ -1,7 +1,7 @@
 """Benchmark: signed `customer.upserted` webhooks/s against the real app on PostgreSQL.
 
 Usage: python bench/bench_webhook_ingest.py [--seconds 5] [--concurrency 32] [--rounds 3]
-                                           [--profile-seconds 3]
+                                           [--profile-seconds 3] [--variant NAME ...]
 
 The server runs in a child process (as in production, apart from its client); the
 client keeps `--concurrency` connections busy. A bare aiohttp handler answering 200 is
@@ -10,6 +10,16 @@ the real app for `--rounds` rounds so a machine shared with other work skews bot
 the medians and their ratio are reported. Then the real app runs once more under
 pyinstrument to show where its time goes. Each request is one committed transaction,
 every event id and customer new.
+
+With `--variant` (repeatable) the bare handler is left out and the named variants of the
+real app alternate instead, to measure what PostgreSQL's dialect-specific statements buy
+(bench-only switches, see bench/_portable.py):
+- `fast`: the product as it is (one statement on the `crm_sync.ingest_fast` pool);
+- `no-pool`: without that pool: a transaction of `claim_and_advance` (one statement,
+  `pg_guard`) and `write_customer` (one statement, `pg_write_statement`);
+- `portable-guard`: as `no-pool`, the claim and the version as two statements;
+- `portable-write`: as `no-pool`, the customer written by `_sqlite_write`;
+- `portable`: both, i.e. the portable path throughout.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import socket
 import statistics
 import sys
@@ -38,6 +49,19 @@ from tests.support.databases import (
 )
 
 SECRET = "bench-webhook-secret"
+VARIANTS = ("fast", "no-pool", "portable-guard", "portable-write", "portable")
+
+
+def apply_variant(kind: str) -> None:
+    """Patch the server process for one `--variant` (nothing for `fast`)."""
+    from bench._portable import no_fast_pool, portable_customer_write, portable_guards
+
+    if kind in ("no-pool", "portable-guard", "portable-write", "portable"):
+        no_fast_pool()
+    if kind in ("portable-guard", "portable"):
+        portable_guards()
+    if kind in ("portable-write", "portable"):
+        portable_customer_write()
 
 
 def free_port() -> int:
@@ -71,6 +95,7 @@ async def _serve(
         from gateway.core.http.auth import TokenRegistry
         from gateway.settings import Settings
 
+        apply_variant(kind)
         settings = Settings(database_url=url, crm_webhook_secret=SECRET, log_level="WARNING")
         app = create_app(settings, tokens=TokenRegistry(), workers=False)
     runner = web.AppRunner(app, access_log=None)
@@ -161,9 +186,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile-seconds", type=float, default=3.0)
+    parser.add_argument("--variant", action="append", choices=VARIANTS, default=[])
     args = parser.parse_args(argv)
     url = create_postgres_database()
     try:
+        if args.variant:
+            compare(url, args.variant, args.seconds, args.concurrency, args.rounds)
+            return
         bares: list[float] = []
         reals: list[float] = []
         for run in range(args.rounds):
@@ -179,6 +208,19 @@ def main(argv: list[str] | None = None) -> None:
             measure("app", url, args.profile_seconds, args.concurrency, -1, profile=True)
     finally:
         drop_postgres_database(url)
+
+
+def compare(url: str, variants: list[str], seconds: float, concurrency: int, rounds: int) -> None:
+    """Alternate the variants for `rounds` rounds; print each round and the medians."""
+    rates: dict[str, list[float]] = {kind: [] for kind in variants}
+    for run in range(rounds):
+        for kind in variants:
+            rates[kind].append(measure(kind, url, seconds, concurrency, run))
+        figures = ", ".join(f"{kind} {rates[kind][-1]:6.0f}/s" for kind in variants)
+        print(f"round {run + 1}: {figures}", flush=True)
+    for kind in variants:
+        print(f"{kind:15}: {statistics.median(rates[kind]):8.0f} requests/s (median)")
+    print("load average: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

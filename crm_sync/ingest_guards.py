@@ -106,6 +106,16 @@ def outcome_of(claimed: bool, advanced: bool) -> Outcome:
 # Built once per dialect: constructing these costs more than executing them.
 _CLAIM = by_dialect(_claim_statement)
 _VERSION = by_dialect(_version_statement)
+# `pg_guard` as one statement of its own (`claim_and_advance`) against the claim and the
+# version as two statements (the portable path), measured 2026-12-07 on a shared 2-core
+# Xeon (load average 4.3-7.7), PostgreSQL 15.20, asyncpg 0.32, SQLAlchemy 2.1.9, as
+# signed `customer.upserted` webhooks/s without the `ingest_fast` pool, rounds
+# alternating: 264/s vs 211/s, 286/s vs 231/s (medians of three), 346/s vs 332/s
+# (median of five; two statements won 4 rounds of 5): within the noise, so this branch
+# does not measurably pay for itself. (Inside `ingest_fast`'s one statement `pg_guard`
+# is what makes one round trip possible; that path's figure is in its docstring.)
+# Reproduce: python bench/bench_webhook_ingest.py --seconds 5 --rounds 5
+#     --variant no-pool --variant portable-guard
 _CLAIM_AND_ADVANCE = select(*pg_guard()[1])
 
 
