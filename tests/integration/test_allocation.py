@@ -86,7 +86,7 @@ async def put_kyiv_cheap_and_mobile_pro(client: Client) -> None:
 async def seed_tasks(database: Database, clock: FixedClock) -> dict[str, str]:
     """Customers and one open call task each; returns external id → task id."""
     now = clock.now()
-    people = {
+    people: dict[str, dict[str, Any]] = {
         "k-mobile-old": {"region": "kyiv", "products": ["mobile"], "years": 2},
         "k-tv": {"region": "kyiv", "products": ["tv"], "years": 3},
         "l-mobile-old": {"region": "lviv", "products": ["mobile"], "years": 5},
@@ -259,7 +259,7 @@ async def test_run_refuses_a_bad_as_of_and_ignores_later_tasks(
 
 
 def test_file_mode_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    problem = {
+    problem: dict[str, Any] = {
         "contacts": [
             {"id": "c1", "region": "kyiv", "priority": 1},
             {"id": "c2", "region": "kyiv"},

@@ -486,8 +486,8 @@ async def test_contact_task_agent_partner(
             "agent-201",
         )
         owners = dict(
-            tuple(r)
-            for r in (
+            (extension, agent_id)
+            for extension, agent_id in (
                 await session.execute(select(AgentExtension.extension, Agent.agent_id).join(Agent))
             ).all()
         )

@@ -51,7 +51,7 @@ def facts(rng: random.Random, index: int) -> CustomerFacts:
 
 
 # Built once: a strategy is validated (expensively, for a recursive one) when first drawn.
-RULES = st.one_of(st.just({}), rules())
+RULES: st.SearchStrategy[Any] = st.one_of(st.just({}), rules())
 
 
 @st.composite

@@ -35,7 +35,7 @@ def no_clock() -> datetime:
     raise AssertionError("the clock was asked")
 
 
-def ev(name: str, t: float | None = None, **headers: str) -> AmiMessage:
+def ev(name: str, t: float | None = None, /, **headers: str) -> AmiMessage:
     """A synthetic event; `t` seconds after EPOCH become its Timestamp header."""
     pairs = [("Event", name), *headers.items()]
     if t is not None:

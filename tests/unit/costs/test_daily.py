@@ -159,7 +159,7 @@ async def test_a_replayed_month_matches_day_by_day(database: Database, settings:
         snapshot = await daily_snapshot(database, model, ZONE, clock, day)
         assert snapshot["final"] is True
         check(snapshot, want)
-    methods = Counter()
+    methods: Counter[str] = Counter()
     async with database.sessions() as session:
         for day in expected:
             stored = await session.get(DailySnapshot, day)
