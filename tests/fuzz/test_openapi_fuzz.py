@@ -33,15 +33,9 @@ from gateway.core.http.endpoints import ENDPOINTS
 from gateway.core.http.openapi import build_openapi
 from gateway.pbx_simulator import SimulatorServer
 from gateway.settings import Settings
-from tests.conftest import (
-    ADMIN_TOKEN,
-    CRM_TOKEN,
-    OPERATOR_TOKEN,
-    WEBHOOK_SECRET,
-    role_tokens,
-)
-from tests.fuzz.live_server import LiveServer
+from tests.support.auth import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_TOKEN, WEBHOOK_SECRET, role_tokens
 from tests.support.databases import truncate_all
+from tests.support.live_server import LiveServer
 from tests.support.pbx import SECRET, SPEED, USERNAME, wired_to
 
 FULL = os.environ.get("SWITCHBOARD_FUZZ_SCALE") == "full"

@@ -15,8 +15,8 @@ from gateway.core.db.engine import Database
 from gateway.core.db.models import Call, CallLeg, CostEntry, OutboxItem, Task
 from gateway.live.http import agent_channel
 from gateway.settings import Settings
+from tests.support.ami_replay import StepClock, messages, trace_topology
 from tests.support.factories import make_customer, make_task
-from tests.unit.calls.replay import StepClock, messages, trace_topology
 
 CALLER = "+380501234567"  # the number the recorded inbound calls come from
 
@@ -169,7 +169,7 @@ async def test_rebuild_from_raw_events_recreates_the_record_once(
 
 
 def trace_topology_patterns() -> tuple[list[str], list[str]]:
-    """The same patterns as tests.unit.calls.replay.trace_topology, for settings."""
+    """The same patterns as tests.support.ami_replay.trace_topology, for settings."""
     return (
         [r"^Local/200@test-", r"^Local/caller-\d+@gw-inbound-", r"^Local/\d+@customers-"],
         [r"^Local/(?P<ext>20[1-3])@(?:test|ops-)"],

@@ -32,7 +32,8 @@ from gateway.core.db.models import Customer, OutboxItem
 from gateway.core.http.auth import TokenRegistry
 from gateway.customers.repository import upsert_customer
 from gateway.settings import Settings
-from tests.conftest import START, WEBHOOK_SECRET
+from tests.support.auth import WEBHOOK_SECRET
+from tests.support.factories import START
 from tests.support.smtp_sink import SelfSignedCertificate, SmtpSink, make_certificate
 
 Client = TestClient[Any, Any]

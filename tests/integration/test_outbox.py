@@ -24,7 +24,7 @@ from gateway.core.http.auth import TokenRegistry
 from gateway.core.metrics import Metrics
 from gateway.core.outbox import InvalidOutboxItem, enqueue
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, WEBHOOK_SECRET, bearer
+from tests.support.auth import ADMIN_TOKEN, OPERATOR_TOKEN, WEBHOOK_SECRET, bearer
 from tests.support.cli_process import run_cli
 from tests.support.crm_server import CrmServer
 

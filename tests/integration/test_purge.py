@@ -37,9 +37,8 @@ from gateway.retention.service import (
     purged_external_id,
 )
 from gateway.settings import Settings
-from tests.conftest import START
 from tests.support.databases import truncate_all
-from tests.support.factories import make_call, make_customer
+from tests.support.factories import START, make_call, make_customer
 
 NOW = START
 

@@ -19,9 +19,9 @@ from gateway.core.db.models.crm import OutboxItem
 from gateway.core.http.auth import TokenRegistry
 from gateway.core.http.session import SESSION_COOKIE
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
-from tests.e2e.wiring import console_app
-from tests.integration.test_live_socket import add_agent
+from tests.support.agents import add_agent
+from tests.support.auth import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
+from tests.support.console_wiring import console_app
 from tests.support.factories import make_call, make_customer
 
 Client = TestClient[Any, Any]

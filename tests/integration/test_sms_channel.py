@@ -29,7 +29,7 @@ from gateway.core.http.auth import TokenRegistry
 from gateway.messages import twilio_http
 from gateway.messages.twilio_prices import settle_prices
 from gateway.settings import Settings
-from tests.conftest import WEBHOOK_SECRET
+from tests.support.auth import WEBHOOK_SECRET
 from tests.support.factories import make_customer
 from tests.support.twilio_stub import TwilioStub
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from gateway.core.appkeys import CLOCK
 from gateway.core.db.engine import Database
 from gateway.core.db.models import OutboxItem, Task
-from tests.conftest import CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
+from tests.support.auth import CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
 from tests.support.factories import make_call, make_customer, make_task
 
 Client = TestClient[Any, Any]

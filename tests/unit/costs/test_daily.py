@@ -18,7 +18,7 @@ from gateway.core.settings import CostRates
 from gateway.costs.daily import daily_snapshot, day_bounds
 from gateway.costs.model import CostModel
 from gateway.settings import Settings
-from tests.unit.costs.population import add_customers, call_row, insert_rows, ledger_row
+from tests.support.cost_population import add_customers, call_row, insert_rows, ledger_row
 
 ZONE = "Europe/Kyiv"
 FIRST = date(2026, 11, 1)
