@@ -25,11 +25,12 @@ run: $(STAMP)
 	$(BIN)/switchboard db upgrade
 	$(BIN)/switchboard serve --demo
 
-## The dependency rule (.importlinter: layers, independent features, no cycles), ruff, mypy.
+## The dependency rule (.importlinter: layers, independent features, no cycles), ruff (with a
+## complexity limit, C90), ruff format, mypy (strict, over tests and bench too).
 lint: $(TEST_STAMP)
 	$(BIN)/lint-imports
-	$(BIN)/ruff check gateway channels adapters crm_sync tests bench
-	$(BIN)/ruff format --check gateway channels adapters crm_sync tests bench
+	$(BIN)/ruff check gateway channels adapters crm_sync tests bench scripts
+	$(BIN)/ruff format --check gateway channels adapters crm_sync tests bench scripts
 	$(BIN)/mypy
 
 ## Known vulnerabilities in the installed dependencies (pip-audit, PyPI's advisory data).
@@ -43,10 +44,12 @@ audit: $(TEST_STAMP)
 # (none yet). Upgrade the pin instead whenever a fixed version exists.
 AUDIT_IGNORES :=
 
-## Set up, make sure PostgreSQL and Redis run (starting or installing them), lint, run every test.
+## Set up, make sure PostgreSQL and Redis run (starting or installing them), lint, run every
+## test with coverage measured ([tool.coverage] in pyproject.toml), print coverage per package.
 test: $(TEST_STAMP) lint
 	scripts/ensure-chromium.sh >/dev/null
-	eval "$$(scripts/ensure-services.sh)" && $(BIN)/python -m pytest -q
+	eval "$$(scripts/ensure-services.sh)" && $(BIN)/python -m pytest -q --cov --cov-report=
+	$(BIN)/python scripts/coverage_summary.py
 
 test-faults: $(TEST_STAMP)
 	eval "$$(scripts/ensure-services.sh)" && SWITCHBOARD_FAULT_SCALE=full $(BIN)/python -m pytest -q tests/faults

@@ -195,7 +195,7 @@ async def prepare_redis(redis_url: str) -> None:
         for day in (today, today + timedelta(days=1)):
             await client.set(f"switchboard:lock:daily-jobs:{day.isoformat()}", "bench", ex=3600)
     finally:
-        await client.aclose()  # type: ignore[no-untyped-call]
+        await client.aclose()
 
 
 def machine() -> str:

@@ -215,12 +215,18 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
     Entries are (stage, call id, start, end) in perf_counter seconds. Lookups and cards
     are attributed to the call whose `_pop` or `_warm` runs in the same task.
     """
-    import gateway.calls.link as link
-    import gateway.calls.pops as pops
-    import gateway.calls.recorder as recorder
-    from adapters.ami.dispatch import EventDispatcher
-    from gateway.calls.ids import call_id_for
+    _time_gc(trace)
+    # Each event name has its own handler task (see the report), so pops of different
+    # calls may interleave: the call being popped is a per-task context variable.
+    current: contextvars.ContextVar[str] = contextvars.ContextVar("popping", default="")
+    _time_lookups_and_events(trace, current)
+    _time_recorder(trace, current)
+    _time_socket_sends(trace)
+    _time_sessions_and_flushes(trace, current)
 
+
+def _time_gc(trace: list[tuple[str, str, float, float]]) -> None:
+    """Garbage collector pauses, per generation."""
     clock = time.perf_counter
     collecting: list[float] = []
 
@@ -231,9 +237,18 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
             trace.append((f"gc{info['generation']}", "", collecting[0], clock()))
 
     gc.callbacks.append(collector)
-    # Each event name has its own handler task (see the report), so pops of different
-    # calls may interleave: the call being popped is a per-task context variable.
-    current: contextvars.ContextVar[str] = contextvars.ContextVar("popping", default="")
+
+
+def _time_lookups_and_events(
+    trace: list[tuple[str, str, float, float]], current: contextvars.ContextVar[str]
+) -> None:
+    """Caller lookups, cards, bus publishes, and when each DialBegin was received."""
+    import gateway.calls.pops as pops
+    import gateway.calls.recorder as recorder
+    from adapters.ami.dispatch import EventDispatcher
+    from gateway.calls.ids import call_id_for
+
+    clock = time.perf_counter
 
     def timed(stage: str, function: Any, key: Callable[..., str]) -> Any:
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -259,6 +274,17 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
         dispatch(self, msg)
 
     EventDispatcher.dispatch = dispatched  # type: ignore[method-assign]
+
+
+def _time_recorder(
+    trace: list[tuple[str, str, float, float]], current: contextvars.ContextVar[str]
+) -> None:
+    """Change dispatch to the apply shards, and the recorder's pop, warm, build, insert."""
+    import gateway.calls.link as link
+    import gateway.calls.recorder as recorder
+    from gateway.calls.ids import call_id_for
+
+    clock = time.perf_counter
 
     # When the tracker's change that made the pop was handed to its apply shard.
     dispatched_at: dict[str, tuple[str, float]] = {}
@@ -305,6 +331,10 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
 
     vars(link)["CallRecorder"] = TimedRecorder  # PbxLink builds its recorder from this name
 
+
+def _time_socket_sends(trace: list[tuple[str, str, float, float]]) -> None:
+    clock = time.perf_counter
+
     # When the pop's frame was written to the operator's socket (the gateway's last step).
     from aiohttp import web
 
@@ -319,6 +349,14 @@ def _instrument(trace: list[tuple[str, str, float, float]]) -> None:
             trace.append(("ws_sent", str(data["call_id"]), started, clock()))
 
     web.WebSocketResponse.send_json = timed_send_json  # type: ignore[method-assign,assignment]
+
+
+def _time_sessions_and_flushes(
+    trace: list[tuple[str, str, float, float]], current: contextvars.ContextVar[str]
+) -> None:
+    import gateway.calls.link as link
+
+    clock = time.perf_counter
 
     # Opening and closing the pops' autocommit sessions (pool checkout and return).
     import contextlib

@@ -219,7 +219,7 @@ async def main(args: argparse.Namespace) -> None:
             rounds.append(await one_round(args, Path(workdir)))
         show(f"round {index + 1}", rounds[-1])
     fields = {name: statistics.median(getattr(r, name) for r in rounds) for name in vars(rounds[0])}
-    show(f"median of {len(rounds)}", Round(**fields))  # type: ignore[arg-type]
+    show(f"median of {len(rounds)}", Round(**fields))
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

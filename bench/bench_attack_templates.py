@@ -123,7 +123,12 @@ async def attack(
         async with session.post(f"{base}/api/templates/t/preview", json=edit) as response:
             await response.read()
             statuses[response.status] += 1
-        data = {"external_id": "B1", "channel": channel, "body": body, "subject": "S"}
+        data: dict[str, object] = {
+            "external_id": "B1",
+            "channel": channel,
+            "body": body,
+            "subject": "S",
+        }
         statuses[await crm_event(session, base, "contact.requested", data)] += 1
 
 
@@ -142,7 +147,11 @@ async def one_round(base: str, seconds: float, attackers: int) -> list[list[floa
     """`/health` polled idle, under ordinary template traffic, under the attack."""
     phases: list[list[float]] = []
     async with aiohttp.ClientSession(headers=AUTH) as session:
-        data = {"external_id": "B1", "name": "Олена Коваль", "phones": ["+380671234567"]}
+        data: dict[str, object] = {
+            "external_id": "B1",
+            "name": "Олена Коваль",
+            "phones": ["+380671234567"],
+        }
         await crm_event(session, base, "customer.upserted", data)
         async with session.get(f"{base}/api/customers") as response:
             customer = (await response.json())["items"][0]["id"]

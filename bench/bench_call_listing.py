@@ -141,7 +141,7 @@ async def page_times(database: Database, principal: Principal, pages: int) -> li
     cursor = None
     for second in (False, True):
         for _ in range(pages):
-            after = cursor if second else None
+            after: str | None = cursor if second else None
             # As list_calls builds it (then keyset_page: cursor, order, limit).
             started = time.perf_counter()
             async with database.sessions() as session:

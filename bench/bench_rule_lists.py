@@ -30,9 +30,6 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.features import FEATURES
-
-import gateway.campaigns.http
 from gateway.app import create_app
 from gateway.core.clock import FixedClock
 from gateway.core.db.engine import Database
@@ -117,8 +114,6 @@ async def measure(url: str, customers: int, runs: int) -> tuple[float, float, An
     tokens.add(TOKEN, "admin")
     settings = Settings(database_url=url, default_region="UA")
     app = create_app(settings, clock=FixedClock(NOW), tokens=tokens, workers=False)
-    if gateway.campaigns.http.setup not in FEATURES:
-        gateway.campaigns.http.setup(app, False)
     previews, slowest = [], []
     answer: Any = None
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:

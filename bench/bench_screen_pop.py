@@ -156,6 +156,9 @@ class Run:
                 await asyncio.wait_for(self.all_in.wait(), 10)
 
 
+Span = tuple[float, float]  # (start, end) in perf_counter seconds
+
+
 def breakdown(
     trace: list[tuple[str, str, float, float]], run: Run, measured: list[str]
 ) -> tuple[dict[str, list[float]], Counter[str]]:
@@ -184,34 +187,60 @@ def breakdown(
             made_by[triggers[cid][0]] += 1
             waited = (triggers[cid][1] - received[0]) * 1000
             stages["2a parsed -> pop's handler starts"].append(waited)
-        for name, stage in (("3 customer lookup", "lookup"), ("4 card build", "card")):
-            span = spans.get((stage, cid))
-            if span is not None:
-                stages[name].append((span[1] - span[0]) * 1000)
-        for name, stage in (
-            ("3o open read session", "session_open"),
-            ("3c close it", "session_close"),
-        ):
-            span = spans.get((stage, cid))
-            if span is not None:
-                stages[name].append((span[1] - span[0]) * 1000)
-        warm = spans.get(("warm", cid))
-        if warm is not None:
-            stages["3w warm task: session+lookup+card"].append((warm[1] - warm[0]) * 1000)
-            stages["3x warm task starts after parse"].append((warm[0] - received[0]) * 1000)
-        build = spans.get(("build", cid))
-        if build is not None:
-            stages["5 pop waits for lookup+card"].append((build[1] - build[0]) * 1000)
-        stages["6 publish on the bus"].append((publish[1] - publish[0]) * 1000)
-        sent = spans.get(("ws_sent", cid))
-        if sent is None:
-            stages["7 bus -> WebSocket -> client"].append((run.received[cid] - publish[1]) * 1000)
-        else:
-            stages["7a bus -> frame written (gateway)"].append((sent[1] - publish[1]) * 1000)
-            stages["7b frame written -> client reads"].append((run.received[cid] - sent[1]) * 1000)
+        _handler_stages(stages, spans, cid, received)
+        _delivery_stages(stages, spans, run, cid, publish)
     stages["(call row insert, per call)"] = inserts
-    others = {"loop_lag": "(gateway loop lag, 5 ms probe)", "raw_flush": "(raw AMI event flush)"}
     window = (min(run.written[c] for c in measured), max(run.received.values()))
+    _background_stages(stages, trace, window)
+    return stages, made_by
+
+
+def _handler_stages(
+    stages: dict[str, list[float]], spans: dict[tuple[str, str], Span], cid: str, received: Span
+) -> None:
+    """Inside the pop's handler: lookup, card, the read session, the warm task, the wait."""
+    for name, stage in (("3 customer lookup", "lookup"), ("4 card build", "card")):
+        span = spans.get((stage, cid))
+        if span is not None:
+            stages[name].append((span[1] - span[0]) * 1000)
+    for name, stage in (
+        ("3o open read session", "session_open"),
+        ("3c close it", "session_close"),
+    ):
+        span = spans.get((stage, cid))
+        if span is not None:
+            stages[name].append((span[1] - span[0]) * 1000)
+    warm = spans.get(("warm", cid))
+    if warm is not None:
+        stages["3w warm task: session+lookup+card"].append((warm[1] - warm[0]) * 1000)
+        stages["3x warm task starts after parse"].append((warm[0] - received[0]) * 1000)
+    build = spans.get(("build", cid))
+    if build is not None:
+        stages["5 pop waits for lookup+card"].append((build[1] - build[0]) * 1000)
+
+
+def _delivery_stages(
+    stages: dict[str, list[float]],
+    spans: dict[tuple[str, str], Span],
+    run: Run,
+    cid: str,
+    publish: Span,
+) -> None:
+    """From the bus publish to the client reading the frame."""
+    stages["6 publish on the bus"].append((publish[1] - publish[0]) * 1000)
+    sent = spans.get(("ws_sent", cid))
+    if sent is None:
+        stages["7 bus -> WebSocket -> client"].append((run.received[cid] - publish[1]) * 1000)
+    else:
+        stages["7a bus -> frame written (gateway)"].append((sent[1] - publish[1]) * 1000)
+        stages["7b frame written -> client reads"].append((run.received[cid] - sent[1]) * 1000)
+
+
+def _background_stages(
+    stages: dict[str, list[float]], trace: list[tuple[str, str, float, float]], window: Span
+) -> None:
+    """What a pop may wait behind while the calls run: GC pauses, loop lag, raw flushes."""
+    others = {"loop_lag": "(gateway loop lag, 5 ms probe)", "raw_flush": "(raw AMI event flush)"}
     for stage, _key, started, ended in trace:
         if not window[0] <= started <= window[1]:
             continue  # start-up and shutdown are not what a pop waits behind
@@ -219,7 +248,6 @@ def breakdown(
             stages[f"(GC pause, generation {stage[2:]})"].append((ended - started) * 1000)
         elif stage in others:
             stages[others[stage]].append((ended - started) * 1000)
-    return stages, made_by
 
 
 async def recorded(url: str, call_ids: list[str]) -> list[dict[str, object]]:

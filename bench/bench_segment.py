@@ -147,16 +147,16 @@ async def time_python_bulk(database: Database) -> tuple[float, set[str]]:
     last_activity: dict[str, datetime] = {}
     next_due: dict[str, date] = {}
     async with database.sessions() as session:
-        rows = await session.stream(
+        activities = await session.stream(
             select(Activity.customer_id, Activity.at).where(Activity.at <= AS_OF)
         )
-        async for customer_id, at in rows:
+        async for customer_id, at in activities:
             if customer_id not in last_activity or at > last_activity[customer_id]:
                 last_activity[customer_id] = at
-        rows = await session.stream(
+        payments = await session.stream(
             select(Payment.customer_id, Payment.due_date).where(Payment.status == "due")
         )
-        async for customer_id, due in rows:
+        async for customer_id, due in payments:
             if customer_id not in next_due or due < next_due[customer_id]:
                 next_due[customer_id] = due
         selected = set()
@@ -165,12 +165,12 @@ async def time_python_bulk(database: Database) -> tuple[float, set[str]]:
         )
         async for customer_id, status in customers:
             last = last_activity.get(customer_id)
-            due = next_due.get(customer_id)
+            payment_due = next_due.get(customer_id)
             facts = CustomerFacts(
                 customer_id=customer_id,
                 status=status,
                 days_since_activity=None if last is None else (AS_OF - last) // timedelta(days=1),
-                days_until_payment=None if due is None else (due - today).days,
+                days_until_payment=None if payment_due is None else (payment_due - today).days,
             )
             if evaluate(rule, facts):
                 selected.add(customer_id)

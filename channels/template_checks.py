@@ -181,28 +181,68 @@ def _text(value: Any) -> str:
 
 def check_filter(name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
     """A filter that can make more than it is given: estimate before it runs."""
+    if name in _SIZED_FILTERS:
+        _SIZED_FILTERS[name](value, args, kwargs)
+    else:
+        _check_costly_filter(name, value, args, kwargs)
+
+
+def _check_center(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
     first = args[0] if args else None
-    if name == "center":
-        check_size(len(_text(value)) + _width(first if args else 80), "a padded value")
-    elif name == "indent":
-        width = _width(kwargs.get("width", first if args else 4))
-        lines = _text(value).count("\n") + 1
-        check_size(len(_text(value)) + lines * width, "an indented value")
-    elif name == "wordwrap":
-        width = max(1, _width(kwargs.get("width", first if args else 79)))
-        wrap = kwargs.get("wrapstring", args[2] if len(args) > 2 else "\n")
-        text = _text(value)
-        check_size(len(text) + (len(text) // width + 1) * len(_text(wrap)), "a wrapped value")
-        current().charge(len(text) // 8)  # textwrap works word by word in Python
-    elif name == "replace" and len(args) >= 2:
+    check_size(len(_text(value)) + _width(first if args else 80), "a padded value")
+
+
+def _check_indent(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    first = args[0] if args else None
+    width = _width(kwargs.get("width", first if args else 4))
+    lines = _text(value).count("\n") + 1
+    check_size(len(_text(value)) + lines * width, "an indented value")
+
+
+def _check_wordwrap(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    first = args[0] if args else None
+    width = max(1, _width(kwargs.get("width", first if args else 79)))
+    wrap = kwargs.get("wrapstring", args[2] if len(args) > 2 else "\n")
+    text = _text(value)
+    check_size(len(text) + (len(text) // width + 1) * len(_text(wrap)), "a wrapped value")
+    current().charge(len(text) // 8)  # textwrap works word by word in Python
+
+
+def _check_replace(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    if len(args) >= 2:
         count = args[2] if len(args) > 2 and isinstance(args[2], int) else -1
         size = _replace_size(str(value), str(args[0]), str(args[1]), count)
         check_size(size, "a replaced value")
-    elif name == "join":
-        check_size(_join_size(str(kwargs.get("d", first if args else "")), value), "a joined value")
-    elif name == "format" and isinstance(value, str):
+
+
+def _check_join(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    first = args[0] if args else None
+    check_size(_join_size(str(kwargs.get("d", first if args else "")), value), "a joined value")
+
+
+def _check_format(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    if isinstance(value, str):
         check_percent_format(value, kwargs or args)
-    elif name in ("batch", "slice"):
+
+
+_SizedCheck = Callable[[Any, tuple[Any, ...], Mapping[str, Any]], None]
+# Filters whose output can outgrow their input: each estimates the size first.
+_SIZED_FILTERS: dict[str, _SizedCheck] = {
+    "center": _check_center,
+    "indent": _check_indent,
+    "wordwrap": _check_wordwrap,
+    "replace": _check_replace,
+    "join": _check_join,
+    "format": _check_format,
+}
+
+
+def _check_costly_filter(
+    name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> None:
+    """Filters that do more work than their input's size: charged to the budget."""
+    first = args[0] if args else None
+    if name in ("batch", "slice"):
         count = kwargs.get("linecount", kwargs.get("slices", first))
         if isinstance(count, int) and count > MAX_RANGE:
             current().fail(f"{name} of more than {MAX_RANGE}")

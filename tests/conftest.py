@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from gateway.core.clock import FixedClock
 from gateway.core.db.engine import Database
 from gateway.core.http.auth import TokenRegistry
 from gateway.settings import Settings
+from tests.support.auth import WEBHOOK_SECRET, role_tokens
 from tests.support.databases import (
     copy_sqlite,
     create_postgres_database,
@@ -24,15 +24,7 @@ from tests.support.databases import (
     redis_test_url,
     truncate_all,
 )
-
-ADMIN_TOKEN = "admin-token-0123456789"
-CRM_TOKEN = "crm-token-0123456789ab"
-OPERATOR_TOKEN = "operator-token-0123456"
-OPERATOR_AGENT = "agent-201"
-SUPERVISOR_TOKEN = "supervisor-token-01234"
-SUPERVISOR_AGENT = "agent-301"
-WEBHOOK_SECRET = "webhook-secret-for-tests"
-START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+from tests.support.factories import START
 
 
 @pytest.fixture(scope="session")
@@ -83,16 +75,6 @@ def redis_url() -> str:
     return url
 
 
-def role_tokens() -> TokenRegistry:
-    """One token per role (also for apps built outside a fixture)."""
-    registry = TokenRegistry()
-    registry.add(ADMIN_TOKEN, "admin")
-    registry.add(CRM_TOKEN, "crm")
-    registry.add(OPERATOR_TOKEN, "operator", OPERATOR_AGENT)
-    registry.add(SUPERVISOR_TOKEN, "supervisor", SUPERVISOR_AGENT)
-    return registry
-
-
 @pytest.fixture
 def tokens() -> TokenRegistry:
     """One token per role."""
@@ -118,8 +100,3 @@ async def client(
     app = create_app(settings, clock=clock, tokens=tokens, workers=False)
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
         yield test_client
-
-
-def bearer(token: str) -> dict[str, str]:
-    """Authorization header for `token`."""
-    return {"Authorization": f"Bearer {token}"}

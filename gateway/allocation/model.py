@@ -170,6 +170,21 @@ def parse_contact(raw: object, path: str) -> Contact:
             f"{path}.status", f"expected one of {', '.join(CUSTOMER_STATUSES)}"
         )
     facts: dict[str, Any] = {"customer_id": ident, "status": status}
+    facts.update(_scalar_facts(raw, path))
+    facts["products"] = _products(raw.get("products", []), f"{path}.products")
+    facts["attributes"] = _attributes(raw.get("attributes", {}), f"{path}.attributes")
+    facts["orders_last_day"] = integer(raw.get("orders_last_day", 0), f"{path}.orders_last_day")
+    priority = integer(raw.get("priority", 0), f"{path}.priority")
+    if abs(priority) > MAX_PRIORITY:
+        raise AllocationInputError(
+            f"{path}.priority", f"expected a whole number within ±{MAX_PRIORITY}"
+        )
+    return Contact(id=ident, facts=CustomerFacts(**facts), priority=priority)
+
+
+def _scalar_facts(raw: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """The optional text, whole-number and decimal facts, then the per-key count maps."""
+    facts: dict[str, Any] = {}
     for name in _TEXT_FACTS:
         if raw.get(name) is not None:
             facts[name] = text(raw[name], f"{path}.{name}")
@@ -181,23 +196,19 @@ def parse_contact(raw: object, path: str) -> Contact:
             facts[name] = decimal(raw[name], f"{path}.{name}")
     for name in _COUNT_MAPS:
         facts[name] = _counts(raw.get(name, {}), f"{path}.{name}")
-    products = raw.get("products", [])
+    return facts
+
+
+def _products(products: Any, path: str) -> tuple[str, ...]:
     if not isinstance(products, list):
-        raise AllocationInputError(f"{path}.products", "expected a list of texts")
-    facts["products"] = tuple(text(p, f"{path}.products[{i}]") for i, p in enumerate(products))
-    attributes = raw.get("attributes", {})
+        raise AllocationInputError(path, "expected a list of texts")
+    return tuple(text(p, f"{path}[{i}]") for i, p in enumerate(products))
+
+
+def _attributes(attributes: Any, path: str) -> dict[str, Any]:
     if not isinstance(attributes, Mapping):
-        raise AllocationInputError(f"{path}.attributes", "expected an object")
-    facts["attributes"] = {
-        str(k): float(v) if isinstance(v, Decimal) else v for k, v in attributes.items()
-    }
-    facts["orders_last_day"] = integer(raw.get("orders_last_day", 0), f"{path}.orders_last_day")
-    priority = integer(raw.get("priority", 0), f"{path}.priority")
-    if abs(priority) > MAX_PRIORITY:
-        raise AllocationInputError(
-            f"{path}.priority", f"expected a whole number within ±{MAX_PRIORITY}"
-        )
-    return Contact(id=ident, facts=CustomerFacts(**facts), priority=priority)
+        raise AllocationInputError(path, "expected an object")
+    return {str(k): float(v) if isinstance(v, Decimal) else v for k, v in attributes.items()}
 
 
 def parse_partner(raw: object, path: str) -> PartnerTerms:

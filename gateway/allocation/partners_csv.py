@@ -83,7 +83,7 @@ def read_rows(
     rows = []
     try:
         for row in reader:
-            extra = row.pop(None, None)  # type: ignore[call-overload]
+            extra = row.pop(None, None)
             rows.append((reader.line_num, {k: (v or "").strip() for k, v in row.items()}))
             if extra:
                 rows[-1][1]["__extra__"] = "x"

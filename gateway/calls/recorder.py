@@ -188,30 +188,39 @@ class CallRecorder:
             return
         await live.row_written()
         if change.kind is ChangeKind.ANSWERED:
-            if pop_on == "answer":
-                await self._pop(live, change, change.extensions)
-            for extension in change.extensions:
-                await self._announce(extension, CallUpdate(live.call_id, CallUpdateState.ANSWERED))
-            await self._mark_answered(live.call_id, change)
+            await self._answered(live, change, pop_on)
         elif change.kind is ChangeKind.RING_STOPPED:
-            state = (
-                CallUpdateState.ANSWERED_ELSEWHERE
-                if change.reason is RingStopReason.ANSWERED_ELSEWHERE
-                else CallUpdateState.ENDED
-            )
-            for extension in change.extensions:
-                await self._announce(extension, CallUpdate(live.call_id, state))
+            await self._ring_stopped(live, change)
         elif change.kind is ChangeKind.ENDED and change.record is not None:
-            self._live.pop(change.linkedid, None)
-            if live.warming is not None:
-                live.warming.cancel()  # a call that never rang: its card is not needed
-            call_id = await self.record(change.record, live.match)
-            update_message = CallUpdate(call_id, CallUpdateState.ENDED, change.record.talk_seconds)
-            reached = {*change.record.rang_extensions}
-            if change.record.extension:
-                reached.add(change.record.extension)
-            for extension in sorted(reached):
-                await self._announce(extension, update_message)
+            await self._ended(live, change, change.record)
+
+    async def _answered(self, live: _LiveCall, change: CallChange, pop_on: str) -> None:
+        if pop_on == "answer":
+            await self._pop(live, change, change.extensions)
+        for extension in change.extensions:
+            await self._announce(extension, CallUpdate(live.call_id, CallUpdateState.ANSWERED))
+        await self._mark_answered(live.call_id, change)
+
+    async def _ring_stopped(self, live: _LiveCall, change: CallChange) -> None:
+        state = (
+            CallUpdateState.ANSWERED_ELSEWHERE
+            if change.reason is RingStopReason.ANSWERED_ELSEWHERE
+            else CallUpdateState.ENDED
+        )
+        for extension in change.extensions:
+            await self._announce(extension, CallUpdate(live.call_id, state))
+
+    async def _ended(self, live: _LiveCall, change: CallChange, record: CallRecord) -> None:
+        self._live.pop(change.linkedid, None)
+        if live.warming is not None:
+            live.warming.cancel()  # a call that never rang: its card is not needed
+        call_id = await self.record(record, live.match)
+        update_message = CallUpdate(call_id, CallUpdateState.ENDED, record.talk_seconds)
+        reached = {*record.rang_extensions}
+        if record.extension:
+            reached.add(record.extension)
+        for extension in sorted(reached):
+            await self._announce(extension, update_message)
 
     def _started(self, live: _LiveCall, change: CallChange) -> None:
         # Not awaited: the ringing pop that follows must not wait for a write.

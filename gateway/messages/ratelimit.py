@@ -78,9 +78,7 @@ class RedisTokenBucket:
         """Ask Redis for a token; sleep as long as it says and ask again."""
         while True:
             wait = float(
-                await self._client.eval(  # type: ignore[misc]
-                    _TAKE, 1, self._key, self.rate, self.burst, time.time()
-                )
+                await self._client.eval(_TAKE, 1, self._key, self.rate, self.burst, time.time())
             )
             if wait <= 0:
                 return

@@ -44,28 +44,39 @@ class CallRun(CallBase):
         caller.application, caller.application_data = "Dial", ",".join(spec.extensions)
         ops = [self._operator(ext, caller) for ext in spec.extensions]
         if spec.kind == "busy":
-            for op in ops:
-                self.dial("DialBegin", caller, op, [("DialString", op.exten)])
-            await self.wait(spec.ring_seconds)
-            for op in ops:
-                self.dial("DialEnd", caller, op, [("DialStatus", "BUSY")])
-                self.hangup(op, 17)
-                self.leg(caller, op, "BUSY", None)
-            self.hangup(caller, 17)
+            await self._busy(caller, ops)
             return
         self._ring(caller, ops)
         early = await self.wait(spec.ring_seconds)
         if spec.kind == "missed" or early is not None:
-            abandoned = early is caller or (early is None and spec.hangup_by == "caller")
-            if abandoned:
-                self.emit("HangupRequest", hangup_fields(caller, 16))
-            for op in ops:
-                status = "CANCEL" if abandoned or op is early else "NOANSWER"
-                self.dial("DialEnd", caller, op, [("DialStatus", status)])
-                self.hangup(op, 16 if op is early else 0)
-                self.leg(caller, op, "NO ANSWER", None)
-            self.hangup(caller, 16)
+            self._not_answered(caller, ops, early)
             return
+        await self._answered(caller, ops)
+
+    async def _busy(self, caller: Channel, ops: list[Channel]) -> None:
+        for op in ops:
+            self.dial("DialBegin", caller, op, [("DialString", op.exten)])
+        await self.wait(self.spec.ring_seconds)
+        for op in ops:
+            self.dial("DialEnd", caller, op, [("DialStatus", "BUSY")])
+            self.hangup(op, 17)
+            self.leg(caller, op, "BUSY", None)
+        self.hangup(caller, 17)
+
+    def _not_answered(self, caller: Channel, ops: list[Channel], early: Channel | None) -> None:
+        """Missed, or hung up while ringing (by the caller, or an operator declining)."""
+        abandoned = early is caller or (early is None and self.spec.hangup_by == "caller")
+        if abandoned:
+            self.emit("HangupRequest", hangup_fields(caller, 16))
+        for op in ops:
+            status = "CANCEL" if abandoned or op is early else "NOANSWER"
+            self.dial("DialEnd", caller, op, [("DialStatus", status)])
+            self.hangup(op, 16 if op is early else 0)
+            self.leg(caller, op, "NO ANSWER", None)
+        self.hangup(caller, 16)
+
+    async def _answered(self, caller: Channel, ops: list[Channel]) -> None:
+        spec = self.spec
         name = spec.answered_by or self.pbx.rng.choice(spec.extensions)
         agent = ops[spec.extensions.index(name)]
         self.set_state(agent, 6)

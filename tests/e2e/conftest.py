@@ -17,9 +17,15 @@ from gateway.core.db.engine import Database
 from gateway.core.http.auth import TokenRegistry
 from gateway.pbx_simulator import SimulatorServer
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, SUPERVISOR_TOKEN
-from tests.e2e.wiring import console_app
-from tests.integration.test_live_socket import add_agent
+from tests.support.agents import add_agent
+from tests.support.auth import (
+    ADMIN_TOKEN,
+    CRM_TOKEN,
+    OPERATOR_AGENT,
+    OPERATOR_TOKEN,
+    SUPERVISOR_TOKEN,
+)
+from tests.support.console_wiring import SECOND_AGENT, SECOND_OPERATOR_TOKEN, Client, console_app
 from tests.support.pbx import health_ami, pbx, wait_for, wired_to
 
 __all__ = ["pbx"]  # the simulator fixture
@@ -36,9 +42,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-SECOND_OPERATOR_TOKEN = "operator-two-token-0123"
-SECOND_AGENT = "agent-202"
-Client = TestClient[Any, Any]
 
 
 @pytest.fixture

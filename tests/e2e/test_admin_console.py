@@ -13,10 +13,10 @@ from gateway.console.http import CHART_JS_ROUTE
 from gateway.core.clock import SystemClock
 from gateway.core.db.engine import Database
 from gateway.core.db.models import CostEntry, OutboundContact
-from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, SUPERVISOR_TOKEN, bearer
-from tests.e2e.conftest import Client
-from tests.e2e.test_console import XSS_NAME, add_customer
-from tests.unit.costs.population import add_campaign, add_customers, insert_rows, ledger_row
+from tests.support.auth import ADMIN_TOKEN, OPERATOR_TOKEN, SUPERVISOR_TOKEN, bearer
+from tests.support.console import XSS_NAME, add_people
+from tests.support.console_wiring import Client
+from tests.support.cost_population import add_campaign, add_customers, insert_rows, ledger_row
 
 CAMPAIGN = "north-sms"
 DEFINITION: dict[str, Any] = {
@@ -175,12 +175,6 @@ async def test_dashboard_shows_tables_when_the_chart_library_is_missing(
     await expect(statuses.locator("tbody tr")).to_have_count(14)
     await expect(page.locator("#chart-statuses")).to_contain_text("Chart library not installed")
     assert not admin.errors
-
-
-async def add_people(database: Database, people: list[tuple[str, str, str]], prefix: str) -> None:
-    """Customers (name, region, language) with numbers `prefix` + their position."""
-    for number, (name, region, language) in enumerate(people):
-        await add_customer(database, name, f"{prefix}{number}", region=region, language=language)
 
 
 async def save_definition(gateway: Client) -> None:

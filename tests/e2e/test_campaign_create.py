@@ -10,9 +10,9 @@ from typing import Any
 from playwright.async_api import expect
 
 from gateway.core.db.engine import Database
-from tests.conftest import ADMIN_TOKEN, bearer
-from tests.e2e.conftest import Client
-from tests.e2e.test_admin_console import add_people
+from tests.support.auth import ADMIN_TOKEN, bearer
+from tests.support.console import add_people
+from tests.support.console_wiring import Client
 
 NEW = "winter-north"
 ARMS = "north-split"

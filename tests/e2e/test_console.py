@@ -16,24 +16,14 @@ from gateway.core.db.engine import Database
 from gateway.core.db.models import Payment
 from gateway.core.db.models.crm import OutboxItem
 from gateway.core.db.types import new_id
-from gateway.customers.repository import upsert_customer
 from gateway.pbx_simulator import CallSpec, SimulatorServer
-from tests.conftest import ADMIN_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
-from tests.e2e.conftest import SECOND_AGENT, SECOND_OPERATOR_TOKEN, Client
-from tests.integration.test_telephony_e2e import ended_calls
+from tests.support.auth import ADMIN_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
+from tests.support.console import XSS_NAME, add_customer
+from tests.support.console_wiring import SECOND_AGENT, SECOND_OPERATOR_TOKEN, Client
 from tests.support.factories import make_call, make_task
+from tests.support.telephony import ended_calls
 
 OLENA = "+380501234567"
-XSS_NAME = "<img src=x onerror=alert(1)>"
-
-
-async def add_customer(database: Database, name: str, phone: str, **fields: Any) -> str:
-    """A customer as the CRM would send it."""
-    async with database.transaction() as session:
-        customer, _ = await upsert_customer(
-            session, new_id("ext"), {"name": name, **fields}, [phone], SystemClock().now()
-        )
-        return customer.id
 
 
 async def add_payment_in_three_days(database: Database, customer_id: str) -> None:

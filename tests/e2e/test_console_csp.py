@@ -8,8 +8,8 @@ from typing import Any
 
 from playwright.async_api import expect
 
-from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN
-from tests.e2e.conftest import Client
+from tests.support.auth import ADMIN_TOKEN, OPERATOR_TOKEN
+from tests.support.console_wiring import Client
 
 # Before the page's own scripts: every violation the browser reports, kept for the test.
 WATCH_VIOLATIONS = """

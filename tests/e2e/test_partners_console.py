@@ -8,8 +8,8 @@ from typing import Any
 
 from playwright.async_api import expect
 
-from tests.conftest import ADMIN_TOKEN, bearer
-from tests.e2e.conftest import Client
+from tests.support.auth import ADMIN_TOKEN, bearer
+from tests.support.console_wiring import Client
 
 PARTNER = "collect-east"
 RULE = {

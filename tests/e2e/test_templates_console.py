@@ -9,9 +9,9 @@ from typing import Any
 from playwright.async_api import expect
 
 from gateway.core.db.engine import Database
-from tests.conftest import ADMIN_TOKEN, bearer
-from tests.e2e.conftest import Client
-from tests.e2e.test_console import XSS_NAME, add_customer
+from tests.support.auth import ADMIN_TOKEN, bearer
+from tests.support.console import XSS_NAME, add_customer
+from tests.support.console_wiring import Client
 
 GREETING: dict[str, Any] = {
     "channel": "sms",

@@ -114,7 +114,7 @@ async def test_every_completed_call_is_recorded_once_through_ami_drops(
             )
         )
     recorded = Counter(linkedid for linkedid, _, _, _ in rows)
-    expected = {spec.caller: DISPOSITION[spec.kind] for spec in specs}
+    expected: dict[str | None, str] = {spec.caller: DISPOSITION[spec.kind] for spec in specs}
     # Reported, not asserted: a call answered and hung up inside one gap can only be
     # closed as unanswered, and a busy one whose end fell in a gap as no_answer (the PBX
     # does not replay what the gateway missed).

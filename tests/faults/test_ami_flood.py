@@ -31,7 +31,7 @@ from sqlalchemy import select
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Call
 from gateway.pbx_simulator import CallSpec, SimulatorServer
-from tests.conftest import ADMIN_TOKEN, bearer
+from tests.support.auth import ADMIN_TOKEN, bearer
 from tests.support.cli_process import CLI_MAIN, REPO
 from tests.support.pbx import SECRET, USERNAME, wait_for
 

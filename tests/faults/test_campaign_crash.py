@@ -28,8 +28,8 @@ from gateway.campaigns.store import save_definition
 from gateway.core.clock import SystemClock
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Enrollment, OutboundContact, Template
-from tests.faults.sender_child import ACCOUNT, TOKEN
-from tests.faults.test_send_crash import seed_customers, spawn
+from tests.support.sender_child import ACCOUNT, TOKEN
+from tests.support.senders import seed_customers, spawn
 from tests.support.twilio_stub import TwilioStub
 
 FULL = os.environ.get("SWITCHBOARD_FAULT_SCALE") == "full"

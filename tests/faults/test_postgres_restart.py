@@ -30,8 +30,8 @@ from gateway.core.db.engine import Database
 from gateway.core.db.migrate import upgrade
 from gateway.core.http.auth import TokenRegistry
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET, bearer
-from tests.integration.test_crm_webhooks import upsert
+from tests.support.auth import ADMIN_TOKEN, WEBHOOK_SECRET, bearer
+from tests.support.crm_webhooks import upsert
 
 Client = TestClient[Any, Any]
 DEADLINE_SECONDS = 15.0

@@ -18,8 +18,8 @@ from gateway.core.clock import FixedClock
 from gateway.core.db.engine import Database
 from gateway.core.http.auth import TokenRegistry
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
-from tests.integration.test_crm_webhooks import post_event, upsert
+from tests.support.auth import ADMIN_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
+from tests.support.crm_webhooks import post_event, upsert
 
 Client = TestClient[Any, Any]
 DEADLINE_SECONDS = 15.0

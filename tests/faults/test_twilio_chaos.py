@@ -34,7 +34,7 @@ from gateway.core.policy import ContactPolicy
 from gateway.messages.pipeline import SendWorker
 from gateway.messages.prepare import Preparer
 from gateway.settings import Settings
-from tests.faults.test_send_crash import seed
+from tests.support.senders import seed
 from tests.support.twilio_stub import CREATE_FAULTS, LOOKUP_FAULTS, Chaos, TwilioStub
 
 FULL = os.environ.get("SWITCHBOARD_FAULT_SCALE") == "full"

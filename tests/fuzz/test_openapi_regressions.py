@@ -22,7 +22,7 @@ from gateway.core.db.engine import Database
 from gateway.core.db.models import Template
 from gateway.core.http.auth import TokenRegistry
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
+from tests.support.auth import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
 from tests.support.twilio_app import twilio_configured, twilio_signed
 
 Client = TestClient[Any, Any]

@@ -31,8 +31,8 @@ from gateway.core.db.types import new_id
 from gateway.core.http.auth import TokenRegistry
 from gateway.messages.twilio_http import PRICE_TASKS
 from gateway.settings import Settings
-from tests.fuzz.test_webhook_fuzz import drive, row_counts
 from tests.support.factories import make_customer
+from tests.support.fuzzing import drive, row_counts
 from tests.support.twilio_app import twilio_configured, twilio_signed
 
 Client = TestClient[Any, Any]

@@ -11,25 +11,24 @@ import asyncio
 import itertools
 import json
 import os
-from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from crm_sync.signature import HEADER, sign
 from gateway.core.appkeys import SETTINGS
 from gateway.core.clock import FixedClock, isoformat_z
 from gateway.core.db.engine import Database
-from gateway.core.db.models import Base, Customer
-from tests.conftest import WEBHOOK_SECRET
+from gateway.core.db.models import Customer
+from tests.support.auth import WEBHOOK_SECRET
+from tests.support.fuzzing import drive, row_counts
 
 Client = TestClient[Any, Any]
-T = TypeVar("T")
 
 FULL = os.environ.get("SWITCHBOARD_FUZZ_SCALE") == "full"
 EXAMPLES = 600 if FULL else 40
@@ -51,20 +50,6 @@ EVENT_TYPES = [
     "partner.upserted",
 ]
 PHONES = ["+380671234567", "0501112233", "+44 20 7946 0958", "067 765 43 21"]
-
-
-def drive(loop: asyncio.AbstractEventLoop, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine on the test's loop from hypothesis's thread."""
-    return asyncio.run_coroutine_threadsafe(make(), loop).result(timeout=60)
-
-
-async def row_counts(database: Database) -> tuple[int, ...]:
-    """Rows in every table, in one round trip."""
-    tables = [table.name for table in Base.metadata.sorted_tables]
-    counts = ", ".join(f'(SELECT count(*) FROM "{name}")' for name in tables)
-    async with database.engine.connect() as connection:
-        row = (await connection.execute(text(f"SELECT {counts}"))).one()
-    return tuple(int(value) for value in row)
 
 
 async def post(client: Client, body: bytes, signature: str | None) -> tuple[int, str]:

@@ -14,7 +14,7 @@ from gateway.core.clock import FixedClock
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Agent, Task
 from gateway.core.db.models.crm import OutboxItem
-from tests.integration.test_allocation import (
+from tests.support.allocation import (
     ADMIN,
     KYIV,
     Client,
@@ -24,9 +24,9 @@ from tests.integration.test_allocation import (
     put_partner,
     seed_tasks,
 )
-from tests.integration.test_crm_webhooks import post_event
+from tests.support.crm_webhooks import post_event
 
-__all__ = ["client"]  # the fixture, shared with test_allocation
+__all__ = ["client"]  # the fixture (tests/support/allocation.py), imported for pytest
 
 TV = {"field": "products", "op": "contains", "value": "tv"}
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from gateway.core.clock import FixedClock
 from gateway.core.db.engine import Database
-from tests.conftest import OPERATOR_TOKEN, bearer
-from tests.integration.test_allocation import (
+from tests.support.allocation import (
     ADMIN,
     Client,
     client,
@@ -16,8 +15,9 @@ from tests.integration.test_allocation import (
     put_partner,
     seed_tasks,
 )
+from tests.support.auth import OPERATOR_TOKEN, bearer
 
-__all__ = ["client"]  # the fixture, shared with test_allocation
+__all__ = ["client"]  # the fixture (tests/support/allocation.py), imported for pytest
 
 
 async def explain(client: Client, key: str, **query: str) -> tuple[int, dict[str, Any]]:

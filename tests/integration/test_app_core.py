@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import ADMIN_TOKEN, bearer
+from tests.support.auth import ADMIN_TOKEN, bearer
 
 Client = TestClient[Any, Any]
 

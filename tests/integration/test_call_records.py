@@ -8,14 +8,15 @@ from sqlalchemy import func, select
 
 from gateway.calls import CallTracker
 from gateway.calls.recorder import CallRecorder
+from gateway.calls.settings import PbxTopology
 from gateway.core.bus import MemoryBus
 from gateway.core.clock import FixedClock
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Call, CallLeg, CostEntry, OutboxItem, Task
 from gateway.live.http import agent_channel
 from gateway.settings import Settings
+from tests.support.ami_replay import StepClock, messages, trace_topology
 from tests.support.factories import make_customer, make_task
-from tests.unit.calls.replay import StepClock, messages, trace_topology
 
 CALLER = "+380501234567"  # the number the recorded inbound calls come from
 
@@ -60,7 +61,8 @@ async def test_queue_call_pops_every_ringing_operator_and_records_the_answerer(
         assert (call.extension, call.customer_id, call.match) == ("202", customer, "exact")
         assert (call.disposition, call.talk_seconds, call.state) == ("answered", 21, "ended")
         assert call.details["rang_extensions"] == ["201", "202"]
-        assert (await session.scalar(select(func.count()).select_from(CallLeg))) >= 2
+        legs = await session.scalar(select(func.count()).select_from(CallLeg))
+        assert legs is not None and legs >= 2
         (pushed,) = (await session.execute(select(OutboxItem))).scalars().all()
     assert pushed.type == "call.completed" and pushed.ordering_key == customer
     assert pushed.payload["talk_seconds"] == 21 and pushed.payload["extension"] == "202"
@@ -122,9 +124,8 @@ async def test_a_qualifying_call_closes_open_tasks_when_auto_completion_is_on(
     too_demanding = await make_task(
         database, customer_id=customer, created_at=clock.now(), min_call_seconds=60
     )
-    auto = settings.model_copy(
-        update={"pbx": settings.pbx.model_copy(update={"auto_complete_tasks": True})}
-    )
+    pbx = settings.section(PbxTopology).model_copy(update={"auto_complete_tasks": True})
+    auto = settings.model_copy(update={"pbx": pbx})
     await play("bridged_dial", CallRecorder(database, MemoryBus(), auto, clock))
     async with database.sessions() as session:
         statuses = dict((await session.execute(select(Call.id, Call.talk_seconds))).all())
@@ -153,7 +154,7 @@ async def test_rebuild_from_raw_events_recreates_the_record_once(
                         fields=dict(message.headers),
                     )
                 )
-    topology = settings.pbx.model_copy(
+    topology = settings.section(PbxTopology).model_copy(
         update={
             "trunk_patterns": trace_topology_patterns()[0],
             "operator_patterns": trace_topology_patterns()[1],
@@ -168,7 +169,7 @@ async def test_rebuild_from_raw_events_recreates_the_record_once(
 
 
 def trace_topology_patterns() -> tuple[list[str], list[str]]:
-    """The same patterns as tests.unit.calls.replay.trace_topology, for settings."""
+    """The same patterns as tests.support.ami_replay.trace_topology, for settings."""
     return (
         [r"^Local/200@test-", r"^Local/caller-\d+@gw-inbound-", r"^Local/\d+@customers-"],
         [r"^Local/(?P<ext>20[1-3])@(?:test|ops-)"],

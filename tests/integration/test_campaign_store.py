@@ -5,8 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import shutil
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +18,14 @@ from gateway.campaigns.arms import HOLDOUT, assign_arm
 from gateway.campaigns.definition import DefinitionError, Experiment, validate_definition
 from gateway.campaigns.preview import ASSUMED_CALL_MINUTES, preview
 from gateway.core.db.engine import Database
-from gateway.core.db.models import Call, Campaign, CampaignVersion, Customer, Payment, Template
+from gateway.core.db.models import Campaign, Customer, Template
 from gateway.core.rules import segment
 from gateway.settings import Settings
+from tests.support.campaigns import BASE, NOW, SEEDS, add_customers, counts
 from tests.support.cli_process import run_cli
 
-NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-REPO = Path(__file__).resolve().parents[2]
-SEEDS = REPO / "config" / "campaigns"
 SEED_NAMES = {"payment-reminder", "reactivation", "monitoring", "lost-customers", "recession"}
 CLI_MAIN = "import sys, gateway.cli as c\nsys.exit(c.main(sys.argv[1:]))"
-
-BASE: dict[str, Any] = {
-    "name": "spring",
-    "schedule": "0 10 * * *",
-    "audience": {"field": "status", "op": "==", "value": "warm"},
-    "steps": [{"id": "hello", "type": "send", "channel": "sms", "template": "hello"}],
-}
 
 
 def definition(**changes: Any) -> dict[str, Any]:
@@ -43,14 +33,6 @@ def definition(**changes: Any) -> dict[str, Any]:
     data = copy.deepcopy(BASE)
     data.update(changes)
     return data
-
-
-async def counts(database: Database) -> tuple[int, int]:
-    """(campaigns, versions) stored."""
-    async with database.sessions() as session:
-        campaigns = await session.scalar(select(func.count()).select_from(Campaign))
-        versions = await session.scalar(select(func.count()).select_from(CampaignVersion))
-    return int(campaigns or 0), int(versions or 0)
 
 
 async def test_saves_versions_and_skips_identical(database: Database) -> None:
@@ -196,52 +178,6 @@ async def test_load_if_empty_only_on_first_start(database: Database) -> None:
     assert first is not None and first.ok
     assert await store.load_if_empty(database, SEEDS, NOW) is None
     assert await counts(database) == (len(SEED_NAMES), len(SEED_NAMES))
-
-
-async def add_customers(database: Database) -> None:
-    """60 customers: warm/cold/active, uk/en/none, some calling about payments with one due."""
-    async with database.transaction() as session:
-        for n in range(60):
-            cid = f"cus_{n:03d}"
-            session.add(
-                Customer(
-                    id=cid,
-                    external_id=f"ext-{n}",
-                    name=f"Customer {n}",
-                    status=("warm", "cold", "active")[n % 3],
-                    language=("uk", "en", None)[n % 3 if n % 5 else 2],
-                    products=[],
-                    attributes={},
-                    created_at=NOW,
-                    updated_at=NOW,
-                )
-            )
-        await session.flush()
-        for n in range(0, 60, 2):
-            cid = f"cus_{n:03d}"
-            for k in range(2 if n % 4 == 0 else 1):
-                session.add(
-                    Call(
-                        id=f"call_{n}_{k}",
-                        customer_id=cid,
-                        started_at=NOW - timedelta(days=3 + k),
-                        topic="payment_amount",
-                        created_at=NOW,
-                        updated_at=NOW,
-                    )
-                )
-            session.add(
-                Payment(
-                    id=f"pay_{n}",
-                    customer_id=cid,
-                    contract_id=f"c-{n}",
-                    due_date=date(2026, 11, 5),
-                    amount=Decimal("1250.00"),
-                    currency="UAH",
-                    status="due",
-                    updated_at=NOW,
-                )
-            )
 
 
 async def segment_ids(database: Database, valid: Any, settings: Settings) -> set[str]:

@@ -23,8 +23,8 @@ from gateway.core.http.auth import TokenRegistry
 from gateway.core.http.endpoints import ENDPOINTS
 from gateway.core.rules import catalogue, segment, validate_rule
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
-from tests.integration.test_campaign_store import BASE, NOW, SEEDS, add_customers, counts
+from tests.support.auth import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
+from tests.support.campaigns import BASE, NOW, SEEDS, add_customers, counts
 
 Client = TestClient[web.Request, web.Application]
 ADMIN = bearer(ADMIN_TOKEN)

@@ -12,8 +12,8 @@ from channels.email import unsubscribe_token
 from gateway.core.clock import FixedClock
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Customer
-from tests.conftest import WEBHOOK_SECRET
-from tests.integration.test_crm_webhooks import post_event, upsert
+from tests.support.auth import WEBHOOK_SECRET
+from tests.support.crm_webhooks import post_event, upsert
 
 Client = TestClient[Any, Any]
 

@@ -51,7 +51,7 @@ async def phone_rows(database: Database) -> list[tuple[str, str, str, int]]:
             .join(Customer, Customer.id == CustomerPhone.customer_id)
             .order_by(Customer.external_id, CustomerPhone.position)
         )
-        return [tuple(row) for row in result]  # type: ignore[misc]
+        return [tuple(row) for row in result]
 
 
 async def test_good_file_is_imported(database: Database, clock: FixedClock, tmp_path: Path) -> None:
@@ -305,7 +305,11 @@ async def test_demo_loads_and_is_idempotent(
     assert agents_of_customers <= {"agent-201", "agent-202", "agent-203"}
 
 
-async def _demo_state(database: Database) -> tuple[object, ...]:
+# Row counts, (extension, agent) pairs, payment due days, customers' responsible agents.
+DemoState = tuple[tuple[int | None, ...], list[tuple[str, str]], list[int], set[str | None]]
+
+
+async def _demo_state(database: Database) -> DemoState:
     async with database.transaction() as session:
         counts = tuple(
             [
@@ -320,10 +324,12 @@ async def _demo_state(database: Database) -> tuple[object, ...]:
                 .order_by(AgentExtension.extension)
             )
         ).all()
-        today = (await session.scalar(select(func.min(Payment.updated_at)))).date()
+        first_update = await session.scalar(select(func.min(Payment.updated_at)))
+        assert first_update is not None
+        today = first_update.date()
         due = [(row - today).days for row in (await session.scalars(select(Payment.due_date)))]
         agents = set(await session.scalars(select(Customer.responsible_agent)))
-    return counts, [tuple(row) for row in extensions], sorted(due), agents
+    return counts, [(extension, agent) for extension, agent in extensions], sorted(due), agents
 
 
 async def test_demo_without_its_directory_says_where_it_looked(

@@ -11,8 +11,8 @@ from gateway.core.clock import FixedClock
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Call
 from gateway.customers.service import find_by_phone
-from tests.conftest import CRM_TOKEN, OPERATOR_TOKEN, bearer
-from tests.integration.test_crm_webhooks import post_event
+from tests.support.auth import CRM_TOKEN, OPERATOR_TOKEN, bearer
+from tests.support.crm_webhooks import post_event
 
 Client = TestClient[Any, Any]
 OPERATOR = bearer(OPERATOR_TOKEN)

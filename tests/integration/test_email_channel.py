@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy import select, update
 
 from adapters.smtp import SmtpConfig, SmtpSender
-from channels.base import DeliveryError, Outgoing
+from channels.base import DeliveryError
 from channels.email import (
     EmailChannel,
     InvalidUnsubscribeToken,
@@ -32,28 +32,12 @@ from gateway.core.db.models import Customer, OutboxItem
 from gateway.core.http.auth import TokenRegistry
 from gateway.customers.repository import upsert_customer
 from gateway.settings import Settings
-from tests.conftest import START, WEBHOOK_SECRET
+from tests.support.auth import WEBHOOK_SECRET
+from tests.support.factories import START
+from tests.support.mail import FROM, PUBLIC, mail_settings, outgoing
 from tests.support.smtp_sink import SelfSignedCertificate, SmtpSink, make_certificate
 
 Client = TestClient[Any, Any]
-FROM = "Switchboard Shop <news@shop.example>"
-PUBLIC = "https://switchboard.example/base"
-
-
-def outgoing(n: int = 1, **overrides: Any) -> Outgoing:
-    """A rendered email to one customer."""
-    values: dict[str, Any] = {
-        "contact_id": f"msg_{n:04d}",
-        "idempotency_key": f"test:{n}",
-        "channel": "email",
-        "to": f"olena{n}@example.com",
-        "subject": "Ваш бонус чекає",
-        "text": "Привіт, Олено!\n.a line starting with a dot\n",
-        "html": "<p>Привіт, <b>Олено</b>!</p>",
-        "customer_id": "cus_0001",
-    }
-    values.update(overrides)
-    return Outgoing(**values)
 
 
 @pytest.fixture(scope="session")
@@ -68,20 +52,6 @@ async def sink() -> AsyncIterator[SmtpSink]:
     server = await SmtpSink().start()
     yield server
     await server.stop()
-
-
-def mail_settings(port: int, **extra: Any) -> Settings:
-    """Settings pointing the channel at the sink."""
-    values: dict[str, Any] = {
-        "smtp_host": "127.0.0.1",
-        "smtp_port": port,
-        "smtp_starttls": False,
-        "smtp_from": FROM,
-        "public_url": PUBLIC,
-        "crm_webhook_secret": WEBHOOK_SECRET,
-        **extra,
-    }
-    return Settings(**values)
 
 
 @pytest.fixture
@@ -114,7 +84,7 @@ async def test_multipart_text_and_html_with_our_message_id(
     }
     assert accepted.provider_id == mail["Message-ID"]
     assert accepted.provider_id.endswith("@shop.example>")
-    assert accepted.status == "sent"
+    assert str(accepted.status) == "sent"
     assert mail["Subject"] == "Ваш бонус чекає"
     assert mail["From"] == FROM
     assert mail["Date"].datetime == START

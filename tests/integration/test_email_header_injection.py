@@ -17,7 +17,7 @@ from channels.email_headers import HeaderInjection, check_header_block
 from channels.templates import InlineMessage, Renderer
 from gateway.core.clock import FixedClock
 from gateway.core.db.models import Customer
-from tests.integration.test_email_channel import mail_settings, outgoing
+from tests.support.mail import mail_settings, outgoing
 from tests.support.smtp_sink import SmtpSink
 
 INJECTED = "\r\nReply-To: attacker@evil.example"

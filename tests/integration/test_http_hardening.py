@@ -16,8 +16,8 @@ from gateway.console.http import CHART_JS_FILE, CHART_JS_ROUTE
 from gateway.core.db.engine import Database
 from gateway.core.http.auth import TokenRegistry
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, bearer
-from tests.e2e.wiring import console_app
+from tests.support.auth import ADMIN_TOKEN, bearer
+from tests.support.console_wiring import console_app
 from tests.support.databases import copy_sqlite
 
 Client = TestClient[Any, Any]

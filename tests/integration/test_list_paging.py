@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.core.appkeys import CLOCK
 from gateway.core.db.engine import Database
-from tests.conftest import ADMIN_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
+from tests.support.auth import ADMIN_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
 from tests.support.factories import make_call, make_customer, make_task
 
 Client = TestClient[Any, Any]

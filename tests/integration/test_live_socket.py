@@ -13,33 +13,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.app import create_app
 from gateway.core.appkeys import BUS, CLOCK
 from gateway.core.db.engine import Database
-from gateway.core.db.models import Agent, AgentExtension
 from gateway.core.http.auth import TokenRegistry
 from gateway.live.http import agent_channel
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
+from tests.support.agents import add_agent, ticket
+from tests.support.auth import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
 
 Client = TestClient[Any, Any]
-
-
-async def add_agent(database: Database, now: Any, agent_id: str, extensions: list[str]) -> None:
-    """An operator with extensions, as agent.upserted would create."""
-    async with database.transaction() as session:
-        session.add(
-            Agent(
-                id=f"agt_{agent_id}",
-                agent_id=agent_id,
-                name=agent_id,
-                extensions=extensions,
-                skills=[],
-                regions=[],
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        await session.flush()
-        for extension in extensions:
-            session.add(AgentExtension(extension=extension, agent_id=f"agt_{agent_id}"))
 
 
 @pytest.fixture
@@ -48,14 +28,6 @@ async def agents(client: Client, database: Database) -> None:
     now = client.app[CLOCK].now()
     await add_agent(database, now, OPERATOR_AGENT, ["201"])
     await add_agent(database, now, "agent-202", ["202"])
-
-
-async def ticket(client: Client) -> str:
-    response = await client.post("/api/ws-tickets", headers=bearer(OPERATOR_TOKEN))
-    assert response.status == 201
-    body = await response.json()
-    assert body["expires_in"] == 60
-    return str(body["ticket"])
 
 
 @pytest.mark.usefixtures("agents")

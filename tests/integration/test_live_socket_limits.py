@@ -19,8 +19,8 @@ from gateway.core.clock import FixedClock
 from gateway.core.db.engine import Database
 from gateway.core.http.auth import TokenRegistry
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
-from tests.integration.test_live_socket import add_agent, ticket
+from tests.support.agents import add_agent, ticket
+from tests.support.auth import ADMIN_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
 
 Client = TestClient[Any, Any]
 PER_USER = 2

@@ -14,8 +14,9 @@ from gateway.core.clock import FixedClock
 from gateway.core.db.engine import Database
 from gateway.core.http.auth import TokenRegistry
 from gateway.settings import Settings
-from tests.conftest import OPERATOR_TOKEN, bearer
-from tests.integration.test_crm_webhooks import post_event, upsert
+from tests.support.auth import OPERATOR_TOKEN, bearer
+from tests.support.crm_webhooks import post_event, upsert
+from tests.support.messages import messages
 
 Client = TestClient[Any, Any]
 
@@ -28,12 +29,6 @@ async def gateway(
     app = create_app(settings, clock=clock, tokens=tokens, workers=True)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield client
-
-
-async def messages(client: Client, **query: str) -> list[dict[str, Any]]:
-    response = await client.get("/api/messages", params=query, headers=bearer(OPERATOR_TOKEN))
-    assert response.status == 200
-    return list((await response.json())["items"])
 
 
 async def settle(client: Client, expected: str, count: int = 1) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from gateway.core.http.auth import TokenRegistry
 from gateway.core.metrics import Metrics
 from gateway.core.outbox import InvalidOutboxItem, enqueue
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, WEBHOOK_SECRET, bearer
+from tests.support.auth import ADMIN_TOKEN, OPERATOR_TOKEN, WEBHOOK_SECRET, bearer
 from tests.support.cli_process import run_cli
 from tests.support.crm_server import CrmServer
 
@@ -212,7 +212,7 @@ async def test_a_crashed_workers_lease_runs_out_and_the_item_comes_back(
     try:
         assert [i.event_id for i in await crashed.claim()] == ["evt-1"]
         assert await survivor.run_once() == 0  # leased, and evt-2 waits behind it
-        clock.advance(timedelta(seconds=config.outbox.request_timeout_seconds + 31))
+        clock.advance(timedelta(seconds=config.section(OutboxPolicy).request_timeout_seconds + 31))
         await drain(survivor, clock, database)
     finally:
         await crashed.close()

@@ -27,8 +27,8 @@ from gateway.core.db.models import (
 from gateway.messages.pipeline import SendWorker
 from gateway.messages.prepare import Preparer
 from gateway.settings import Settings
-from tests.integration.test_crm_webhooks import Client, post_event, upsert
-from tests.integration.test_journeys import campaign, crm, customer, day
+from tests.support.crm_webhooks import Client, post_event, upsert
+from tests.support.journeys import campaign, crm, customer, day
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "config" / "templates" / "payment-reminder.yaml"
 DUE = "2026-11-05"  # three days after day(0), the day the reminders go

@@ -24,7 +24,7 @@ from gateway.core.clock import SystemClock
 from gateway.core.http.auth import TokenRegistry
 from gateway.pbx_simulator import CallSpec, SimulatorServer
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, bearer
+from tests.support.auth import ADMIN_TOKEN, bearer
 from tests.support.pbx import health_ami, pbx, wait_for, wired_to
 
 __all__ = ["pbx"]  # the simulator fixture

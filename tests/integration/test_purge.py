@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from gateway.calls.settings import PbxTopology
 from gateway.core.cli import UsageError
 from gateway.core.clock import SystemClock
 from gateway.core.db.engine import Database
@@ -36,9 +37,8 @@ from gateway.retention.service import (
     purged_external_id,
 )
 from gateway.settings import Settings
-from tests.conftest import START
 from tests.support.databases import truncate_all
-from tests.support.factories import make_call, make_customer
+from tests.support.factories import START, make_call, make_customer
 
 NOW = START
 
@@ -208,7 +208,7 @@ async def test_raw_events_follow_their_own_retention(database: Database) -> None
     assert report.raw_events_deleted == 3
     assert stages == [("raw_events", 3)]
     async with database.transaction() as session:
-        kept = sorted(await session.scalars(select(AmiRawEvent.linkedid)))
+        kept = sorted(await session.scalars(select(AmiRawEvent.linkedid)), key=str)
     assert kept == ["lnk-3", "lnk-4"]
     assert (await purge(database, 30, NOW, raw_event_retention_days=0)).raw_events_deleted == 2
 
@@ -263,7 +263,7 @@ def run_command(argv: list[str], settings: Settings) -> int:
 def test_the_purge_command_prints_a_summary(
     settings: Settings, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings.pbx.raw_event_retention_days = 7
+    settings.section(PbxTopology).raw_event_retention_days = 7
     now = SystemClock().now()  # the command runs on the system clock
 
     async def prepare() -> str:

@@ -23,9 +23,9 @@ from gateway.core.db.engine import Database
 from gateway.core.db.models import CostEntry
 from gateway.core.http.auth import TokenRegistry
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
+from tests.support.auth import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
+from tests.support.cost_population import add_campaign, add_customers, insert_rows, ledger_row
 from tests.support.databases import truncate_all
-from tests.unit.costs.population import add_campaign, add_customers, insert_rows, ledger_row
 
 Client = TestClient[Any, Any]
 NOVEMBER = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)

@@ -32,6 +32,16 @@ from gateway.core.rules import (
 )
 from gateway.core.rules.fields import local_today
 from tests.support.databases import truncate_all
+from tests.support.rule_strategies import (
+    AMOUNTS,
+    DAY_CHOICES,
+    INTEGER_FIELDS,
+    ORDERED,
+    PRODUCTS,
+    REGIONS,
+    leaf,
+    rules,
+)
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 # (as_of, timezone): the second is late evening UTC, already the next day in Kyiv.
@@ -49,20 +59,7 @@ JITTERS = (
     timedelta(hours=3),
     timedelta(hours=-3),
 )
-AMOUNTS = (
-    Decimal("0"),
-    Decimal("0.1"),
-    Decimal("0.2"),
-    Decimal("10.5"),
-    Decimal("99.9999"),
-    Decimal("100"),
-    Decimal("250.25"),
-)
-# Day counts the data and the rules both favour, so that exact boundaries get hit.
-DAY_CHOICES = (-1, 0, 1, 2, 7, 29, 30, 31)
 TOPICS = ("billing", "cancel")
-REGIONS = ("north", "south", "east")
-PRODUCTS = ("card", "loan", "deposit")
 POPULATION = 80
 
 
@@ -220,88 +217,6 @@ async def segment_ids(database: Database, raw: Any, as_of: datetime, zone: str) 
 
 # --- rule strategies -------------------------------------------------------------------
 
-INTEGER_FIELDS = (
-    "days_since_activity",
-    "days_since_order",
-    "days_until_payment",
-    "contract_age_days",
-    "days_until_monitoring",
-    "orders_last_day",
-    "topic_calls_30d.billing",
-    "topic_calls_30d.cancel",
-    "topic_calls_30d.nothing",
-    "last_contact_days.sms",
-    "last_contact_days.email",
-    "last_contact_days.voice",
-)
-ORDERED = ("==", "!=", "<", "<=", ">", ">=")
-
-
-def _leaf(field: str, values: st.SearchStrategy[Any], ops: tuple[str, ...]) -> Any:
-    def build(op: str, value: Any, many: list[Any], present: bool) -> dict[str, Any]:
-        if op == "exists":
-            return {"field": field, "op": op, "value": present}
-        if op in ("in", "not_in"):
-            return {"field": field, "op": op, "value": many}
-        return {"field": field, "op": op, "value": value}
-
-    return st.builds(
-        build,
-        st.sampled_from(ops),
-        values,
-        st.lists(values, min_size=1, max_size=3),
-        st.booleans(),
-    )
-
-
-def leaves() -> st.SearchStrategy[Any]:
-    """Conditions over every documented field, with values near the population's data."""
-    every = (*ORDERED, "in", "not_in", "exists")
-    equality = ("==", "!=", "in", "not_in", "exists")
-    days = st.one_of(st.sampled_from(DAY_CHOICES), st.integers(-4, 41))
-    money = st.sampled_from(
-        ["0", "0.1", "0.3", "10.5", "99.9999", "100", "100.0001", "250.25", "260.75", "0.0001"]
-    )
-    text_fields = [
-        _leaf("status", st.sampled_from(["active", "warm", "cold", "lost", "cancelled"]), equality),
-        _leaf("region", st.sampled_from([*REGIONS, "west"]), equality),
-        _leaf("language", st.sampled_from(["uk", "en"]), equality),
-        _leaf("timezone", st.just("Europe/Kyiv"), equality),
-        _leaf("responsible_agent", st.sampled_from(["agent-1", "agent-2"]), equality),
-        _leaf("products", st.sampled_from([*PRODUCTS, "other"]), ("contains", "exists")),
-    ]
-    numeric = [
-        _leaf(field, st.integers(0, 4) if "calls" in field or "orders" in field else days, every)
-        for field in INTEGER_FIELDS
-    ]
-    numeric += [_leaf(field, money, every) for field in ("bonus_balance", "payment_amount")]
-    attributes = [
-        _leaf(
-            f"attributes.{name}",
-            st.sampled_from([0, 3, 7, 3.5, -1, 10**9, 2.25]),
-            every,
-        )
-        for name in ("score", "tier", "vip", "absent")
-    ] + [
-        _leaf(f"attributes.{name}", values, equality)
-        for name in ("score", "tier", "vip")
-        for values in (st.sampled_from(["3", "gold", "silver"]), st.booleans())
-    ]
-    return st.one_of(*text_fields, *numeric, *attributes)
-
-
-def rules() -> st.SearchStrategy[Any]:
-    """Random condition trees: all / any / not over the leaves."""
-    return st.recursive(
-        leaves(),
-        lambda children: st.one_of(
-            st.lists(children, min_size=1, max_size=3).map(lambda items: {"all": items}),
-            st.lists(children, min_size=1, max_size=3).map(lambda items: {"any": items}),
-            children.map(lambda item: {"not": item}),
-        ),
-        max_leaves=6,
-    )
-
 
 def test_sql_segment_equals_python_evaluation(database_url: str) -> None:
     """For random rules and moments, SQL selects exactly the customers Python accepts."""
@@ -344,9 +259,9 @@ def test_single_conditions_on_derived_facts(database_url: str) -> None:
             days = st.one_of(st.sampled_from(DAY_CHOICES), st.integers(-2, 32))
             ops = (*ORDERED, "in", "not_in")
             condition = st.one_of(
-                *(_leaf(field, days, ops) for field in INTEGER_FIELDS if "calls" not in field),
-                _leaf("orders_last_day", st.integers(0, 3), ops),
-                _leaf("topic_calls_30d.billing", st.integers(0, 3), ops),
+                *(leaf(field, days, ops) for field in INTEGER_FIELDS if "calls" not in field),
+                leaf("orders_last_day", st.integers(0, 3), ops),
+                leaf("topic_calls_30d.billing", st.integers(0, 3), ops),
             )
 
             @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -101,7 +101,7 @@ async def test_two_instances_ticking_together_make_each_contact_once(
     await seed(one)
     customers = [f"cus_two{n:06d}" for n in range(CUSTOMERS)]
     for as_of in (T0, T0 + timedelta(days=1), T0 + timedelta(days=1, minutes=1)):
-        reports: list[TickReport] = await asyncio.gather(
+        reports: tuple[TickReport, TickReport] = await asyncio.gather(
             tick(one, settings, as_of, two_buses[0]), tick(two, settings, as_of, two_buses[1])
         )
         if as_of == T0:

@@ -40,8 +40,8 @@ from gateway.messages.prepare import Preparer
 from gateway.plugins import DAILY_JOBS
 from gateway.settings import Settings
 from gateway.tasks.service import CallTooShort, complete_task
-from tests.integration.test_journeys import crm, customer
 from tests.support.factories import make_call
+from tests.support.journeys import crm, customer
 
 SEEDS = Path(__file__).resolve().parents[2] / "config" / "campaigns"
 # 12:00 UTC is 14:00 (15:00 in summer) in Kyiv: after every shipped schedule of the day.

@@ -22,7 +22,8 @@ from gateway.core.db.models.crm import OutboxItem
 from gateway.core.http.auth import TokenRegistry
 from gateway.core.http.session import SESSION_COOKIE, SESSION_SECONDS
 from gateway.settings import Settings
-from tests.conftest import (
+from tests.support.agents import add_agent
+from tests.support.auth import (
     ADMIN_TOKEN,
     CRM_TOKEN,
     OPERATOR_AGENT,
@@ -30,10 +31,9 @@ from tests.conftest import (
     bearer,
     role_tokens,
 )
-from tests.e2e.wiring import console_app
-from tests.faults.test_redis_down import free_port
-from tests.integration.test_live_socket import add_agent
+from tests.support.console_wiring import console_app
 from tests.support.factories import make_call, make_customer
+from tests.support.serve_process import free_port
 
 Client = TestClient[Any, Any]
 

@@ -124,9 +124,9 @@ async def test_half_open_connections_are_closed_and_health_keeps_answering(
 async def test_at_the_total_cap_waiting_connections_make_room(tmp_path: Path) -> None:
     cap, hold_s = 150, 8.0
     addresses = ["127.0.0.21", "127.0.0.22", "127.0.0.23"]
-    limits = {"max_connections": cap, "max_connections_per_client": 1000}
-    timeouts = {"header_timeout_seconds": hold_s, "body_timeout_seconds": hold_s}
-    with _gateway(tmp_path, **timeouts, **limits) as gateway:
+    limits: dict[str, float] = {"max_connections": cap, "max_connections_per_client": 1000}
+    timeouts: dict[str, float] = {"header_timeout_seconds": hold_s, "body_timeout_seconds": hold_s}
+    with _gateway(tmp_path, 0, **timeouts, **limits) as gateway:
         process = psutil.Process(gateway.process.pid)
         idle_fds = process.num_fds()
         poller = Poller(gateway.base)

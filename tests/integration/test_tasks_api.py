@@ -11,8 +11,8 @@ from sqlalchemy import select, update
 from gateway.core.appkeys import CLOCK
 from gateway.core.db.engine import Database
 from gateway.core.db.models import OutboxItem, Task
-from tests.conftest import CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
-from tests.integration.test_live_socket import add_agent
+from tests.support.agents import add_agent
+from tests.support.auth import CRM_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
 from tests.support.factories import make_call, make_customer, make_task
 
 Client = TestClient[Any, Any]

@@ -8,20 +8,17 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientWebSocketResponse
-from aiohttp.test_utils import TestClient
 
 from gateway.core.clock import SystemClock
 from gateway.core.db.engine import Database
 from gateway.pbx_simulator import CallSpec, SimulatorServer
-from tests.conftest import ADMIN_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
-from tests.integration.test_live_socket import add_agent
+from tests.support.agents import add_agent
+from tests.support.auth import ADMIN_TOKEN, OPERATOR_AGENT, OPERATOR_TOKEN, bearer
 from tests.support.factories import make_customer, make_task
 from tests.support.pbx import health_ami, pbx, pbx_gateway, wait_for
+from tests.support.telephony import OLENA, Client, ended_calls
 
 __all__ = ["health_ami", "pbx", "pbx_gateway", "wait_for"]  # fixtures, and helpers reused
-
-Client = TestClient[Any, Any]
-OLENA = "+380501234567"
 
 
 async def operator_socket(client: Client, extension: str) -> ClientWebSocketResponse:
@@ -38,19 +35,6 @@ async def next_message(socket: ClientWebSocketResponse, kind: str) -> dict[str, 
         message: dict[str, Any] = await socket.receive_json(timeout=10)
         if message["type"] == kind:
             return message
-
-
-async def calls_of(client: Client) -> list[dict[str, Any]]:
-    response = await client.get("/api/calls", headers=bearer(ADMIN_TOKEN))
-    return list((await response.json())["items"])
-
-
-async def ended_calls(client: Client, count: int) -> list[dict[str, Any]]:
-    async def probe() -> int:
-        return sum(1 for call in await calls_of(client) if call["state"] == "ended")
-
-    await wait_for(probe, count)
-    return [call for call in await calls_of(client) if call["state"] == "ended"]
 
 
 async def test_pop_answer_hangup_record_and_a_task_closed_only_by_the_long_call(

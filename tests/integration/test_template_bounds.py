@@ -21,9 +21,9 @@ from gateway.core.db.engine import Database
 from gateway.core.db.models import Template
 from gateway.core.http.auth import TokenRegistry
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, bearer
-from tests.integration.test_crm_webhooks import post_event, upsert
-from tests.integration.test_messages_flow import messages
+from tests.support.auth import ADMIN_TOKEN, bearer
+from tests.support.crm_webhooks import post_event, upsert
+from tests.support.messages import messages
 
 Client = TestClient[Any, Any]
 ADMIN = bearer(ADMIN_TOKEN)

@@ -16,8 +16,8 @@ from gateway.core.db.engine import Database
 from gateway.core.db.models import Payment, Template
 from gateway.core.db.types import new_id
 from gateway.customers.repository import upsert_customer
-from tests.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
-from tests.integration.test_templates_api import REMINDER, Client, client
+from tests.support.auth import ADMIN_TOKEN, OPERATOR_TOKEN, bearer
+from tests.support.templates_api import REMINDER, Client, client
 
 ADMIN = bearer(ADMIN_TOKEN)
 __all__ = ["client"]  # the templates API's app fixture

@@ -16,9 +16,9 @@ from gateway.core.db.engine import Database
 from gateway.core.http.auth import TokenRegistry
 from gateway.pbx_simulator import CallSpec, SimulatorServer
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, bearer
-from tests.integration.test_telephony_e2e import OLENA, ended_calls
+from tests.support.auth import ADMIN_TOKEN, bearer
 from tests.support.pbx import health_ami, pbx, wait_for, wired_to
+from tests.support.telephony import OLENA, ended_calls
 
 __all__ = ["pbx"]  # the simulator fixture
 from tests.support.factories import make_customer

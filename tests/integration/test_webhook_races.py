@@ -19,7 +19,7 @@ from gateway.core.appkeys import CLOCK
 from gateway.core.clock import isoformat_z
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Customer, CustomerPhone, StatusChange
-from tests.conftest import WEBHOOK_SECRET
+from tests.support.auth import WEBHOOK_SECRET
 
 Client = TestClient[Any, Any]
 

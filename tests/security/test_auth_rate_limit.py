@@ -30,7 +30,7 @@ from gateway.core.http.problems import (
     problem_middleware,
 )
 from gateway.core.http.session import SESSION_COOKIE
-from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_TOKEN, bearer
+from tests.support.auth import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_TOKEN, bearer
 
 Client = TestClient[Any, Any]
 WRONG = bearer("wrong-token-" + "x" * 20)

@@ -17,7 +17,7 @@ from gateway.core.db.engine import Database
 from gateway.core.http.auth import FAILURE_LIMIT, TokenRegistry
 from gateway.core.http.forwarded import client_from, parse_networks
 from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, bearer
+from tests.support.auth import ADMIN_TOKEN, bearer
 
 Client = TestClient[Any, Any]
 PROXIES = parse_networks(("10.0.0.0/8", "192.0.2.7", "2001:db8::/32"))

@@ -18,7 +18,7 @@ from crm_sync.signature import HEADER, sign
 from gateway.core.clock import FixedClock
 from gateway.core.http.json_body import MAX_JSON_DEPTH, TooDeep, json_depth, loads_bounded
 from gateway.core.http.problems import PROBLEM_CONTENT_TYPE
-from tests.conftest import ADMIN_TOKEN, WEBHOOK_SECRET, bearer
+from tests.support.auth import ADMIN_TOKEN, WEBHOOK_SECRET, bearer
 
 Client = TestClient[web.Request, web.Application]
 

@@ -28,7 +28,7 @@ from aiohttp.test_utils import TestClient
 from crm_sync.signature import HEADER, sign
 from gateway.core.db.engine import Database
 from gateway.core.logs import ContextFilter, MaskingFormatter
-from tests.conftest import WEBHOOK_SECRET, bearer
+from tests.support.auth import WEBHOOK_SECRET, bearer
 from tests.support.cli_process import CLI_MAIN, REPO
 
 ATTRIBUTE_CHARS = 1_000_000  # the body stays under the default 1 MiB request limit

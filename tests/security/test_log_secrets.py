@@ -18,9 +18,9 @@ from crm_sync.signature import HEADER, sign
 from gateway.core.clock import FixedClock, isoformat_z
 from gateway.core.db.engine import Database
 from gateway.core.logs import JsonFormatter, MaskingFormatter
-from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_TOKEN, WEBHOOK_SECRET, bearer
-from tests.security.test_route_authorisation import bearer_routes, call
+from tests.support.auth import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_TOKEN, WEBHOOK_SECRET, bearer
 from tests.support.factories import make_call, make_customer
+from tests.support.routes import bearer_routes, call
 
 Client = TestClient[Any, Any]
 

@@ -23,7 +23,7 @@ from gateway.core.db.types import new_id
 from gateway.core.http.request_context import REQUEST_ID_HEADER, request_id_from
 from gateway.core.logs import ContextFilter, JsonFormatter, MaskingFormatter, call_context, mask_pii
 from gateway.pbx_simulator import CallSpec, SimulatorServer
-from tests.conftest import ADMIN_TOKEN, bearer
+from tests.support.auth import ADMIN_TOKEN, bearer
 from tests.support.pbx import pbx, pbx_gateway, wait_for
 
 __all__ = ["pbx", "pbx_gateway"]  # fixtures

@@ -11,13 +11,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
 from gateway.app import create_app
+from gateway.calls.settings import PbxTopology
 from gateway.core.clock import SystemClock
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Call
 from gateway.core.http.auth import TokenRegistry
 from gateway.pbx_simulator import SimulatorServer
 from gateway.settings import Settings
-from tests.conftest import (
+from tests.support.agents import add_agent
+from tests.support.auth import (
     ADMIN_TOKEN,
     CRM_TOKEN,
     OPERATOR_AGENT,
@@ -26,7 +28,6 @@ from tests.conftest import (
     SUPERVISOR_TOKEN,
     bearer,
 )
-from tests.integration.test_live_socket import add_agent
 from tests.support.factories import make_customer
 from tests.support.pbx import health_ami, pbx, pbx_gateway, wait_for, wired_to
 
@@ -118,7 +119,9 @@ async def test_nobody_dials_outside_the_default_region_or_premium_numbers(
 async def test_the_allow_list_is_configurable(
     settings: Settings, database: Database, tokens: TokenRegistry, pbx: SimulatorServer
 ) -> None:
-    polish_only = settings.pbx.model_copy(update={"originate_allow": [r"\+48\d{9}"]})
+    polish_only = settings.section(PbxTopology).model_copy(
+        update={"originate_allow": [r"\+48\d{9}"]}
+    )
     app = create_app(
         wired_to(settings.model_copy(update={"pbx": polish_only}), pbx),
         clock=SystemClock(),

@@ -15,7 +15,8 @@ from sqlalchemy import func, select, update
 from gateway.core.appkeys import CLOCK
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Call, CallLeg, OutboxItem, Task
-from tests.conftest import (
+from tests.support.agents import add_agent
+from tests.support.auth import (
     ADMIN_TOKEN,
     CRM_TOKEN,
     OPERATOR_AGENT,
@@ -24,7 +25,6 @@ from tests.conftest import (
     SUPERVISOR_TOKEN,
     bearer,
 )
-from tests.integration.test_live_socket import add_agent
 from tests.support.factories import make_call, make_customer, make_task
 
 Client = TestClient[Any, Any]

@@ -5,24 +5,18 @@ role table pinned, and refused writes that change nothing."""
 from __future__ import annotations
 
 import json
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from gateway.app import create_app
 from gateway.core.db.engine import Database
 from gateway.core.db.models import CampaignVersion, Template
-from gateway.core.http.auth import TokenRegistry
-from gateway.core.http.endpoints import ENDPOINTS, EndpointSpec
-from gateway.settings import Settings
-from tests.conftest import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_TOKEN, SUPERVISOR_TOKEN, bearer
-
-Client = TestClient[Any, Any]
+from gateway.core.http.endpoints import EndpointSpec
+from tests.support.auth import ADMIN_TOKEN, CRM_TOKEN, OPERATOR_TOKEN, SUPERVISOR_TOKEN, bearer
+from tests.support.routes import Client, bearer_routes, call
 
 TOKEN_OF = {
     "admin": ADMIN_TOKEN,
@@ -82,44 +76,9 @@ CRM_MAY = frozenset(
 SUPERVISOR_MAY = frozenset(key for key, roles in CONTRACT_ROLES.items() if "supervisor" in roles)
 
 
-@cache
-def declared_routes() -> tuple[EndpointSpec, ...]:
-    """The app's own endpoint list (the app is built, never started: no I/O)."""
-    settings = Settings(database_url="sqlite+aiosqlite:///:memory:")
-    tokens = TokenRegistry()
-    tokens.add(ADMIN_TOKEN, "admin")
-    app = create_app(settings, tokens=tokens, workers=False)
-    specs: list[EndpointSpec] = app[ENDPOINTS]
-    return tuple(specs)
-
-
-def bearer_routes() -> list[EndpointSpec]:
-    """Every route whose auth is the bearer token (or the console cookie)."""
-    return [spec for spec in declared_routes() if spec.auth == "bearer"]
-
-
 def route_id(spec: EndpointSpec) -> str:
     """A readable test id."""
     return f"{spec.method} {spec.path}"
-
-
-def concrete(path: str) -> str:
-    """The path with every placeholder filled with an id nobody has."""
-    return (
-        path.replace("{seq}", "987654321")
-        .replace("{id}", "nobody-has-this-id")
-        .replace("{name}", "no-such-name")
-        .replace("{extension}", "999")
-    )
-
-
-async def call(client: Client, spec: EndpointSpec, headers: dict[str, str]) -> tuple[int, str]:
-    """Make the request with an empty JSON object as body where one is allowed."""
-    kwargs: dict[str, Any] = {"headers": headers}
-    if spec.method in ("POST", "PUT", "PATCH"):
-        kwargs["json"] = {}
-    async with client.request(spec.method, concrete(spec.path), **kwargs) as response:
-        return response.status, await response.text()
 
 
 def test_the_app_declares_bearer_routes() -> None:

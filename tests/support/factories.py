@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Call, Task
 from gateway.core.db.types import new_id
 from gateway.customers.repository import upsert_customer
+
+# When the `clock` fixture starts (tests/conftest.py).
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 async def make_customer(

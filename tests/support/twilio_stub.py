@@ -247,13 +247,10 @@ class TwilioStub:
             await asyncio.sleep(self.latency)
         if not self._authorised(request):
             return self._error(401, 20003, "Authenticate")
-        to, from_, body = form.get("To"), form.get("From"), form.get("Body")
-        if not to:
-            return self._error(400, 21604, "A 'To' phone number is required.")
-        if not from_:
-            return self._error(400, 21603, "A 'From' phone number is required.")
-        if not body:
-            return self._error(400, 21602, "Message body is required.")
+        invalid = self._invalid_form(form)
+        if invalid is not None:
+            return invalid
+        to, from_, body = form["To"], form["From"], form["Body"]
         if to in self.drop_before_create:
             return await self._hold_and_drop(request)
         if to in self.errors:
@@ -275,12 +272,28 @@ class TwilioStub:
             num_segments=_segments(body),
         )
         self.messages[message.sid] = message
-        if to in self.drop_after_create or fault == "drop_after_create":
+        return await self._created(request, message, fault)
+
+    def _invalid_form(self, form: dict[str, str]) -> web.Response | None:
+        """Twilio's answer to a create without To, From or Body (None when all are there)."""
+        if not form.get("To"):
+            return self._error(400, 21604, "A 'To' phone number is required.")
+        if not form.get("From"):
+            return self._error(400, 21603, "A 'From' phone number is required.")
+        if not form.get("Body"):
+            return self._error(400, 21602, "Message body is required.")
+        return None
+
+    async def _created(
+        self, request: web.Request, message: StubMessage, fault: str | None
+    ) -> web.StreamResponse:
+        """The answer once the message exists: 201, or a fault that hides the creation."""
+        if message.to in self.drop_after_create or fault == "drop_after_create":
             return await self._hold_and_drop(request)
         if fault == "error_504_after_create":
             return _gateway_error(504)
-        if to in self.errors_after_create:
-            return _gateway_error(self.errors_after_create[to])
+        if message.to in self.errors_after_create:
+            return _gateway_error(self.errors_after_create[message.to])
         if fault == "timeout_after_create":
             return await self._answer_too_late(
                 web.json_response(self._resource(message), status=201)

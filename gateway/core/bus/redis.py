@@ -47,7 +47,7 @@ class RedisLock:
     async def extend(self, ttl: float) -> bool:
         """Push the expiry out if the key still holds our token."""
         try:
-            result = await self._client.eval(_EXTEND, 1, self._key, self._token, int(ttl * 1000))  # type: ignore[misc]
+            result = await self._client.eval(_EXTEND, 1, self._key, self._token, int(ttl * 1000))
         except RedisError as exc:
             raise BusError(f"redis lock {self._key}: {exc}") from exc
         return bool(result)
@@ -55,7 +55,7 @@ class RedisLock:
     async def release(self) -> None:
         """Delete the key if it still holds our token."""
         try:
-            await self._client.eval(_RELEASE, 1, self._key, self._token)  # type: ignore[misc]
+            await self._client.eval(_RELEASE, 1, self._key, self._token)
         except RedisError as exc:
             raise BusError(f"redis lock {self._key}: {exc}") from exc
 
@@ -79,7 +79,7 @@ class RedisBus:
         without it, subscriptions deliver again without a restart."""
         self._reader = asyncio.create_task(self._read_forever(), name="redis-bus-reader")
         try:
-            await self._client.ping()  # type: ignore[misc]
+            await self._client.ping()
         except (RedisError, OSError) as exc:
             raise BusError(f"redis unreachable: {exc}") from exc
 
@@ -173,7 +173,7 @@ class RedisBus:
     async def ping(self) -> bool:
         """PING."""
         try:
-            return bool(await self._client.ping())  # type: ignore[misc]
+            return bool(await self._client.ping())
         except (RedisError, OSError):
             return False
 
@@ -184,5 +184,5 @@ class RedisBus:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         with contextlib.suppress(RedisError, OSError):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-        await self._client.aclose()  # type: ignore[no-untyped-call]
+            await self._pubsub.aclose()
+        await self._client.aclose()

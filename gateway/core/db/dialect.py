@@ -127,7 +127,7 @@ def contains_ignoring_case(
     usual spellings (as typed, lower, upper, capitalised, title) are matched instead.
     """
     if is_postgres(session):
-        return func.lower(column).contains(needle.lower(), autoescape=True)  # type: ignore[no-any-return]
+        return func.lower(column).contains(needle.lower(), autoescape=True)
     variants = dict.fromkeys(
         (needle, needle.lower(), needle.upper(), needle.capitalize(), needle.title())
     )

@@ -83,7 +83,7 @@ def spec_of(handler: object) -> EndpointSpec | None:
 
 def add_endpoints(app: web.Application, *handlers: HandlerFn) -> None:
     """Route each declared handler and remember it for /openapi.json."""
-    registry = app.setdefault(ENDPOINTS, [])  # type: ignore[arg-type]
+    registry = app.setdefault(ENDPOINTS, [])
     for handler in handlers:
         spec = spec_of(handler)
         if spec is None:

@@ -384,4 +384,4 @@ def _as_text_booleans(rule: Condition) -> Condition:
         words = tuple("true" if item else "false" for item in value)
     else:
         words = "true" if value else "false"
-    return Condition(rule.field, rule.spec, rule.parameter, rule.op, words)  # type: ignore[arg-type]
+    return Condition(rule.field, rule.spec, rule.parameter, rule.op, words)

@@ -14,7 +14,7 @@ from gateway.allocation.eligibility import eligible_in_python
 from gateway.allocation.eligibility_fast import eligible_grouped
 from gateway.allocation.model import AllocationInputError, Contact, PartnerTerms, eligibility_rule
 from gateway.core.rules import CustomerFacts
-from tests.integration.test_rules_sql_python import AMOUNTS, PRODUCTS, REGIONS, rules
+from tests.support.rule_strategies import AMOUNTS, PRODUCTS, REGIONS, rules
 
 DAYS = [None, -1, 0, 1, 2, 7, 29, 30, 31, 41]
 # Values an attribute may hold, including the ones Python calls equal but the evaluator
@@ -51,7 +51,7 @@ def facts(rng: random.Random, index: int) -> CustomerFacts:
 
 
 # Built once: a strategy is validated (expensively, for a recursive one) when first drawn.
-RULES = st.one_of(st.just({}), rules())
+RULES: st.SearchStrategy[Any] = st.one_of(st.just({}), rules())
 
 
 @st.composite

@@ -253,9 +253,10 @@ def scipy_lexicographic(problem: Problem, eligible: list[list[int]]) -> tuple[li
         result = milp(
             -mask,
             constraints=LinearConstraint(np.array(rows), lower, upper),
-            integrality=np.ones(n),
+            integrality=np.ones(n, dtype=np.int_),
             bounds=Bounds(0, 1),
         )
+        assert result.fun is not None
         best = round(-result.fun)
         counts.append(best)
         rows.append(mask)
@@ -265,9 +266,10 @@ def scipy_lexicographic(problem: Problem, eligible: list[list[int]]) -> tuple[li
     result = milp(
         cost,
         constraints=LinearConstraint(np.array(rows), lower, upper),
-        integrality=np.ones(n),
+        integrality=np.ones(n, dtype=np.int_),
         bounds=Bounds(0, 1),
     )
+    assert result.fun is not None
     return counts, float(result.fun)
 
 

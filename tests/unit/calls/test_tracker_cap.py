@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from adapters.ami.protocol import AmiMessage
 from gateway.calls import CallTracker, ChangeKind, Topology
-from gateway.settings import PbxTopology
-from tests.unit.calls.replay import StepClock
-from tests.unit.calls.test_tracker_behaviour import ev
+from gateway.calls.settings import PbxTopology
+from tests.support.ami_events import ev
+from tests.support.ami_replay import StepClock
 
 
 def newchannel(linkedid: str, channel: str = "PJSIP/trunk-1", uid: str | None = None) -> AmiMessage:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from adapters.ami.protocol import AmiMessage
 from gateway.calls import AnswerSource, CallRecord, CallTracker, ChangeKind, Disposition, Topology
 from gateway.calls.settings import PbxTopology
-from tests.unit.calls.replay import StepClock
-from tests.unit.calls.test_tracker_behaviour import chan, ev, queue_call
+from tests.support.ami_events import chan, ev, queue_call
+from tests.support.ami_replay import StepClock
 
 TRUNK, OP1, OP2 = "PJSIP/trunk-00000001", "PJSIP/201-00000002", "PJSIP/202-00000003"
 

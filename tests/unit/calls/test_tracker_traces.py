@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.calls import AnswerSource, ChangeKind, Direction, Disposition, RingStopReason
-from tests.unit.calls.replay import CALL_TRACES, at, find, replay
+from tests.support.ami_replay import CALL_TRACES, at, find, replay
 
 RINGING, STOPPED, ANSWERED = ChangeKind.RINGING, ChangeKind.RING_STOPPED, ChangeKind.ANSWERED
 

@@ -15,7 +15,7 @@ from gateway.costs.callers import MONTHS_PER_MASK, CampaignTopic, callers_by_mon
 from gateway.costs.ledger import Month, months_between
 from gateway.costs.savings import SavingsQuery, savings_report
 from gateway.settings import Settings
-from tests.unit.costs.population import add_campaign, add_customers, assign, call_row, insert_rows
+from tests.support.cost_population import add_campaign, add_customers, assign, call_row, insert_rows
 
 FIRST = datetime(2021, 1, 1, tzinfo=UTC)
 LAST = datetime(2027, 1, 1, tzinfo=UTC)

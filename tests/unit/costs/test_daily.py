@@ -18,7 +18,7 @@ from gateway.core.settings import CostRates
 from gateway.costs.daily import daily_snapshot, day_bounds
 from gateway.costs.model import CostModel
 from gateway.settings import Settings
-from tests.unit.costs.population import add_customers, call_row, insert_rows, ledger_row
+from tests.support.cost_population import add_customers, call_row, insert_rows, ledger_row
 
 ZONE = "Europe/Kyiv"
 FIRST = date(2026, 11, 1)
@@ -159,7 +159,7 @@ async def test_a_replayed_month_matches_day_by_day(database: Database, settings:
         snapshot = await daily_snapshot(database, model, ZONE, clock, day)
         assert snapshot["final"] is True
         check(snapshot, want)
-    methods = Counter()
+    methods: Counter[str] = Counter()
     async with database.sessions() as session:
         for day in expected:
             stored = await session.get(DailySnapshot, day)

@@ -20,7 +20,7 @@ from gateway.core.db.migrate import alembic_config
 from gateway.core.db.models import CostEntry, CostLedgerHour
 from gateway.costs import rollup
 from gateway.costs.ledger import months_between
-from tests.unit.costs.population import insert_rows, ledger_row
+from tests.support.cost_population import insert_rows, ledger_row
 
 FIRST = datetime(2026, 9, 25, tzinfo=UTC)
 SPAN_SECONDS = 102 * 86_400  # to early January

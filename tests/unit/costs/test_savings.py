@@ -15,7 +15,7 @@ from gateway.core.settings import CostRates
 from gateway.costs.model import MissingConversionRate
 from gateway.costs.savings import SavingsError, SavingsQuery, UnknownCampaign, savings_report
 from gateway.settings import Settings
-from tests.unit.costs.population import (
+from tests.support.cost_population import (
     add_campaign,
     add_customers,
     assign,

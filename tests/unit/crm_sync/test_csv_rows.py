@@ -184,7 +184,7 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
 
 
 names = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\0"),
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\0"),
     max_size=20,
 )
 

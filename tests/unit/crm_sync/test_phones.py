@@ -56,7 +56,7 @@ def test_last_digits_keeps_only_the_trailing_digits(raw: str) -> None:
     assert len(last_digits(raw)) <= LAST_DIGITS
 
 
-@given(st.text(alphabet=st.characters(blacklist_categories=("Nd",)), max_size=20))
+@given(st.text(alphabet=st.characters(blacklist_categories=["Nd"]), max_size=20))
 def test_text_without_digits_is_never_a_phone(raw: str) -> None:
     with pytest.raises(InvalidPhone):
         normalize_phone(raw, "UA")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.calls.settings import PbxTopology
 from gateway.settings import Settings, SettingsError, load_settings
 
 
@@ -41,7 +42,7 @@ def test_file_overrides_defaults_and_environment_overrides_file(
     settings = Settings()
     assert settings.http_port == 9100
     assert settings.default_region == "PL"
-    assert settings.pbx.dial_prefix == "9"
+    assert settings.section(PbxTopology).dial_prefix == "9"
 
 
 def test_a_secret_in_the_config_file_is_refused(tmp_path: Path) -> None:

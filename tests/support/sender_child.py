@@ -1,7 +1,7 @@
 """A sending gateway process for the crash tests: the real pipeline and SMS channel,
 talking to the Twilio stub, until there is nothing left to send (or it is killed).
 
-`python -m tests.faults.sender_child DATABASE_URL API_BASE [AS_OF]`: with AS_OF (ISO 8601)
+`python -m tests.support.sender_child DATABASE_URL API_BASE [AS_OF]`: with AS_OF (ISO 8601)
 it also ticks the campaign scheduler at that moment, beside the sender, as a gateway's
 worker does: the campaign run enrolls and advances its audience (writing the contacts)
 while the sender already sends the first ones.

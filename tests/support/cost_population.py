@@ -162,7 +162,7 @@ async def callers(
     first_number: int,
 ) -> int:
     """Each customer calls once on the topic with probability `share`; returns calls."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for cid in ids:
         if rng.random() < share:
             at = start + timedelta(minutes=rng.randrange(60 * 24 * 28))

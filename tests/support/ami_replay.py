@@ -11,7 +11,7 @@ from pathlib import Path
 from adapters.ami.protocol import AmiMessage, AmiParser
 from gateway.calls import CallChange, CallRecord, CallTracker, ChangeKind, Topology
 
-TRACE_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "ami"
+TRACE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 STEP = timedelta(seconds=1)
 
