@@ -40,7 +40,7 @@ _DIGITS = re.compile(r"\d+")
 _SEQUENCES = (str, list, tuple, bytes)
 
 
-def binop(op: str, left: Any, right: Any) -> Any:
+def binop(op: str, left: object, right: object) -> Any:
     """`left op right`, refused when the result would be too large to compute quickly."""
     current().charge(1)
     if op == "**":
@@ -65,7 +65,7 @@ def _check_power(base: Any, exponent: Any) -> None:
         current().fail(f"a power over {MAX_INT_BITS} bits")
 
 
-def _check_product(left: Any, right: Any) -> None:
+def _check_product(left: object, right: object) -> None:
     if isinstance(left, int) and isinstance(right, int):
         if int_bits(left) + int_bits(right) > MAX_INT_BITS + 1:
             current().fail(f"a product over {MAX_INT_BITS} bits")
@@ -107,7 +107,7 @@ def check_percent_format(template: str, values: Any) -> None:
     check_size(len(template) + measure(values) + fields * MAX_FORMAT_WIDTH, "a formatted value")
 
 
-def check_str_format(template: str, args: Iterable[Any], kwargs: Mapping[str, Any]) -> None:
+def check_str_format(template: str, args: Iterable[Any], kwargs: Mapping[str, object]) -> None:
     """`template.format(...)`: no nested fields, bounded widths and result."""
     budget = current()
     budget.charge(1 + len(template) // CHARS_PER_STEP)
@@ -128,7 +128,7 @@ def check_str_format(template: str, args: Iterable[Any], kwargs: Mapping[str, An
     check_size(size, "a formatted value")
 
 
-def _width(value: Any) -> int:
+def _width(value: object) -> int:
     return len(value) if isinstance(value, str) else int(value) if isinstance(value, int) else 0
 
 
@@ -153,7 +153,7 @@ def _striptags_cost(text: str) -> None:
 
 
 def check_str_method(
-    owner: str, name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    owner: str, name: str, args: tuple[object, ...], kwargs: Mapping[str, object]
 ) -> None:
     """A string method that can make more than it is given: estimate before the call."""
     values = [*args, *kwargs.values()]
@@ -175,11 +175,13 @@ def check_str_method(
         _striptags_cost(owner)
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def check_filter(name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+def check_filter(
+    name: str, value: object, args: tuple[object, ...], kwargs: Mapping[str, object]
+) -> None:
     """A filter that can make more than it is given: estimate before it runs."""
     if name in _SIZED_FILTERS:
         _SIZED_FILTERS[name](value, args, kwargs)
@@ -187,19 +189,19 @@ def check_filter(name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[s
         _check_costly_filter(name, value, args, kwargs)
 
 
-def _check_center(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+def _check_center(value: object, args: tuple[object, ...], kwargs: Mapping[str, object]) -> None:
     first = args[0] if args else None
     check_size(len(_text(value)) + _width(first if args else 80), "a padded value")
 
 
-def _check_indent(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+def _check_indent(value: object, args: tuple[object, ...], kwargs: Mapping[str, object]) -> None:
     first = args[0] if args else None
     width = _width(kwargs.get("width", first if args else 4))
     lines = _text(value).count("\n") + 1
     check_size(len(_text(value)) + lines * width, "an indented value")
 
 
-def _check_wordwrap(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+def _check_wordwrap(value: object, args: tuple[object, ...], kwargs: Mapping[str, object]) -> None:
     first = args[0] if args else None
     width = max(1, _width(kwargs.get("width", first if args else 79)))
     wrap = kwargs.get("wrapstring", args[2] if len(args) > 2 else "\n")
@@ -208,24 +210,24 @@ def _check_wordwrap(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     current().charge(len(text) // 8)  # textwrap works word by word in Python
 
 
-def _check_replace(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+def _check_replace(value: object, args: tuple[object, ...], kwargs: Mapping[str, object]) -> None:
     if len(args) >= 2:
         count = args[2] if len(args) > 2 and isinstance(args[2], int) else -1
         size = _replace_size(str(value), str(args[0]), str(args[1]), count)
         check_size(size, "a replaced value")
 
 
-def _check_join(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+def _check_join(value: object, args: tuple[object, ...], kwargs: Mapping[str, object]) -> None:
     first = args[0] if args else None
     check_size(_join_size(str(kwargs.get("d", first if args else "")), value), "a joined value")
 
 
-def _check_format(value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+def _check_format(value: object, args: tuple[object, ...], kwargs: Mapping[str, object]) -> None:
     if isinstance(value, str):
         check_percent_format(value, kwargs or args)
 
 
-_SizedCheck = Callable[[Any, tuple[Any, ...], Mapping[str, Any]], None]
+_SizedCheck = Callable[[Any, tuple[object, ...], Mapping[str, object]], None]
 # Filters whose output can outgrow their input: each estimates the size first.
 _SIZED_FILTERS: dict[str, _SizedCheck] = {
     "center": _check_center,
@@ -238,7 +240,7 @@ _SIZED_FILTERS: dict[str, _SizedCheck] = {
 
 
 def _check_costly_filter(
-    name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    name: str, value: object, args: tuple[object, ...], kwargs: Mapping[str, object]
 ) -> None:
     """Filters that do more work than their input's size: charged to the budget."""
     first = args[0] if args else None

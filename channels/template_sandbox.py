@@ -142,7 +142,7 @@ _COMPARE = {
 }
 
 
-def _concrete(value: Any) -> Any:
+def _concrete(value: object) -> Any:
     """A lazy iterable (a `map`, a `select`) as a list, counted item by item and sized."""
     if isinstance(value, Iterator):
         items = []
@@ -155,7 +155,7 @@ def _concrete(value: Any) -> Any:
     return value
 
 
-def _lazy(result: Any) -> Any:
+def _lazy(result: object) -> Any:
     return Counted(result) if isinstance(result, Iterator) else result
 
 
@@ -182,7 +182,7 @@ def _bounded(name: str, function: Callable[..., Any], is_filter: bool) -> Callab
 
 
 @pass_context
-def _finalize(context: Context, value: Any) -> Any:
+def _finalize(context: Context, value: object) -> Any:
     """Every printed expression: sized before it turns into text, counted as written."""
     size = measure(value)
     check_size(size, "a printed value")
@@ -205,6 +205,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     def __init__(self, **options: Any) -> None:
         """Jinja's options; constant folding off, bounded filters, tests and globals."""
         super().__init__(optimized=False, finalize=_finalize, **options)
+        # Jinja types its registries loosely: every entry is a callable.
         filters: dict[str, Any] = dict(self.filters)
         tests: dict[str, Any] = dict(self.tests)
         self.filters = {n: _bounded(n, f, True) for n, f in filters.items()}
@@ -224,21 +225,21 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             raise TemplateSyntaxError(f"more than {MAX_NODES} names, values and operators", 1)
         return tree
 
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+    def call_binop(self, context: Context, operator: str, left: object, right: object) -> Any:
         """An arithmetic operator, refused when its result would be too large."""
         return binop(operator, left, right)
 
-    def call_unop(self, context: Context, operator: str, arg: Any) -> Any:
+    def call_unop(self, context: Context, operator: str, arg: object) -> Any:
         """Unary `-` and `+`: cheap, but counted."""
         current().charge(1)
         return self.unop_table[operator](arg)
 
-    def getattr(self, obj: Any, attribute: str) -> Any:
+    def getattr(self, obj: object, attribute: str) -> Any:
         """`obj.attribute`, counted (a miss costs two exceptions: two steps)."""
         current().charge(2)
         return super().getattr(obj, attribute)
 
-    def getitem(self, obj: Any, argument: Any) -> Any:
+    def getitem(self, obj: object, argument: Any) -> Any:
         """`obj[argument]`, counted (a miss costs two exceptions: two steps)."""
         current().charge(2)
         return super().getitem(obj, argument)
@@ -285,12 +286,12 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         current().emit(len(text))
         return text
 
-    def concat_parts(self, parts: tuple[Any, ...]) -> tuple[Any, ...]:
+    def concat_parts(self, parts: tuple[object, ...]) -> tuple[object, ...]:
         """The operands of `~`, sized before they are joined."""
         check_size(sum(map(measure, parts)), "a joined value")
         return parts
 
-    def walked(self, value: Any) -> Any:
+    def walked(self, value: object) -> Any:
         """An operand of a comparison or a slice: costs its length."""
         current().charge(work(value))
         return value
@@ -311,7 +312,7 @@ _TRIAL_TEXT = BoundedEnvironment(undefined=ChainableUndefined)
 _TRIAL_HTML = BoundedEnvironment(undefined=ChainableUndefined, autoescape=True)
 
 
-def trial_render(text: str, html: bool, samples: Mapping[str, Any]) -> str | None:
+def trial_render(text: str, html: bool, samples: Mapping[str, object]) -> str | None:
     """Render `text` with sample values: the bound it exceeds (`line N: …`), if any.
 
     Anything else that fails here may depend on the real values, and is left to the send.

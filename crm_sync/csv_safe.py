@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO
 
 # What a spreadsheet reads as the start of a formula (tab and CR: a cell that only looks
 # like one after the spreadsheet trims it).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def spreadsheet_safe(cell: Any) -> Any:
+def spreadsheet_safe(cell: object) -> object:
     """`cell`, prefixed with `'` when it is text a spreadsheet would run as a formula."""
     if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
         return "'" + cell
@@ -33,6 +33,6 @@ class SpreadsheetSafeWriter:
     def __init__(self, out: IO[str]) -> None:
         self._writer = csv.writer(out)
 
-    def writerow(self, row: Iterable[Any]) -> None:
+    def writerow(self, row: Iterable[object]) -> None:
         """Write one row."""
         self._writer.writerow([spreadsheet_safe(cell) for cell in row])

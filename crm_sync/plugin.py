@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 
@@ -30,7 +29,7 @@ def setup(app: web.Application, workers: bool) -> None:
     app.cleanup_ctx.append(fast_ingest_ctx)
     add_endpoints(app, list_outbox, retry_outbox_item)
 
-    async def check() -> tuple[Any, bool]:
+    async def check() -> tuple[object, bool]:
         async with app[DATABASE].reading() as session:
             stats = await outbox_stats(session, app[CLOCK].now())
         app[METRICS].outbox_backlog.set(stats.backlog)

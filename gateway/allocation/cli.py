@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,6 +20,7 @@ from gateway.core.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.allocation.partners_csv import PartnerImport
+    from gateway.allocation.policy import AllocationPolicy
 
 
 def register(subparsers: Subparsers) -> None:
@@ -119,7 +120,7 @@ def _file_mode(args: argparse.Namespace, weights: dict[str, Decimal]) -> int:
 
 
 async def _database_mode(
-    args: argparse.Namespace, settings: Settings, as_of: Any, policy: Any
+    args: argparse.Namespace, settings: Settings, as_of: datetime | None, policy: AllocationPolicy
 ) -> int:
     from gateway.allocation.service import run_allocation
 

@@ -36,7 +36,7 @@ class Option:
         """`partner acme` / `agent ann`: what the text calls it."""
         return f"{self.kind} {self.external_id or self.partner_id}"
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         """As the CLI and API print it."""
         return {
             "partner_id": self.partner_id,

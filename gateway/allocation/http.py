@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
@@ -41,7 +41,7 @@ def policy_of(settings: Settings) -> AllocationPolicy:
     return policy if isinstance(policy, AllocationPolicy) else AllocationPolicy()
 
 
-async def allocate_now(app: web.Application, as_of: Any = None) -> AllocationResult:
+async def allocate_now(app: web.Application, as_of: datetime | None = None) -> AllocationResult:
     """One allocation run for the app (what the daily tick calls); as_of defaults to now."""
     settings = app[SETTINGS]
     now = app[CLOCK].now()

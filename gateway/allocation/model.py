@@ -99,7 +99,7 @@ class Plan:
     assigned_by_priority: dict[int, int]
     classes: int = 0
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         """The contract's file-mode output."""
         return {
             "assignments": dict(self.assignments),
@@ -138,7 +138,7 @@ def parse_problem(raw: object, default_weights: Mapping[str, Decimal]) -> Proble
     )
 
 
-def _list(raw: Mapping[str, object], key: str) -> list[Any]:
+def _list(raw: Mapping[str, object], key: str) -> list[object]:
     value = raw.get(key)
     if not isinstance(value, list):
         raise AllocationInputError(key, "expected a list")

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -166,5 +166,5 @@ async def release_from_inactive(session: AsyncSession) -> int:
     return released + _rowcount(result)
 
 
-def _rowcount(result: Any) -> int:
+def _rowcount(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)

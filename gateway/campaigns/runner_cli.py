@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
+from gateway.campaigns.run_reports import RunReport
 from gateway.core.cli import Subparsers, UsageError, as_of_argument, print_report, run_async
 from gateway.core.clock import isoformat_z
 from gateway.core.db.engine import Database
@@ -34,7 +34,7 @@ def register(subparsers: Subparsers) -> None:
     run.set_defaults(handler=_run)
 
 
-def run_json(run: Any) -> dict[str, object]:
+def run_json(run: RunReport) -> dict[str, object]:
     """A campaign run as printed by `campaign run` and `tick`."""
     return {
         "campaign": run.campaign,

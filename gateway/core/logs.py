@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
 
 from gateway.core.log_masking import (
     MAX_LINE_CHARS,
@@ -91,7 +90,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """Serialise the record, every string value bounded and masked."""
-        payload: dict[str, Any] = {
+        payload: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
@@ -108,7 +107,7 @@ class JsonFormatter(logging.Formatter):
         return escape_json_line(json.dumps(payload, ensure_ascii=False))
 
 
-def _masked(value: Any, depth: int = 0) -> Any:
+def _masked(value: object, depth: int = 0) -> object:
     """`value` with every string (and any number that is a phone) bounded and masked."""
     if value is None or isinstance(value, bool | float):
         return value

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +27,7 @@ class InvalidOutboxItem(ValueError):
     """enqueue() was given something that cannot become a CRM activity."""
 
 
-def _jsonable(value: object) -> Any:
+def _jsonable(value: object) -> str | None:
     if isinstance(value, Decimal):
         return str(value)  # money travels as decimal strings, never floats
     if isinstance(value, datetime):

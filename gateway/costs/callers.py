@@ -17,9 +17,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import BigInteger, case, cast, func, literal, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    SQLColumnExpression,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.db.dialect import bit_or, is_postgres
@@ -33,13 +41,15 @@ MONTHS_PER_MASK = 62
 CampaignTopic = tuple[str, str | None]  # a campaign and its topic (None: every call)
 
 
-def _month_index(column: Any, months: Sequence[Month]) -> Any:
+def _month_index(
+    column: SQLColumnExpression[datetime | None], months: Sequence[Month]
+) -> ColumnElement[int]:
     if len(months) == 1:
         return literal(0)
     return case(*((column < m.stop, i) for i, m in enumerate(months[:-1])), else_=len(months) - 1)
 
 
-def _month_mask(session: AsyncSession, months: Sequence[Month]) -> Any:
+def _month_mask(session: AsyncSession, months: Sequence[Month]) -> ColumnElement[int]:
     """OR of 1 << month index over a customer's calls."""
     bit = cast(literal(1), BigInteger).op("<<")(_month_index(Call.started_at, months))
     return bit_or(session, bit)

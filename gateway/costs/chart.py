@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.costs.savings import SavingsReport
 
 FORMATS = {".png": "png", ".svg": "svg"}
 COLOURS = ("#2f6fba", "#d9822b", "#3c9a5f", "#b03a48", "#7a5cb0", "#5d6d7e")
@@ -20,7 +23,7 @@ class ChartError(ValueError):
     """The chart cannot be written as asked."""
 
 
-def _bars(report: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[Decimal]]]]:
+def _bars(report: SavingsReport) -> tuple[list[str], list[tuple[str, list[Decimal]]]]:
     """Months on the x axis; per campaign its net savings (or minus its cost) per month."""
     months = sorted({row["month"] for c in report["campaigns"] for row in c["months"]})
     series = []
@@ -40,7 +43,7 @@ def check_chart_path(path: Path) -> None:
         raise ChartError(f"{path.parent}: no such directory")
 
 
-def write_chart(path: Path, report: dict[str, Any]) -> None:
+def write_chart(path: Path, report: SavingsReport) -> None:
     """Write the savings chart to `path`, PNG or SVG by its suffix."""
     check_chart_path(path)
     # Imported here: matplotlib takes a noticeable moment to load, and only --chart needs it.

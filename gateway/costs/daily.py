@@ -13,6 +13,7 @@ stored; a stored day is returned as stored unless a recompute is asked for.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -112,7 +113,12 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.sum(case((condition, 1), else_=0))
 
 
-async def _contacts(session: AsyncSession, start: datetime, stop: datetime) -> dict[str, Any]:
+ContactCounts = dict[str, int | dict[str, int]]  # event → count, and "skipped": reason → count
+
+
+async def _contacts(
+    session: AsyncSession, start: datetime, stop: datetime
+) -> dict[str, ContactCounts]:
     """Each contact event counted on the day it happened, per channel."""
     c = OutboundContact
     failed_in = _in(c.failed_at, start, stop)
@@ -138,23 +144,27 @@ async def _contacts(session: AsyncSession, start: datetime, stop: datetime) -> d
         .group_by(c.channel)
     )
     names = ("created", *CONTACT_EVENTS, "undelivered", "failed")
-    out: dict[str, Any] = {}
+    events: dict[str, dict[str, int]] = {}
     for channel, *counts in (await session.execute(query)).all():
-        out[channel] = {name: int(n or 0) for name, n in zip(names, counts, strict=True)}
-    skipped = (
+        events[channel] = {name: int(n or 0) for name, n in zip(names, counts, strict=True)}
+    skipped_query = (
         select(c.channel, c.reason, func.count())
         .where(c.status == ContactStatus.SKIPPED, _in(c.updated_at, start, stop))
         .group_by(c.channel, c.reason)
     )
-    for channel, reason, n in (await session.execute(skipped)).all():
-        entry = out.setdefault(channel, dict.fromkeys(names, 0))
-        entry.setdefault("skipped", {})[reason or "unspecified"] = int(n)
-    for entry in out.values():
-        entry.setdefault("skipped", {})
-    return out
+    skipped: dict[str, dict[str, int]] = {}
+    for channel, reason, n in (await session.execute(skipped_query)).all():
+        events.setdefault(channel, dict.fromkeys(names, 0))
+        skipped.setdefault(channel, {})[reason or "unspecified"] = int(n)
+    return {
+        channel: {**counts, "skipped": skipped.get(channel, {})}
+        for channel, counts in events.items()
+    }
 
 
-async def _calls(session: AsyncSession, start: datetime, stop: datetime) -> dict[str, Any]:
+async def _calls(
+    session: AsyncSession, start: datetime, stop: datetime
+) -> dict[str, dict[str, int | str]]:
     query = (
         select(
             Call.direction,
@@ -165,7 +175,7 @@ async def _calls(session: AsyncSession, start: datetime, stop: datetime) -> dict
         .where(_in(Call.started_at, start, stop))
         .group_by(Call.direction)
     )
-    out: dict[str, Any] = {}
+    out: dict[str, dict[str, int | str]] = {}
     for direction, total, answered, seconds in (await session.execute(query)).all():
         minutes = (Decimal(int(seconds or 0)) / 60).quantize(Decimal("0.01"))
         out[direction] = {
@@ -176,9 +186,18 @@ async def _calls(session: AsyncSession, start: datetime, stop: datetime) -> dict
     return out
 
 
+@dataclass
+class _ChannelTally:
+    """One channel's ledger lines of the day: converted amount, lines, lines per source."""
+
+    amount: Decimal = Decimal(0)
+    count: int = 0
+    priced_by: dict[str, int] = field(default_factory=dict)
+
+
 async def _costs(
     session: AsyncSession, model: CostModel, start: datetime, stop: datetime
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The day's ledger by channel, converted; a currency without a rate is kept apart
     rather than failing the day, so the snapshot still freezes everything else."""
     query = (
@@ -192,26 +211,27 @@ async def _costs(
         .where(_in(CostEntry.at, start, stop))
         .group_by(CostEntry.channel, CostEntry.currency, CostEntry.source)
     )
-    channels: dict[str, dict[str, Any]] = {}
+    channels: dict[str, _ChannelTally] = {}
     unconverted: dict[str, Decimal] = defaultdict(Decimal)
     total = Decimal(0)
     for channel, currency, source, raw, n in (await session.execute(query)).all():
-        entry = channels.setdefault(channel, {"amount": Decimal(0), "count": 0, "priced_by": {}})
-        entry["count"] += int(n)
-        entry["priced_by"][source] = entry["priced_by"].get(source, 0) + int(n)
+        entry = channels.setdefault(channel, _ChannelTally())
+        entry.count += int(n)
+        entry.priced_by[source] = entry.priced_by.get(source, 0) + int(n)
         amount = amount_of(session, raw)
         try:
             converted = model.convert(amount, currency)
         except MissingConversionRate:
             unconverted[currency] += amount
             continue
-        entry["amount"] += converted
+        entry.amount += converted
         total += converted
     return {
         "currency": model.currency,
         "total": money_str(total),
         "channels": {
-            name: {**e, "amount": money_str(e["amount"])} for name, e in sorted(channels.items())
+            name: {"amount": money_str(e.amount), "count": e.count, "priced_by": e.priced_by}
+            for name, e in sorted(channels.items())
         },
         "unconverted": {code: str(amount) for code, amount in sorted(unconverted.items())},
     }
@@ -247,7 +267,7 @@ def _returned(from_status: str | None, to_status: str) -> bool:
 
 async def compute_day(
     session: AsyncSession, model: CostModel, timezone: str, day: date
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The statistics of one day (not stored)."""
     start, stop = day_bounds(day, timezone)
     moves = await _moves(session, start, stop)

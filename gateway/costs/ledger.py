@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, case, func, literal, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.db.dialect import exact_sum, read_sum
@@ -53,7 +52,9 @@ def _micros(delta: timedelta) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def month_bucket(column: Any, months: Sequence[Month]) -> ColumnElement[str]:
+def month_bucket(
+    column: SQLColumnExpression[datetime], months: Sequence[Month]
+) -> ColumnElement[str]:
     """A CASE giving each row its month label (rows are already inside the window).
 
     Boundaries are computed in Python from the time zone, so the same SQL works on
@@ -65,7 +66,7 @@ def month_bucket(column: Any, months: Sequence[Month]) -> ColumnElement[str]:
     return case(*whens, else_=months[-1].label)
 
 
-def summed_amount(session: AsyncSession) -> ColumnElement[Any]:
+def summed_amount(session: AsyncSession) -> ColumnElement[Decimal | int]:
     """SUM(amount), exact on both databases (ten-thousandths: the column's scale)."""
     return exact_sum(session, CostEntry.amount)
 
@@ -102,8 +103,8 @@ async def reached_customers(
     return int((await session.execute(query)).scalar_one())
 
 
-def _topic_calls(topic: str | None, start: datetime, stop: datetime) -> list[Any]:
-    conditions: list[Any] = [
+def _topic_calls(topic: str | None, start: datetime, stop: datetime) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [
         Call.direction == "inbound",
         Call.started_at >= start,
         Call.started_at < stop,

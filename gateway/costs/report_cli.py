@@ -10,7 +10,6 @@ from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from gateway.core.cli import Subparsers, UsageError, run_async
 from gateway.core.clock import SystemClock, TimeInputError, parse_time_input
@@ -19,7 +18,7 @@ from gateway.core.settings import Settings
 from gateway.costs.chart import ChartError, check_chart_path, write_chart
 from gateway.costs.daily import daily_snapshot
 from gateway.costs.model import CostModel, MissingConversionRate
-from gateway.costs.savings import SavingsError, SavingsQuery, savings_report
+from gateway.costs.savings import SavingsError, SavingsQuery, SavingsReport, savings_report
 
 CSV_COLUMNS = (
     "campaign",
@@ -96,7 +95,7 @@ def _savings(args: argparse.Namespace, settings: Settings) -> int:
     return run_async(run())
 
 
-async def _emit(report: dict[str, Any], args: argparse.Namespace) -> int:
+async def _emit(report: SavingsReport, args: argparse.Namespace) -> int:
     if args.chart is not None:
         write_chart(args.chart, report)
     if args.format == "json":
@@ -108,7 +107,7 @@ async def _emit(report: dict[str, Any], args: argparse.Namespace) -> int:
     return 0
 
 
-def _csv(report: dict[str, Any]) -> None:
+def _csv(report: SavingsReport) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for c in report["campaigns"]:
@@ -135,7 +134,7 @@ def _csv(report: dict[str, Any]) -> None:
             writer.writerow([*common, *row, report["currency"]])
 
 
-def _table(report: dict[str, Any]) -> None:
+def _table(report: SavingsReport) -> None:
     currency = report["currency"]
     print(f"Savings {report['from']} – {report['to']}, in {currency}")
     if report["conversion"]:

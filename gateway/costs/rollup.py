@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.db.models import CostEntry, CostLedgerHour
@@ -68,7 +67,9 @@ def split_months(months: Sequence[Month]) -> Split:
     return Split(whole, partial)
 
 
-def _within(column: Any, ranges: Sequence[tuple[datetime, datetime]]) -> ColumnElement[bool]:
+def _within(
+    column: SQLColumnExpression[datetime], ranges: Sequence[tuple[datetime, datetime]]
+) -> ColumnElement[bool]:
     if not ranges:
         return false()
     return or_(*(and_(column >= start, column < stop) for start, stop in ranges))

@@ -11,10 +11,10 @@ converted into the report currency with the configured rates.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +32,81 @@ from gateway.costs.model import CostModel, Figure, money_str
 
 TOPIC_FIELD = "topic_calls_30d."
 SHARE = Decimal("0.000001")
+
+
+class ChannelCost(TypedDict):
+    """One channel's contacts and their cost in the report currency."""
+
+    cost: str
+    contacts: int
+    units: int
+    priced_by: dict[str, int]
+
+
+class MonthFigures(TypedDict):
+    """One month of a campaign: its cost and, when known, its savings."""
+
+    month: str
+    cost: str
+    gross_savings: NotRequired[str]
+    net_savings: NotRequired[str]
+
+
+class SavingsFigures(TypedDict):
+    """Avoided calls and savings; only months and a null net without share or handling."""
+
+    avoided_calls: NotRequired[str]
+    avoided_minutes: NotRequired[str]
+    gross_savings: NotRequired[str]
+    net_savings: str | None
+    per_customer: NotRequired[str]
+    per_month: NotRequired[str]
+    per_month_net: NotRequired[str]
+    per_year: NotRequired[str]
+    per_year_net: NotRequired[str]
+    months: list[MonthFigures]
+    net_savings_interval: NotRequired[dict[str, str]]
+
+
+class CustomerCounts(TypedDict):
+    """Treated and control customers, and where the treated count came from."""
+
+    treated: int
+    control: int
+    source: str
+
+
+class CampaignSavings(SavingsFigures):
+    """One campaign's section of the savings report."""
+
+    campaign: str
+    campaign_id: str
+    topic: dict[str, str | None]
+    customers: CustomerCounts
+    deflection: dict[str, object]
+    arms: dict[str, dict[str, object]]
+    handling_minutes: dict[str, str] | None
+    handling_calls_measured: int
+    operator_per_minute: dict[str, str]
+    channels: dict[str, ChannelCost]
+    cost: str
+    notes: list[str]
+
+
+# The savings report, JSON-ready (money as strings); "from" is a keyword, hence this form.
+SavingsReport = TypedDict(
+    "SavingsReport",
+    {
+        "from": str | None,
+        "to": str | None,
+        "currency": str,
+        "conversion": dict[str, str],
+        "months_covered": str,
+        "campaigns": list[CampaignSavings],
+        "costs": dict[str, object],
+        "totals": dict[str, str],
+    },
+)
 
 
 class SavingsError(ValueError):
@@ -64,7 +139,7 @@ class SavingsQuery:
             raise SavingsError("handling minutes must not be negative")
 
 
-def audience_topic(definition: Any) -> str | None:
+def audience_topic(definition: object) -> str | None:
     """The first `topic_calls_30d.<topic>` field the audience rule tests, if any."""
     stack = [definition.get("audience")] if isinstance(definition, dict) else []
     while stack:
@@ -97,7 +172,7 @@ async def _campaigns(
     return found
 
 
-async def _definition(session: AsyncSession, campaign_id: str) -> dict[str, Any]:
+async def _definition(session: AsyncSession, campaign_id: str) -> dict[str, object]:
     query = (
         select(CampaignVersion.definition)
         .where(CampaignVersion.campaign_id == campaign_id)
@@ -112,33 +187,49 @@ def _share(value: float) -> Decimal:
     return Decimal(repr(value)).quantize(SHARE, ROUND_HALF_UP)
 
 
-def _costs(model: CostModel, groups: list[ledger.LedgerGroup]) -> dict[str, Any]:
+@dataclass
+class _ChannelTally:
+    """One channel's ledger lines, summed in the report currency (not rounded)."""
+
+    amount: Decimal = Decimal(0)
+    contacts: int = 0
+    units: int = 0
+    priced_by: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass(frozen=True)
+class _Costs:
+    """Costs in the report currency: the total, per channel and per month."""
+
+    total: Decimal
+    channels: dict[str, _ChannelTally]
+    by_month: dict[str, Decimal]
+
+
+def _costs(model: CostModel, groups: list[ledger.LedgerGroup]) -> _Costs:
     """Per-channel and per-month costs in the report currency."""
-    channels: dict[str, dict[str, Any]] = {}
+    channels: dict[str, _ChannelTally] = {}
     by_month: dict[str, Decimal] = defaultdict(Decimal)
     total = Decimal(0)
     for group in groups:
         amount = model.convert(group.amount, group.currency)
-        entry = channels.setdefault(
-            group.channel,
-            {"amount": Decimal(0), "contacts": 0, "units": 0, "priced_by": defaultdict(int)},
-        )
-        entry["amount"] += amount
-        entry["contacts"] += group.lines
-        entry["units"] += group.units
-        entry["priced_by"][group.source] += group.lines
+        entry = channels.setdefault(group.channel, _ChannelTally())
+        entry.amount += amount
+        entry.contacts += group.lines
+        entry.units += group.units
+        entry.priced_by[group.source] += group.lines
         by_month[group.month] += amount
         total += amount
-    return {"total": total, "channels": channels, "by_month": by_month}
+    return _Costs(total, channels, by_month)
 
 
-def _channels_out(channels: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _channels_out(channels: dict[str, _ChannelTally]) -> dict[str, ChannelCost]:
     return {
         name: {
-            "cost": money_str(entry["amount"]),
-            "contacts": entry["contacts"],
-            "units": entry["units"],
-            "priced_by": dict(entry["priced_by"]),
+            "cost": money_str(entry.amount),
+            "contacts": entry.contacts,
+            "units": entry.units,
+            "priced_by": dict(entry.priced_by),
         }
         for name, entry in sorted(channels.items())
     }
@@ -163,7 +254,7 @@ async def _campaign_report(
     groups: list[ledger.LedgerGroup],
     window: tuple[datetime, datetime, list[ledger.Month]],
     facts: _Facts,
-) -> dict[str, Any]:
+) -> CampaignSavings:
     start, stop, months = window
     notes: list[str] = []
     topic, topic_source = facts.topic, facts.topic_source
@@ -172,7 +263,7 @@ async def _campaign_report(
     arms = {arm: n for arm, n in facts.sizes.items() if arm != HOLDOUT}
     treated = sum(arms.values())
     measured: Deflection | None = None
-    per_arm: dict[str, Any] = {}
+    per_arm: dict[str, dict[str, object]] = {}
     monthly_share: dict[str, Decimal] = {}
     if control and treated:
         found = facts.callers
@@ -197,7 +288,7 @@ async def _campaign_report(
     handling = model.handling_time(topic, seconds, calls)
     if measured is not None:
         share: Decimal | None = _share(measured.value)
-        deflection: dict[str, Any] = measured.as_dict()
+        deflection: dict[str, object] = measured.as_dict()
     elif query.assumed_deflection is not None:
         share = query.assumed_deflection
         deflection = {"source": "assumed", "value": str(share)}
@@ -208,7 +299,8 @@ async def _campaign_report(
     if handling is None:
         notes.append(f"no handling time for topic {topic!r}: configure or give one")
 
-    result: dict[str, Any] = {
+    savings = _savings(model, share, handling, treated, costs, months, monthly_share, measured)
+    return {
         "campaign": campaign.name,
         "campaign_id": campaign.id,
         "topic": {"value": topic, "source": topic_source},
@@ -218,12 +310,11 @@ async def _campaign_report(
         "handling_minutes": handling.as_dict() if handling else None,
         "handling_calls_measured": calls,
         "operator_per_minute": model.operator_per_minute.as_dict(),
-        "channels": _channels_out(costs["channels"]),
-        "cost": money_str(costs["total"]),
+        "channels": _channels_out(costs.channels),
+        "cost": money_str(costs.total),
         "notes": notes,
+        **savings,
     }
-    result.update(_savings(model, share, handling, treated, costs, months, monthly_share, measured))
-    return result
 
 
 def _savings(
@@ -231,16 +322,16 @@ def _savings(
     share: Decimal | None,
     handling: Figure | None,
     treated: int,
-    costs: dict[str, Any],
+    costs: _Costs,
     months: list[ledger.Month],
     monthly_share: dict[str, Decimal],
     measured: Deflection | None,
-) -> dict[str, Any]:
+) -> SavingsFigures:
     """Avoided minutes, gross and net savings, classic and net per month and year."""
     covered = sum((m.fraction for m in months), Decimal(0))
-    total_cost: Decimal = costs["total"]
-    month_rows = [
-        {"month": m.label, "cost": money_str(costs["by_month"].get(m.label, Decimal(0)))}
+    total_cost = costs.total
+    month_rows: list[MonthFigures] = [
+        {"month": m.label, "cost": money_str(costs.by_month.get(m.label, Decimal(0)))}
         for m in months
     ]
     if share is None or handling is None:
@@ -253,14 +344,14 @@ def _savings(
     net = gross - total_cost
     classic = avoided_calls * (call_cost - contact_cost)
     for row, month in zip(month_rows, months, strict=True):
-        month_cost = costs["by_month"].get(month.label, Decimal(0))
+        month_cost = costs.by_month.get(month.label, Decimal(0))
         if month.label in monthly_share:
             month_gross = n * monthly_share[month.label] * call_cost
         else:
             month_gross = gross * month.fraction / covered if covered else Decimal(0)
         row["gross_savings"] = money_str(month_gross)
         row["net_savings"] = money_str(month_gross - month_cost)
-    out: dict[str, Any] = {
+    out: SavingsFigures = {
         "avoided_calls": str(avoided_calls.quantize(Decimal("0.01"), ROUND_HALF_UP)),
         "avoided_minutes": str((avoided_calls * handling.value).quantize(Decimal("0.01"))),
         "gross_savings": money_str(gross),
@@ -311,7 +402,7 @@ async def _gather_facts(
 
 async def savings_report(
     database: Database, settings: Settings, query: SavingsQuery
-) -> dict[str, Any]:
+) -> SavingsReport:
     """The savings report over [start, end] as a JSON-ready dict (money as strings)."""
     given = {"*": query.handling_minutes} if query.handling_minutes is not None else None
     model = CostModel.from_settings(settings, given)
@@ -352,9 +443,9 @@ async def savings_report(
         "months_covered": str(covered.quantize(Decimal("0.0001"))),
         "campaigns": reports,
         "costs": {
-            "total": money_str(all_costs["total"]),
-            "channels": _channels_out(all_costs["channels"]),
-            "without_campaign": money_str(other["total"]),
+            "total": money_str(all_costs.total),
+            "channels": _channels_out(all_costs.channels),
+            "without_campaign": money_str(other.total),
         },
         "totals": {
             "net_savings": money_str(total_net),

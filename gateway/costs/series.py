@@ -42,7 +42,7 @@ def _point(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 async def daily_series(
     database: Database, settings: Settings, clock: Clock, first: date, last: date
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """One point per day from `first` to `last` (up to today), plus savings per campaign."""
     if last < first:
         raise SeriesError("the range ends before it starts")

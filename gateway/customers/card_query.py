@@ -16,7 +16,18 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, Select, String, bindparam, cast, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Label,
+    Select,
+    SQLColumnExpression,
+    String,
+    bindparam,
+    cast,
+    func,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.db.dialect import json_row, json_rows
@@ -28,11 +39,11 @@ CARD_RECENT = 5
 CARD_OPEN_TASKS = 20
 
 # One column of an item: its name, how to select it, how to read its JSON value back.
-Decode = Callable[[Any], Any]
-Field = tuple[str, Any, Decode]
+Decode = Callable[[Any], object]  # from a value json.loads gave
+Field = tuple[str, SQLColumnExpression[object], Decode]
 
 
-def _same(value: object) -> Any:
+def _same(value: object) -> object:
     return value
 
 
@@ -41,7 +52,7 @@ def _time(value: str | None) -> str | None:
     return None if value is None else iso(datetime.fromisoformat(value).replace(tzinfo=UTC))
 
 
-def _text(column: Any) -> ColumnElement[Any]:
+def _text(column: SQLColumnExpression[object]) -> ColumnElement[str]:
     return cast(column, String)
 
 
@@ -49,12 +60,12 @@ def _json_list(
     name: str,
     fields: Sequence[Field],
     where: Sequence[ColumnElement[bool]],
-    order: Sequence[Any],
+    order: Sequence[SQLColumnExpression[object]],
     limit: int,
-) -> Any:
+) -> Label[str]:
     """A JSON array (as text) of rows, each an array of `fields`, in `order`, at most `limit`."""
     rank = func.row_number().over(order_by=list(order)).label("rank")
-    columns = [expression.label(column) for column, expression, _ in fields]
+    columns: list[Label[object]] = [expression.label(column) for column, expression, _ in fields]
     rows = select(*columns, rank).where(*where).order_by(*order).limit(limit).subquery()
     row = json_row(*(rows.c[column] for column, _, _ in fields), rows.c.rank)
     return select(func.coalesce(json_rows(row), "[]")).scalar_subquery().label(name)
@@ -109,7 +120,7 @@ _PAYMENT: list[Field] = [
 ]
 
 
-def _card_lists_statement() -> Select[Any]:
+def _card_lists_statement() -> Select[str, str, str, str]:
     """One row: the four lists as JSON text (the orders and limits of `service.card`)."""
     customer_id = bindparam("customer_id", type_=String)
     today = bindparam("today", type_=Date)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, literal, or_, select, update
+from sqlalchemy import BindParameter, Table, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.clock import as_utc, isoformat_z
@@ -74,7 +74,7 @@ def recovery_task_id(customer_id: str, last_order_at: datetime) -> str:
     return f"tsk_rec_{hashlib.sha256(key.encode()).hexdigest()[:24]}"
 
 
-def _at(value: datetime) -> Any:
+def _at(value: datetime) -> BindParameter[datetime]:
     return literal(value, UtcDateTime())
 
 

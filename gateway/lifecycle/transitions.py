@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, func, literal, select, update
+from sqlalchemy import BindParameter, Select, Table, bindparam, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.clock import as_utc, isoformat_z
@@ -214,7 +214,7 @@ async def _apply_moves(
     )
 
 
-def _at(value: datetime) -> Any:
+def _at(value: datetime) -> BindParameter[datetime]:
     return literal(value, UtcDateTime())
 
 

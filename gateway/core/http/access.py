@@ -10,8 +10,6 @@ extensions (gateway/live/http.py).
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +24,7 @@ SELF_ONLY = frozenset({"operator", "supervisor"})
 READ_ALL = frozenset({"admin", "supervisor", "crm"})
 
 
-def own_extensions(agent_id: str) -> Select[Any]:
+def own_extensions(agent_id: str) -> Select[str]:
     """The extensions of the agent with CRM id `agent_id` (a subquery)."""
     return (
         select(AgentExtension.extension)
@@ -60,12 +58,12 @@ def _own_call(agent_id: str | None) -> ColumnElement[bool]:
 
 async def visible_calls(
     session: AsyncSession,
-    query: Select[Any],
+    query: Select[Call],
     principal: Principal,
     *,
     after: str | None,
     limit: int,
-) -> Select[Any]:
+) -> Select[Call]:
     """`query` (calls, filtered) narrowed to what the caller may read, for one page of
     `limit` rows newest first after the cursor `after`."""
     if principal.role in READ_ALL:
@@ -82,7 +80,7 @@ async def visible_calls(
     # many calls they have (an unknown one looks average, and it walked the table).
     extensions = list((await session.scalars(own_extensions(agent_id))).all())
 
-    def newest(ids: Select[Any]) -> Select[Any]:
+    def newest(ids: Select[str]) -> Select[str]:
         if query.whereclause is not None:
             ids = ids.where(query.whereclause)
         if after is not None:
@@ -124,7 +122,7 @@ async def ensure_own_call(session: AsyncSession, principal: Principal, call_id: 
             raise Forbidden(f"call {call_id} is not one of yours")
 
 
-def visible_tasks(query: Select[Any], principal: Principal) -> Select[Any]:
+def visible_tasks(query: Select[Task], principal: Principal) -> Select[Task]:
     """`query` over tasks narrowed to what the caller may read."""
     if principal.role in READ_ALL:
         return query

@@ -7,7 +7,6 @@ import logging
 import resource
 import time
 from collections import Counter as Tally
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -46,7 +45,7 @@ class QuietLog:
         self._last: dict[str, float] = {}
         self._skipped: Tally[str] = Tally()
 
-    def warning(self, kind: str, message: str, *args: Any) -> None:
+    def warning(self, kind: str, message: str, *args: object) -> None:
         """Log `message` unless `kind` was logged within the interval (then count it)."""
         now = time.monotonic()
         if now - self._last.get(kind, -self._interval) < self._interval:

@@ -6,7 +6,7 @@ import base64
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
@@ -21,6 +21,7 @@ Roles = Literal["admin", "supervisor", "operator", "crm"]
 AuthScheme = Literal["bearer", "none", "crm-signature", "twilio-signature", "bearer-or-ticket"]
 HandlerFn = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")  # the entity a paged listing selects
 
 
 @dataclass(frozen=True)
@@ -156,9 +157,9 @@ def decode_cursor(cursor: str | None) -> str | None:
 
 async def keyset_page(
     request: web.Request,
-    query: Select[Any],
+    query: Select[R],
     key: InstrumentedAttribute[str],
-    serialize: Callable[[Any], dict[str, object]],
+    serialize: Callable[[R], dict[str, object]],
     params: PageQuery,
     *,
     descending: bool = False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -14,7 +14,7 @@ _PATH_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 
-def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
+def _schema_ref(model: type[BaseModel], components: dict[str, object]) -> dict[str, object]:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, sub in schema.pop("$defs", {}).items():
         components[name] = sub
@@ -22,14 +22,14 @@ def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str,
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _query_value_schema(schema: dict[str, Any]) -> dict[str, Any]:
+def _query_value_schema(field_schema: Mapping[str, object]) -> dict[str, object]:
     """A query field's JSON schema without its `null` branch: an absent parameter is the
     None, a query string cannot carry a null (pydantic types it `X | None`)."""
-    schema = dict(schema)
+    schema = dict(field_schema)
     branches = schema.pop("anyOf", None)
-    if branches is not None:
-        kept = [branch for branch in branches if branch.get("type") != "null"]
-        if len(kept) == 1:
+    if isinstance(branches, list):
+        kept = [b for b in branches if not (isinstance(b, dict) and b.get("type") == "null")]
+        if len(kept) == 1 and isinstance(kept[0], dict):
             schema.update(kept[0])
         else:
             schema["anyOf"] = kept
@@ -38,8 +38,8 @@ def _query_value_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _operation(spec: EndpointSpec, components: dict[str, Any]) -> dict[str, Any]:
-    operation: dict[str, Any] = {"summary": spec.summary, "tags": list(spec.tags)}
+def _operation(spec: EndpointSpec, components: dict[str, object]) -> dict[str, object]:
+    operation: dict[str, object] = {"summary": spec.summary, "tags": list(spec.tags)}
     parameters = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in _PATH_PARAM.findall(spec.path)
@@ -67,7 +67,7 @@ def _operation(spec: EndpointSpec, components: dict[str, Any]) -> dict[str, Any]
             "required": True,
             "content": {"application/json": {"schema": _schema_ref(spec.body, components)}},
         }
-    ok: dict[str, Any] = {"description": "success"}
+    ok: dict[str, object] = {"description": "success"}
     if spec.response is not None:
         ok["content"] = {"application/json": {"schema": _schema_ref(spec.response, components)}}
     problem = {"content": {"application/problem+json": {"schema": _PROBLEM}}}
@@ -83,9 +83,9 @@ def _operation(spec: EndpointSpec, components: dict[str, Any]) -> dict[str, Any]
     return operation
 
 
-def build_openapi(specs: list[EndpointSpec], version: str) -> dict[str, Any]:
+def build_openapi(specs: list[EndpointSpec], version: str) -> dict[str, object]:
     """The OpenAPI 3.1 document for `specs`."""
-    components: dict[str, Any] = {
+    components: dict[str, object] = {
         "Problem": {
             "type": "object",
             "properties": {
@@ -97,7 +97,7 @@ def build_openapi(specs: list[EndpointSpec], version: str) -> dict[str, Any]:
             "required": ["type", "title", "status"],
         }
     }
-    paths: dict[str, dict[str, Any]] = {}
+    paths: dict[str, dict[str, object]] = {}
     for spec in specs:
         path = _PATH_PARAM.sub(r"{\1}", spec.path)
         paths.setdefault(path, {})[spec.method.lower()] = _operation(spec, components)

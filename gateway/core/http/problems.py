@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -23,7 +22,7 @@ class ApiProblem(Exception):
     type_name = "bad-request"
     title = "Bad request"
 
-    def __init__(self, detail: str, **extra: Any) -> None:
+    def __init__(self, detail: str, **extra: object) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra

@@ -139,7 +139,7 @@ def _compare(present: Bool, column: Any, rule: Condition, env: _Env) -> Bool:
     return and_(present, comparisons[op]())
 
 
-def _nullable_compare(expression: SQLColumnExpression[Any], rule: Condition, env: _Env) -> Bool:
+def _nullable_compare(expression: SQLColumnExpression[object], rule: Condition, env: _Env) -> Bool:
     """A comparison of an expression that is NULL when the value is missing."""
     if rule.op == "exists":
         return expression.is_not(None) if rule.value else expression.is_(None)
@@ -264,14 +264,14 @@ def _days_since(
     return _IntegerFact(exists().where(*rows), less, among)
 
 
-def _days_among(moment: SQLColumnExpression[Any], ns: list[int], env: _Env) -> Bool:
+def _days_among(moment: SQLColumnExpression[datetime | None], ns: list[int], env: _Env) -> Bool:
     """`moment` is set and lies n whole days before as_of for one of ns."""
     days = whole_days_before(env.as_of, moment, postgres=env.postgres)
     return and_(moment.is_not(None), one_of(days, ns, Integer(), postgres=env.postgres))
 
 
 def _count(
-    key: SQLColumnExpression[Any], where: list[ColumnElement[bool]], env: _Env
+    key: SQLColumnExpression[object], where: list[ColumnElement[bool]], env: _Env
 ) -> _IntegerFact:
     counted = select(func.count(key)).where(*where).scalar_subquery()
 

@@ -42,7 +42,7 @@ Bool = ColumnElement[bool]
 
 
 def one_of(
-    expression: SQLColumnExpression[Any],
+    expression: SQLColumnExpression[object],
     values: Sequence[str | int | date],
     sql_type: TypeEngine[Any],
     *,
@@ -57,7 +57,7 @@ def one_of(
 
 
 def whole_days_before(
-    as_of: datetime, moment: SQLColumnExpression[Any], *, postgres: bool
+    as_of: datetime, moment: SQLColumnExpression[datetime | None], *, postgres: bool
 ) -> ColumnElement[int]:
     """floor((as_of − moment) / 1 day) as the Python facts count it; NULL for NULL.
 

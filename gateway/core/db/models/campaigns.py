@@ -34,7 +34,7 @@ class CampaignVersion(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
-    definition: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    definition: Mapped[dict[str, object]] = mapped_column(JsonDocument)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_by: Mapped[str | None] = mapped_column(String(128))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -32,7 +31,7 @@ class OutboundContact(Timestamped, Base):
     template: Mapped[str | None] = mapped_column(String(128))
     subject: Mapped[str | None] = mapped_column(String(512))
     body: Mapped[str | None] = mapped_column(Text)
-    variables: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    variables: Mapped[dict[str, object]] = mapped_column(JsonDocument, default=dict)
     to_address: Mapped[str | None] = mapped_column(String(320))
     status: Mapped[str] = mapped_column(String(16), default=ContactStatus.PENDING)
     not_before: Mapped[datetime | None] = mapped_column(UtcDateTime)

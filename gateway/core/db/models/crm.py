@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -48,7 +47,7 @@ class OutboxItem(Base):
     event_id: Mapped[str] = mapped_column(String(128), unique=True)
     type: Mapped[str] = mapped_column(String(64))
     ordering_key: Mapped[str] = mapped_column(String(128))
-    payload: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    payload: Mapped[dict[str, object]] = mapped_column(JsonDocument)
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     state: Mapped[str] = mapped_column(String(16), default=OutboxState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -35,7 +34,7 @@ class Customer(Timestamped, Base):
     contract_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     contract_ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     bonus_balance: Mapped[Decimal | None] = mapped_column(Money)
-    attributes: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    attributes: Mapped[dict[str, object]] = mapped_column(JsonDocument, default=dict)
     last_activity_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     last_order_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     next_contact_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)

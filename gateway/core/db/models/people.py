@@ -33,10 +33,10 @@ class Agent(Timestamped, Base):
         Money, default=Decimal("0"), server_default="0"
     )
     currency: Mapped[str] = mapped_column(String(3), default="UAH", server_default="UAH")
-    eligibility: Mapped[dict[str, Any]] = mapped_column(
+    eligibility: Mapped[dict[str, object]] = mapped_column(
         JsonDocument, default=dict, server_default=text("'{}'")
     )
-    performance: Mapped[dict[str, Any]] = mapped_column(
+    performance: Mapped[dict[str, object]] = mapped_column(
         JsonDocument, default=dict, server_default=text("'{}'")
     )
 
@@ -61,8 +61,8 @@ class Partner(Timestamped, Base):
     capacity_per_day: Mapped[int] = mapped_column(Integer, default=0)
     cost_per_contact: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     currency: Mapped[str] = mapped_column(String(3), default="UAH")
-    eligibility: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
-    performance: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    eligibility: Mapped[dict[str, object]] = mapped_column(JsonDocument, default=dict)
+    performance: Mapped[dict[str, object]] = mapped_column(JsonDocument, default=dict)
     active: Mapped[bool] = mapped_column(default=True)
 
 
