@@ -34,6 +34,10 @@ class RepeatFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """False to drop a repeat; the record after a dropped run carries the count."""
+        if record.levelno < logging.INFO:
+            # DEBUG is asked for to see every step (each SQL statement is one call site):
+            # collapsing it would hide what was asked for. Floods repeat INFO and above.
+            return True
         template = record.msg if isinstance(record.msg, str) else str(record.msg)
         # asyncio writes the task's repr after the first line of its message.
         kind = (
