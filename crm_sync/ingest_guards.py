@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import raiseload
 
 from crm_sync.events import Envelope
-from gateway.core.db.dialect import InsertOf, by_dialect, dialect_of, is_postgres
+from gateway.core.db.dialect import InsertOf, by_dialect, dialect_of
 from gateway.core.db.models import Customer, EntityVersion, ProcessedWebhook
 from gateway.core.db.types import UtcDateTime
 
@@ -106,17 +106,6 @@ def outcome_of(claimed: bool, advanced: bool) -> Outcome:
 # Built once per dialect: constructing these costs more than executing them.
 _CLAIM = by_dialect(_claim_statement)
 _VERSION = by_dialect(_version_statement)
-# `pg_guard` as one statement of its own (`claim_and_advance`) against the claim and the
-# version as two statements (the portable path), measured 2026-12-07 on a shared 2-core
-# Xeon (load average 4.3-7.7), PostgreSQL 15.20, asyncpg 0.32, SQLAlchemy 2.1.9, as
-# signed `customer.upserted` webhooks/s without the `ingest_fast` pool, rounds
-# alternating: 264/s vs 211/s, 286/s vs 231/s (medians of three), 346/s vs 332/s
-# (median of five; two statements won 4 rounds of 5): within the noise, so this branch
-# does not measurably pay for itself. (Inside `ingest_fast`'s one statement `pg_guard`
-# is what makes one round trip possible; that path's figure is in its docstring.)
-# Reproduce: python bench/bench_webhook_ingest.py --seconds 5 --rounds 5
-#     --variant no-pool --variant portable-guard
-_CLAIM_AND_ADVANCE = select(*pg_guard()[1])
 
 
 async def claim(session: AsyncSession, event: Envelope, now: datetime) -> bool:
@@ -172,12 +161,17 @@ async def live_customer(session: AsyncSession, external_id: str) -> Customer:
 async def claim_and_advance(
     conn: AsyncConnection, event: Envelope, entity: str, now: datetime
 ) -> Outcome:
-    """`claim` then `newer` for events that check nothing in between: one round trip."""
+    """`claim` then `newer` for events that check nothing in between.
+
+    Two statements on both databases: `pg_guard` as one PostgreSQL statement of its own
+    was measured against them (2026-12-07, shared 2-core Xeon, load 4.3-7.7, signed
+    `customer.upserted` webhooks/s without the `ingest_fast` pool): 264 vs 211/s, 286 vs
+    231/s, 346 vs 332/s (two statements won 4 rounds of 5): within the noise, so the
+    dialect branch went. Inside `ingest_fast`'s one statement `pg_guard` still makes one
+    round trip possible (that path's figure is in its docstring).
+    """
     params = guard_params(event, entity, now)
-    if is_postgres(conn):
-        row = (await conn.execute(_CLAIM_AND_ADVANCE, params)).one()
-        claimed, advanced = bool(row.claimed), bool(row.newer)
-    else:
-        claimed = (await conn.execute(_CLAIM["sqlite"], params)).rowcount == 1
-        advanced = claimed and (await conn.execute(_VERSION["sqlite"], params)).rowcount == 1
+    dialect = dialect_of(conn)
+    claimed = (await conn.execute(_CLAIM[dialect], params)).rowcount == 1
+    advanced = claimed and (await conn.execute(_VERSION[dialect], params)).rowcount == 1
     return outcome_of(claimed, advanced)
