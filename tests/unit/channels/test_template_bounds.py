@@ -74,7 +74,11 @@ def test_each_costly_construct_is_refused_quickly(body: str, bound: str) -> None
     started = time.thread_time()
     with pytest.raises(InvalidTemplate, match="exceeds a rendering limit") as refused:
         render(body)
-    assert bound in str(refused.value)
+    reason = str(refused.value)
+    # The step budget and the CPU-time cap both bound a long loop; under a tracer (coverage
+    # in `make test`) or a loaded CPU the time cap can trip first. Either refuses it.
+    budget_bounds = (bound, "s of CPU time") if bound == "steps of work" else (bound,)
+    assert any(expected in reason for expected in budget_bounds), reason
     assert time.thread_time() - started < SLOW
 
 
