@@ -38,6 +38,19 @@ ADMIN_TOKEN = "bench-admin-token-0123456789"
 AMI_USER, AMI_SECRET = "bench", "bench-secret"
 Fields = list[tuple[str, str]]
 
+# The agents table as the benches COPY into it.
+AGENT_COLUMNS = [
+    "id",
+    "agent_id",
+    "name",
+    "extensions",
+    "skills",
+    "regions",
+    "active",
+    "created_at",
+    "updated_at",
+]
+
 
 def asyncpg_dsn(url: str) -> str:
     """The asyncpg form of a SQLAlchemy URL."""
@@ -77,17 +90,7 @@ def prepare_database(customers: int, seed: int, extensions: Sequence[str]) -> Lo
                     )
                     for ext in extensions
                 ],
-                columns=[
-                    "id",
-                    "agent_id",
-                    "name",
-                    "extensions",
-                    "skills",
-                    "regions",
-                    "active",
-                    "created_at",
-                    "updated_at",
-                ],
+                columns=AGENT_COLUMNS,
             )
             await connection.copy_records_to_table(
                 "agent_extensions",

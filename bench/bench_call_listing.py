@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._telephony import AGENT_COLUMNS
 from gateway.core.db.engine import Database
 from gateway.core.db.models import Call
 from gateway.core.http.access import visible_calls
@@ -56,17 +57,7 @@ async def load(url: str, calls: int, agents: int) -> None:
         await connection.copy_records_to_table(
             "agents",
             records=agent_rows,
-            columns=[
-                "id",
-                "agent_id",
-                "name",
-                "extensions",
-                "skills",
-                "regions",
-                "active",
-                "created_at",
-                "updated_at",
-            ],
+            columns=AGENT_COLUMNS,
         )
         await connection.copy_records_to_table(
             "agent_extensions",

@@ -34,7 +34,7 @@ from gateway.customers.repository import upsert_customer
 from gateway.settings import Settings
 from tests.support.auth import WEBHOOK_SECRET
 from tests.support.factories import START
-from tests.support.mail import FROM, PUBLIC, mail_settings, outgoing
+from tests.support.mail import FROM, PUBLIC, channel, mail_settings, outgoing, sink
 from tests.support.smtp_sink import SelfSignedCertificate, SmtpSink, make_certificate
 
 Client = TestClient[Any, Any]
@@ -44,22 +44,6 @@ Client = TestClient[Any, Any]
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> SelfSignedCertificate:
     """A self-signed certificate for 127.0.0.1, made once per run."""
     return make_certificate(Path(tmp_path_factory.mktemp("smtp-tls")))
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[SmtpSink]:
-    """A plain SMTP server on loopback."""
-    server = await SmtpSink().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def channel(sink: SmtpSink, clock: FixedClock) -> AsyncIterator[EmailChannel]:
-    """The email channel on the plain sink."""
-    email_channel = email_channel_from_settings(mail_settings(sink.port), clock=clock)
-    yield email_channel
-    await email_channel.close()
 
 
 def parts(message: EmailMessage) -> dict[str, str]:
@@ -448,3 +432,6 @@ async def test_deleted_customer_link_is_gone(app_client: Client, database: Datab
     response = await app_client.post(path, data={"List-Unsubscribe": "One-Click"})
     assert response.status == 404
     assert await state(database, customer_id) == (False, [])
+
+
+__all__ = ["channel", "sink"]  # fixtures shared from tests/support/mail.py

@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import base64
 import email.policy
-from collections.abc import AsyncIterator
 from email.message import EmailMessage
 
 import pytest
 
 from channels.base import DeliveryError
-from channels.email import EmailChannel, email_channel_from_settings
+from channels.email import EmailChannel
 from channels.email_headers import HeaderInjection, check_header_block
 from channels.templates import InlineMessage, Renderer
-from gateway.core.clock import FixedClock
 from gateway.core.db.models import Customer
-from tests.support.mail import mail_settings, outgoing
+from tests.support.mail import channel, outgoing, sink
 from tests.support.smtp_sink import SmtpSink
 
 INJECTED = "\r\nReply-To: attacker@evil.example"
@@ -37,22 +35,6 @@ TEXT_ONLY_HEADERS = [
     "Content-Transfer-Encoding",
     "MIME-Version",
 ]
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[SmtpSink]:
-    """A plain SMTP server on loopback."""
-    server = await SmtpSink().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def channel(sink: SmtpSink, clock: FixedClock) -> AsyncIterator[EmailChannel]:
-    """The email channel on the sink."""
-    email_channel = email_channel_from_settings(mail_settings(sink.port), clock=clock)
-    yield email_channel
-    await email_channel.close()
 
 
 def header_names(raw: bytes) -> list[str]:
@@ -134,3 +116,6 @@ def test_the_header_check_catches_what_this_pythons_email_package_writes() -> No
         with pytest.raises(HeaderInjection):
             check_header_block(forged, ["Subject"])
     check_header_block(b"Subject: a\r\n b\r\n\r\nbody", ["Subject"])
+
+
+__all__ = ["channel", "sink"]  # fixtures shared from tests/support/mail.py

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
 from channels.base import Outgoing
+from channels.email import EmailChannel, email_channel_from_settings
+from gateway.core.clock import FixedClock
 from gateway.core.settings import Settings as KernelSettings
 from gateway.settings import Settings
 from tests.support.auth import WEBHOOK_SECRET
+from tests.support.smtp_sink import SmtpSink
 
 FROM = "Switchboard Shop <news@shop.example>"
 PUBLIC = "https://switchboard.example/base"
@@ -41,3 +47,19 @@ def mail_settings(port: int, **extra: Any) -> KernelSettings:
         **extra,
     }
     return Settings(**values)
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[SmtpSink]:
+    """A plain SMTP server on loopback."""
+    server = await SmtpSink().start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def channel(sink: SmtpSink, clock: FixedClock) -> AsyncIterator[EmailChannel]:
+    """The email channel on the plain sink."""
+    email_channel = email_channel_from_settings(mail_settings(sink.port), clock=clock)
+    yield email_channel
+    await email_channel.close()
